@@ -1,0 +1,29 @@
+# shape_router: PGXS build
+EXTENSION = shape_router
+MODULE_big = shape_router
+OBJS = \
+	src/shape_router.o \
+	src/catalog.o \
+	src/validate.o \
+	src/compile.o \
+	src/eval.o \
+	src/router.o \
+	src/sqlfuncs.o
+
+DATA = sql/shape_router--0.1.sql
+PGFILEDESC = "shape_router - route logical decoding changes to shapes"
+
+REGRESS = registration refusals privileges matching_types null_semantics
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+TAP_TESTS = 1
+
+SHLIB_LINK += -lxxhash -lroaring
+
+
+
+PG_CFLAGS += -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,483 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  The shape catalog and the SQL functions that write it: add_shape(),
+ *	  add_shapes() and remove_shape().
+ *
+ * Rows are written with the catalog tuple routines rather than through SQL,
+ * so that the catalog can stay closed to direct DML by PUBLIC while any user
+ * with SELECT on a table can register shapes on it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "validate.h"
+
+#define SR_SCHEMA			"shape_router"
+#define SR_SHAPES_TABLE		"shapes"
+#define SR_SHAPES_PKEY		"shapes_pkey"
+#define SR_SHAPES_RELID_IDX	"shapes_relid_idx"
+
+/* What add_shape() and add_shapes() share while writing rows */
+typedef struct ShapeWriter
+{
+	Relation	rel;			/* the shaped table */
+	Relation	shapes;			/* shape_router.shapes */
+	Oid			seqoid;			/* its identity sequence */
+	Bitmapset  *keyattrs;		/* key columns, emitted with every record */
+	bool		table_select;	/* caller has SELECT on the whole table */
+} ShapeWriter;
+
+static Oid
+CatalogObject(const char *name, bool missing_ok)
+{
+	Oid			nspid = get_namespace_oid(SR_SCHEMA, missing_ok);
+	Oid			relid = OidIsValid(nspid) ? get_relname_relid(name, nspid) : InvalidOid;
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", SR_SCHEMA, name),
+				 errhint("Run CREATE EXTENSION shape_router.")));
+	return relid;
+}
+
+Oid
+SrShapesRelid(bool missing_ok)
+{
+	return CatalogObject(SR_SHAPES_TABLE, missing_ok);
+}
+
+/* Decode one catalog row; pointers point into tup or palloc'd memory. */
+void
+SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
+{
+	Datum		values[Natts_shapes];
+	bool		nulls[Natts_shapes];
+
+	heap_deform_tuple(tup, desc, values, nulls);
+	def->shape_id = nulls[Anum_shapes_shape_id - 1] ? 0 :
+		DatumGetInt64(values[Anum_shapes_shape_id - 1]);
+	def->relid = nulls[Anum_shapes_relid - 1] ? InvalidOid :
+		DatumGetObjectId(values[Anum_shapes_relid - 1]);
+	def->qual = nulls[Anum_shapes_qual - 1] ? NULL :
+		TextDatumGetCString(values[Anum_shapes_qual - 1]);
+	def->owner = nulls[Anum_shapes_owner - 1] ? InvalidOid :
+		DatumGetObjectId(values[Anum_shapes_owner - 1]);
+	if (nulls[Anum_shapes_columns - 1])
+	{
+		def->ncolumns = -1;
+		def->columns = NULL;
+	}
+	else
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(values[Anum_shapes_columns - 1]);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(arr, INT2OID, 2, true, TYPALIGN_SHORT,
+						  &elems, &enulls, &n);
+		def->ncolumns = 0;
+		def->columns = palloc(sizeof(AttrNumber) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			if (!enulls[i])
+				def->columns[def->ncolumns++] = DatumGetInt16(elems[i]);
+	}
+}
+
+/* Call callback for every shape on relid, under the current catalog snapshot. */
+void
+SrCatalogForEachShape(Oid relid, SrShapeCallback callback, void *arg)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_shapes_relid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(shapes,
+							  CatalogObject(SR_SHAPES_RELID_IDX, false),
+							  true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		SrShapeDef	def;
+
+		CHECK_FOR_INTERRUPTS();
+		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
+		callback(&def, arg);
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+}
+
+static HeapTuple
+LookupShape(Relation shapes, int64 shape_id, SysScanDesc *scan)
+{
+	ScanKeyData key;
+
+	ScanKeyInit(&key, Anum_shapes_shape_id, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(shape_id));
+	*scan = systable_beginscan(shapes, CatalogObject(SR_SHAPES_PKEY, false),
+							   true, NULL, 1, &key);
+	return systable_getnext(*scan);
+}
+
+bool
+SrCatalogGetShape(int64 shape_id, SrShapeDef *def)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
+	bool		found = HeapTupleIsValid(tup);
+
+	if (found)
+		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), def);
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+	return found;
+}
+
+/*
+ * Tables a shape can be added on: ordinary, permanent, user tables whose
+ * every UPDATE and DELETE logs the whole old row, visible to the caller
+ * without row level security.
+ */
+static void
+CheckTable(Relation rel)
+{
+	const char *relname = RelationGetRelationName(rel);
+	Oid			relid = RelationGetRelid(rel);
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot add a shape on partitioned table \"%s\"", relname),
+				 errdetail("Changes to a partitioned table are decoded as changes to its partitions."),
+				 errhint("Add the shape on each partition.")));
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot add a shape on relation \"%s\"", relname),
+				 errdetail_relkind_not_supported(rel->rd_rel->relkind)));
+	if (IsCatalogRelation(rel) || relid == SrShapesRelid(false))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot add a shape on catalog table \"%s\"", relname)));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot add a shape on %s table \"%s\"",
+						rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ?
+						"temporary" : "unlogged", relname),
+				 errdetail("Changes to temporary and unlogged tables are not written to the WAL, so they are never decoded.")));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ANY) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", relname),
+				 errdetail("Adding a shape needs SELECT on the table, or on every column the shape reads or sends.")));
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot add a shape on table \"%s\"", relname),
+				 errdetail("Row level security applies to the current user on this table, and a shape would route rows its policies hide."),
+				 errhint("Add the shape as a role that bypasses row level security, or disable row level security on the table.")));
+	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" does not have REPLICA IDENTITY FULL", relname),
+				 errdetail("Routing an UPDATE or DELETE needs the whole old row in the WAL."),
+				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													relname))));
+}
+
+/* Columns named in add_shape()'s columns argument, ascending, no repeats */
+static int
+ParseColumns(Relation rel, ArrayType *arr, AttrNumber **out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			count = 0;
+	Bitmapset  *seen = NULL;
+	int			attno;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		AttrNumber	a;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("column names of a shape must not be null")));
+		name = TextDatumGetCString(elems[i]);
+		a = get_attnum(RelationGetRelid(rel), name);
+		if (a == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							name, RelationGetRelationName(rel))));
+		if (a < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("system column \"%s\" cannot be a shape column", name)));
+		seen = bms_add_member(seen, a);
+	}
+	*out = palloc(sizeof(AttrNumber) * Max(bms_num_members(seen), 1));
+	attno = -1;
+	while ((attno = bms_next_member(seen, attno)) >= 0)
+		(*out)[count++] = attno;
+	return count;
+}
+
+/* SELECT on every column in attnums (1-based), unless on the whole table */
+static void
+CheckColumnPrivileges(ShapeWriter *w, Bitmapset *attnums)
+{
+	int			attno = -1;
+
+	if (w->table_select)
+		return;
+	while ((attno = bms_next_member(attnums, attno)) >= 0)
+	{
+		if (pg_attribute_aclcheck(RelationGetRelid(w->rel), attno, GetUserId(),
+								  ACL_SELECT) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s",
+							RelationGetRelationName(w->rel)),
+					 errdetail("The shape reads or sends column \"%s\", and the current user lacks SELECT on it.",
+							   get_attname(RelationGetRelid(w->rel), attno, false))));
+	}
+}
+
+static void
+OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
+{
+	Oid			relid;
+	Bitmapset  *key;
+	int			attno;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table of a shape must not be null")));
+	relid = PG_GETARG_OID(0);
+	w->rel = relation_open(relid, AccessShareLock);
+	CheckTable(w->rel);
+	w->shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
+	w->seqoid = getIdentitySequence(RelationGetRelid(w->shapes),
+									Anum_shapes_shape_id, false);
+	w->table_select = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+
+	/* Key columns: primary key, else replica identity index, else all. */
+	key = RelationGetIndexAttrBitmap(w->rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	if (key == NULL)
+		key = RelationGetIndexAttrBitmap(w->rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	w->keyattrs = NULL;
+	attno = -1;
+	while ((attno = bms_next_member(key, attno)) >= 0)
+		w->keyattrs = bms_add_member(w->keyattrs,
+									 attno + FirstLowInvalidHeapAttributeNumber);
+	if (w->keyattrs == NULL)
+	{
+		for (int i = 0; i < RelationGetDescr(w->rel)->natts; i++)
+			if (!TupleDescAttr(RelationGetDescr(w->rel), i)->attisdropped)
+				w->keyattrs = bms_add_member(w->keyattrs, i + 1);
+	}
+}
+
+static void
+CloseWriter(ShapeWriter *w)
+{
+	/* Other backends' shape caches follow the catalog through this. */
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(w->shapes));
+	table_close(w->shapes, RowExclusiveLock);
+	relation_close(w->rel, AccessShareLock);
+	CommandCounterIncrement();
+}
+
+static int64
+AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
+{
+	TupleDesc	rdesc = RelationGetDescr(w->rel);
+	SrClause	c = {NULL, NULL, NULL};
+	AttrNumber *cols = NULL;
+	int			ncols = -1;
+	Bitmapset  *needed;
+	Datum		values[Natts_shapes];
+	bool		nulls[Natts_shapes];
+	HeapTuple	tup;
+	int64		shape_id;
+
+	if (clause != NULL)
+		SrValidateClause(w->rel, clause, &c);
+
+	/* The caller must be able to see what the shape reads and sends. */
+	needed = bms_union(c.attnums, w->keyattrs);
+	if (columns != NULL)
+	{
+		ncols = ParseColumns(w->rel, columns, &cols);
+		for (int i = 0; i < ncols; i++)
+			needed = bms_add_member(needed, cols[i]);
+	}
+	else
+	{
+		for (int i = 0; i < rdesc->natts; i++)
+			if (!TupleDescAttr(rdesc, i)->attisdropped)
+				needed = bms_add_member(needed, i + 1);
+	}
+	CheckColumnPrivileges(w, needed);
+
+	memset(nulls, false, sizeof(nulls));
+	shape_id = nextval_internal(w->seqoid, false);
+	values[Anum_shapes_shape_id - 1] = Int64GetDatum(shape_id);
+	values[Anum_shapes_relid - 1] = ObjectIdGetDatum(RelationGetRelid(w->rel));
+	if (c.qual != NULL)
+	{
+		values[Anum_shapes_where_clause - 1] = CStringGetTextDatum(c.where_clause);
+		values[Anum_shapes_qual - 1] = CStringGetTextDatum(nodeToString(c.qual));
+	}
+	else
+		nulls[Anum_shapes_where_clause - 1] = nulls[Anum_shapes_qual - 1] = true;
+	if (ncols >= 0)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * Max(ncols, 1));
+
+		for (int i = 0; i < ncols; i++)
+			d[i] = Int16GetDatum(cols[i]);
+		values[Anum_shapes_columns - 1] =
+			PointerGetDatum(construct_array(d, ncols, INT2OID, 2, true,
+											TYPALIGN_SHORT));
+	}
+	else
+		nulls[Anum_shapes_columns - 1] = true;
+	values[Anum_shapes_owner - 1] = ObjectIdGetDatum(GetUserId());
+	values[Anum_shapes_created_at - 1] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	tup = heap_form_tuple(RelationGetDescr(w->shapes), values, nulls);
+	CatalogTupleInsert(w->shapes, tup);
+	heap_freetuple(tup);
+	return shape_id;
+}
+
+PG_FUNCTION_INFO_V1(add_shape);
+Datum
+add_shape(PG_FUNCTION_ARGS)
+{
+	ShapeWriter w;
+	int64		shape_id;
+
+	OpenWriter(&w, fcinfo);
+	shape_id = AddOneShape(&w,
+						   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	CloseWriter(&w);
+	PG_RETURN_INT64(shape_id);
+}
+
+/* Bulk form: one table, many clauses; an error in any adds none. */
+PG_FUNCTION_INFO_V1(add_shapes);
+Datum
+add_shapes(PG_FUNCTION_ARGS)
+{
+	ShapeWriter w;
+	ArrayType  *clauses;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	Datum	   *ids;
+	MemoryContext percall,
+				old;
+
+	OpenWriter(&w, fcinfo);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the array of WHERE clauses must not be null")));
+	clauses = PG_GETARG_ARRAYTYPE_P(1);
+	deconstruct_array(clauses, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	ids = palloc(sizeof(Datum) * Max(n, 1));
+
+	percall = AllocSetContextCreate(CurrentMemoryContext, "add_shapes clause",
+									ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(percall);
+		ids[i] = Int64GetDatum(AddOneShape(&w,
+										   nulls[i] ? NULL : TextDatumGetCString(elems[i]),
+										   NULL));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(percall);
+	}
+	MemoryContextDelete(percall);
+	CloseWriter(&w);
+	PG_RETURN_ARRAYTYPE_P(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+}
+
+PG_FUNCTION_INFO_V1(remove_shape);
+Datum
+remove_shape(PG_FUNCTION_ARGS)
+{
+	int64		shape_id = PG_GETARG_INT64(0);
+	Relation	shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
+	SysScanDesc scan;
+	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
+	bool		found = HeapTupleIsValid(tup);
+
+	if (found)
+	{
+		SrShapeDef	def;
+
+		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
+		if (!has_privs_of_role(GetUserId(), def.owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of shape " INT64_FORMAT, shape_id),
+					 errdetail("Only the role that added a shape, its members, and superusers can remove it.")));
+		CatalogTupleDelete(shapes, &tup->t_self);
+		CacheInvalidateRelcacheByRelid(RelationGetRelid(shapes));
+	}
+	systable_endscan(scan);
+	table_close(shapes, RowExclusiveLock);
+	CommandCounterIncrement();
+	PG_RETURN_BOOL(found);
+}

@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  The shape catalog, shape_router.shapes, and the SQL functions that
+ *	  write it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SR_CATALOG_H
+#define SR_CATALOG_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "nodes/nodes.h"
+#include "utils/relcache.h"
+
+/* Columns of shape_router.shapes */
+#define Anum_shapes_shape_id		1
+#define Anum_shapes_relid			2
+#define Anum_shapes_where_clause	3
+#define Anum_shapes_qual			4
+#define Anum_shapes_columns			5
+#define Anum_shapes_owner			6
+#define Anum_shapes_created_at		7
+#define Natts_shapes				7
+
+/* One catalog row, decoded */
+typedef struct SrShapeDef
+{
+	int64		shape_id;
+	Oid			relid;
+	char	   *qual;			/* nodeToString form; NULL = every row */
+	int			ncolumns;		/* -1 = all columns */
+	AttrNumber *columns;		/* projected columns, ascending */
+	Oid			owner;
+} SrShapeDef;
+
+typedef void (*SrShapeCallback) (const SrShapeDef *def, void *arg);
+
+extern Oid	SrShapesRelid(bool missing_ok);
+extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
+extern void SrCatalogForEachShape(Oid relid, SrShapeCallback callback,
+								  void *arg);
+extern bool SrCatalogGetShape(int64 shape_id, SrShapeDef *def);
+
+#endif							/* SR_CATALOG_H */

@@ -1,0 +1,289 @@
+/*-------------------------------------------------------------------------
+ *
+ * eval.c
+ *	  The shape program interpreter.
+ *
+ * Three-valued logic as PostgreSQL's executor has it: a NULL input to a
+ * strict operator gives NULL, AND is false if any input is false and NULL
+ * if otherwise any is NULL, OR symmetrically, NOT NULL is NULL.  Callers
+ * treat anything but SR_TRUE as "no match".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/executor.h"
+#include "utils/float.h"
+
+#include "eval.h"
+
+#define SR_MAX_STACK_ACC	64
+
+static inline int
+IntCmp(int64 a, int64 b, SrCmp cmp)
+{
+	bool		r;
+
+	switch (cmp)
+	{
+		case SR_CMP_EQ:
+			r = a == b;
+			break;
+		case SR_CMP_NE:
+			r = a != b;
+			break;
+		case SR_CMP_LT:
+			r = a < b;
+			break;
+		case SR_CMP_LE:
+			r = a <= b;
+			break;
+		case SR_CMP_GT:
+			r = a > b;
+			break;
+		default:
+			r = a >= b;
+			break;
+	}
+	return r ? SR_TRUE : SR_FALSE;
+}
+
+/* float.h's comparisons: NaN equals NaN and sorts above everything */
+static inline int
+FloatCmp(float8 a, float8 b, SrCmp cmp)
+{
+	bool		r;
+
+	switch (cmp)
+	{
+		case SR_CMP_EQ:
+			r = float8_eq(a, b);
+			break;
+		case SR_CMP_NE:
+			r = float8_ne(a, b);
+			break;
+		case SR_CMP_LT:
+			r = float8_lt(a, b);
+			break;
+		case SR_CMP_LE:
+			r = float8_le(a, b);
+			break;
+		case SR_CMP_GT:
+			r = float8_gt(a, b);
+			break;
+		default:
+			r = float8_ge(a, b);
+			break;
+	}
+	return r ? SR_TRUE : SR_FALSE;
+}
+
+static inline int64
+IntDatum(Datum d, SrColType t)
+{
+	switch (t)
+	{
+		case SR_COL_INT2:
+			return DatumGetInt16(d);
+		case SR_COL_INT4:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+int
+SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
+			  ExprContext *econtext)
+{
+	bool		accbuf[SR_MAX_STACK_ACC];
+	bool	   *acc = accbuf;
+	Datum	   *values;
+	bool	   *isnull;
+	int			res = SR_NULL;
+	int			pc = 0;
+
+	if (prog->maxattno > 0)
+		slot_getsomeattrs(slot, prog->maxattno);
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+
+	if (prog->nacc > SR_MAX_STACK_ACC)
+		acc = palloc0(sizeof(bool) * prog->nacc);
+	else if (prog->nacc > 0)
+		memset(acc, 0, sizeof(bool) * prog->nacc);
+
+	while (pc < prog->nsteps)
+	{
+		const SrStep *step = &prog->steps[pc];
+		int			a = step->arg;
+
+		switch ((SrOpcode) step->opcode)
+		{
+			case SR_OP_CONST:
+				res = (int) step->value.i;
+				break;
+			case SR_OP_BOOL_COLUMN:
+				res = isnull[a] ? SR_NULL :
+					DatumGetBool(values[a]) ? SR_TRUE : SR_FALSE;
+				break;
+			case SR_OP_NULLTEST:
+				res = (isnull[a] != step->negate) ? SR_TRUE : SR_FALSE;
+				break;
+			case SR_OP_BOOLTEST:
+				{
+					bool		r;
+
+					switch ((BoolTestType) step->cmp)
+					{
+						case IS_TRUE:
+							r = !isnull[a] && DatumGetBool(values[a]);
+							break;
+						case IS_NOT_TRUE:
+							r = isnull[a] || !DatumGetBool(values[a]);
+							break;
+						case IS_FALSE:
+							r = !isnull[a] && !DatumGetBool(values[a]);
+							break;
+						case IS_NOT_FALSE:
+							r = isnull[a] || DatumGetBool(values[a]);
+							break;
+						case IS_UNKNOWN:
+							r = isnull[a];
+							break;
+						default:
+							r = !isnull[a];
+							break;
+					}
+					res = r ? SR_TRUE : SR_FALSE;
+					break;
+				}
+			case SR_OP_INT_CMP:
+				res = isnull[a] ? SR_NULL :
+					IntCmp(IntDatum(values[a], step->coltype), step->value.i,
+						   step->cmp);
+				break;
+			case SR_OP_FLOAT_CMP:
+				if (isnull[a])
+					res = SR_NULL;
+				else
+				{
+					float8		v = (step->coltype == SR_COL_FLOAT4) ?
+						(float8) DatumGetFloat4(values[a]) :
+						DatumGetFloat8(values[a]);
+
+					res = FloatCmp(v, step->value.f, step->cmp);
+				}
+				break;
+			case SR_OP_TEXT_EQ:
+				if (isnull[a])
+					res = SR_NULL;
+				else
+				{
+					text	   *t = DatumGetTextPP(values[a]);
+					text	   *c = (text *) step->aux;
+					bool		eq;
+
+					eq = VARSIZE_ANY_EXHDR(t) == VARSIZE_ANY_EXHDR(c) &&
+						memcmp(VARDATA_ANY(t), VARDATA_ANY(c),
+							   VARSIZE_ANY_EXHDR(c)) == 0;
+					res = (eq != step->negate) ? SR_TRUE : SR_FALSE;
+				}
+				break;
+			case SR_OP_IN_SET:
+				{
+					const SrValueSet *set = (const SrValueSet *) step->aux;
+					bool		found;
+
+					if (isnull[a])
+					{
+						res = SR_NULL;
+						break;
+					}
+					if (set->is_text)
+					{
+						text	   *t = DatumGetTextPP(values[a]);
+
+						found = SrValueSetContains(set, 0, VARDATA_ANY(t),
+												   VARSIZE_ANY_EXHDR(t));
+					}
+					else
+						found = SrValueSetContains(set,
+												   IntDatum(values[a], step->coltype),
+												   NULL, 0);
+					if (found)
+						res = step->negate ? SR_FALSE : SR_TRUE;
+					else if (set->has_null)
+						res = SR_NULL;
+					else
+						res = step->negate ? SR_TRUE : SR_FALSE;
+					break;
+				}
+			case SR_OP_FMGR:
+				{
+					FunctionCallInfo fcinfo = (FunctionCallInfo) step->aux;
+					int			vpos = step->negate ? 1 : 0;
+					Datum		r;
+
+					if (isnull[a] && fcinfo->flinfo->fn_strict)
+					{
+						res = SR_NULL;
+						break;
+					}
+					fcinfo->args[vpos].value = values[a];
+					fcinfo->args[vpos].isnull = isnull[a];
+					fcinfo->isnull = false;
+					r = FunctionCallInvoke(fcinfo);
+					res = fcinfo->isnull ? SR_NULL :
+						DatumGetBool(r) ? SR_TRUE : SR_FALSE;
+					break;
+				}
+			case SR_OP_EXPR:
+				{
+					bool		rnull;
+					Datum		r;
+
+					econtext->ecxt_scantuple = slot;
+					r = ExecEvalExprSwitchContext((ExprState *) step->aux,
+												  econtext, &rnull);
+					res = rnull ? SR_NULL : DatumGetBool(r) ? SR_TRUE : SR_FALSE;
+					break;
+				}
+			case SR_OP_AND_STEP:
+				if (res == SR_FALSE)
+				{
+					pc = step->jump;
+					continue;
+				}
+				if (res == SR_NULL)
+					acc[a] = true;
+				break;
+			case SR_OP_AND_LAST:
+				if (res == SR_TRUE && acc[a])
+					res = SR_NULL;
+				break;
+			case SR_OP_OR_STEP:
+				if (res == SR_TRUE)
+				{
+					pc = step->jump;
+					continue;
+				}
+				if (res == SR_NULL)
+					acc[a] = true;
+				break;
+			case SR_OP_OR_LAST:
+				if (res == SR_FALSE && acc[a])
+					res = SR_NULL;
+				break;
+			case SR_OP_NOT:
+				if (res != SR_NULL)
+					res = (res == SR_TRUE) ? SR_FALSE : SR_TRUE;
+				break;
+		}
+		pc++;
+	}
+
+	if (acc != accbuf)
+		pfree(acc);
+	return res;
+}

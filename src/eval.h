@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * eval.h
+ *	  Evaluate a compiled shape program against one tuple.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SR_EVAL_H
+#define SR_EVAL_H
+
+#include "compile.h"
+#include "executor/tuptable.h"
+
+/*
+ * Returns SR_TRUE, SR_FALSE or SR_NULL.  The slot must hold every column the
+ * program reads deformed or deformable, with no on-disk TOAST pointers among
+ * them.  Allocations go to CurrentMemoryContext and econtext's per-tuple
+ * memory; the caller resets both after each tuple.
+ */
+extern int	SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
+						  ExprContext *econtext);
+
+#endif							/* SR_EVAL_H */

@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * router.h
+ *	  A table's compiled shapes, and the question "which shapes does this
+ *	  row match?".
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SR_ROUTER_H
+#define SR_ROUTER_H
+
+#include "catalog.h"
+#include "compile.h"
+#include "executor/tuptable.h"
+
+typedef struct SrShape
+{
+	int64		shape_id;
+	SrProgram  *prog;			/* NULL while invalid */
+	char	   *invalid_reason; /* why the shape no longer applies */
+	int			ncolumns;		/* -1 = every column */
+	AttrNumber *columns;		/* projected columns, ascending */
+} SrShape;
+
+typedef struct SrTableRouter
+{
+	Oid			relid;
+	MemoryContext cxt;			/* everything below lives here */
+	MemoryContext evalcxt;		/* reset after each evaluation */
+	TupleDesc	desc;			/* the table's columns when compiled */
+	int			nshapes;
+	int			maxshapes;
+	SrShape    *shapes;			/* ascending shape_id */
+} SrTableRouter;
+
+extern void SrRouterInit(void);
+extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
+									 MemoryContext parent);
+extern void SrRouterDestroy(SrTableRouter *router);
+extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
+extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
+extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
+extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
+						  ExprContext *econtext, int64 *ids);
+
+#endif							/* SR_ROUTER_H */

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * shape_router.c
+ *	  Module entry point: _PG_init only calls each module's init function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "router.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	SrRouterInit();
+}
