@@ -8,7 +8,10 @@ OBJS = \
 	src/compile.o \
 	src/eval.o \
 	src/router.o \
-	src/sqlfuncs.o
+	src/sqlfuncs.o \
+	src/shapestate.o \
+	src/jsonout.o \
+	src/plugin.o
 
 DATA = sql/shape_router--0.1.sql
 PGFILEDESC = "shape_router - route logical decoding changes to shapes"

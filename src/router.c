@@ -158,3 +158,41 @@ SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 	MemoryContextSwitchTo(old);
 	return n;
 }
+
+/*
+ * Both sides of an UPDATE.  A shape none of whose columns are in changed
+ * (1-based) keeps its old answer without evaluating the new row.
+ */
+void
+SrRouterMatchUpdate(SrTableRouter *router, TupleTableSlot *oldslot,
+					TupleTableSlot *newslot, const Bitmapset *changed,
+					ExprContext *econtext, int64 *oldids, int *nold,
+					int64 *newids, int *nnew)
+{
+	MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
+
+	*nold = *nnew = 0;
+	for (int i = 0; i < router->nshapes; i++)
+	{
+		SrShape    *shape = &router->shapes[i];
+		bool		was,
+					is;
+
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (shape->prog == NULL)
+			continue;
+		was = SrEvalProgram(shape->prog, oldslot, econtext) == SR_TRUE;
+		if (bms_overlap(shape->prog->attnums, changed))
+			is = SrEvalProgram(shape->prog, newslot, econtext) == SR_TRUE;
+		else
+			is = was;
+		if (was)
+			oldids[(*nold)++] = shape->shape_id;
+		if (is)
+			newids[(*nnew)++] = shape->shape_id;
+		MemoryContextReset(router->evalcxt);
+		ResetExprContext(econtext);
+	}
+	MemoryContextSwitchTo(old);
+}

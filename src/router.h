@@ -42,5 +42,12 @@ extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 *ids);
+extern void SrRouterMatchUpdate(SrTableRouter *router,
+								TupleTableSlot *oldslot,
+								TupleTableSlot *newslot,
+								const Bitmapset *changed,
+								ExprContext *econtext,
+								int64 *oldids, int *nold,
+								int64 *newids, int *nnew);
 
 #endif							/* SR_ROUTER_H */

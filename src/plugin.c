@@ -1,0 +1,791 @@
+/*-------------------------------------------------------------------------
+ *
+ * plugin.c
+ *	  The shape_router logical decoding output plugin.
+ *
+ * Every committed change is routed to the shapes its rows match and
+ * written as JSON records (design.md section 2): INSERT as I, DELETE as D,
+ * UPDATE as U / I move-in / D move-out (or D then I when the key changes),
+ * TRUNCATE as T, catalog changes as S.  B and C are written only around
+ * transactions with at least one record.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "executor/executor.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "jsonout.h"
+#include "shapestate.h"
+
+/* Changes between progress reports while nothing is written */
+#define SR_PROGRESS_EVERY	100
+
+typedef struct SrPluginData
+{
+	MemoryContext context;		/* lives as long as the decoding context */
+	MemoryContext change_cxt;	/* reset after every change */
+	SrShapeState *state;
+	ExprContext *econtext;
+	bool		include_transaction;
+	bool		include_old;
+	bool		include_lsn;
+	bool		include_xid;
+	bool		sent_begin;		/* B written for the current transaction */
+	int			unreported;		/* changes since the last progress report */
+} SrPluginData;
+
+extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
+
+static void SrStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
+					  bool is_init);
+static void SrShutdown(LogicalDecodingContext *ctx);
+static void SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn);
+static void SrCommit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					 XLogRecPtr commit_lsn);
+static void SrChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					 Relation relation, ReorderBufferChange *change);
+static void SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					   int nrelations, Relation relations[],
+					   ReorderBufferChange *change);
+static void SrMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					  XLogRecPtr message_lsn, bool transactional,
+					  const char *prefix, Size message_size,
+					  const char *message);
+
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	cb->startup_cb = SrStartup;
+	cb->begin_cb = SrBegin;
+	cb->change_cb = SrChange;
+	cb->truncate_cb = SrTruncate;
+	cb->commit_cb = SrCommit;
+	cb->message_cb = SrMessage;
+	cb->shutdown_cb = SrShutdown;
+}
+
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+BadValue(DefElem *elem, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("could not parse value \"%s\" for option \"%s\"",
+					elem->arg ? strVal(elem->arg) : "(null)", elem->defname),
+			 errdetail("%s", why)));
+}
+
+/* "shapes": comma-separated shape ids */
+static void
+ParseShapeIds(DefElem *elem, SrShapeFilter *filter)
+{
+	char	   *str;
+	char	   *tok;
+	char	   *save;
+	int			max = 16;
+
+	if (elem->arg == NULL)
+		BadValue(elem, "A comma-separated list of shape ids is needed.");
+	str = pstrdup(strVal(elem->arg));
+	filter->ids = palloc(sizeof(int64) * max);
+	filter->nids = 0;
+	for (tok = strtok_r(str, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		char	   *end;
+		long long	v;
+
+		while (*tok == ' ')
+			tok++;
+		errno = 0;
+		v = strtoll(tok, &end, 10);
+		while (*end == ' ')
+			end++;
+		if (end == tok || *end != '\0' || errno != 0 || v <= 0)
+			BadValue(elem, "Shape ids are positive integers separated by commas.");
+		if (filter->nids >= max)
+		{
+			max *= 2;
+			filter->ids = repalloc(filter->ids, sizeof(int64) * max);
+		}
+		filter->ids[filter->nids++] = v;
+	}
+	if (filter->nids == 0)
+		BadValue(elem, "A comma-separated list of shape ids is needed.");
+	qsort(filter->ids, filter->nids, sizeof(int64), CompareInt64);
+}
+
+/* "shard": k/n */
+static void
+ParseShard(DefElem *elem, SrShapeFilter *filter)
+{
+	int			k,
+				n,
+				len;
+
+	if (elem->arg == NULL ||
+		sscanf(strVal(elem->arg), "%d/%d%n", &k, &n, &len) != 2 ||
+		strVal(elem->arg)[len] != '\0' || n < 1 || k < 0 || k >= n)
+		BadValue(elem, "The shard is k/n with 0 <= k < n, such as 0/2.");
+	filter->shard_index = k;
+	filter->shard_count = n;
+}
+
+static void
+ParseBool(DefElem *elem, bool *out)
+{
+	/* an option without a value means true */
+	if (elem->arg == NULL)
+		*out = true;
+	else if (!parse_bool(strVal(elem->arg), out))
+		BadValue(elem, "A boolean is needed.");
+}
+
+static void
+SrStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
+{
+	SrPluginData *data;
+	SrShapeFilter filter = {0};
+	ListCell   *lc;
+	MemoryContext old;
+
+	data = MemoryContextAllocZero(ctx->context, sizeof(SrPluginData));
+	data->context = AllocSetContextCreate(ctx->context, "shape_router",
+										  ALLOCSET_DEFAULT_SIZES);
+	data->change_cxt = AllocSetContextCreate(ctx->context,
+											 "shape_router change",
+											 ALLOCSET_DEFAULT_SIZES);
+	data->include_transaction = true;
+	ctx->output_plugin_private = data;
+	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+	opt->receive_rewrites = false;
+
+	old = MemoryContextSwitchTo(data->context);
+	foreach(lc, ctx->output_plugin_options)
+	{
+		DefElem    *elem = lfirst(lc);
+
+		Assert(elem->arg == NULL || IsA(elem->arg, String));
+		if (strcmp(elem->defname, "shapes") == 0)
+			ParseShapeIds(elem, &filter);
+		else if (strcmp(elem->defname, "shard") == 0)
+			ParseShard(elem, &filter);
+		else if (strcmp(elem->defname, "include-transaction") == 0)
+			ParseBool(elem, &data->include_transaction);
+		else if (strcmp(elem->defname, "include-old") == 0)
+			ParseBool(elem, &data->include_old);
+		else if (strcmp(elem->defname, "include-lsn") == 0)
+			ParseBool(elem, &data->include_lsn);
+		else if (strcmp(elem->defname, "include-xid") == 0)
+			ParseBool(elem, &data->include_xid);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" = \"%s\" is unknown",
+							elem->defname,
+							elem->arg ? strVal(elem->arg) : "(null)"),
+					 errhint("Options are shapes, shard, include-transaction, include-old, include-lsn and include-xid.")));
+	}
+	data->state = SrStateCreate(data->context, &filter);
+	data->econtext = CreateStandaloneExprContext();
+	MemoryContextSwitchTo(old);
+}
+
+static void
+SrShutdown(LogicalDecodingContext *ctx)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+
+	FreeExprContext(data->econtext, false);
+	MemoryContextDelete(data->context);
+	MemoryContextDelete(data->change_cxt);
+}
+
+static void
+SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+
+	data->sent_begin = false;
+	/* Shapes invalidated at load are reported with this transaction's records */
+	txn->output_plugin_private = NIL;
+	{
+		List	   *events = NIL;
+		MemoryContext old = MemoryContextSwitchTo(data->context);
+
+		SrStateBeginTxn(data->state, &events);
+		txn->output_plugin_private = events;
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+MaybeWriteBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+
+	if (data->sent_begin)
+		return;
+	data->sent_begin = true;
+	if (!data->include_transaction)
+		return;
+	OutputPluginPrepareWrite(ctx, false);
+	appendStringInfo(ctx->out, "{\"action\":\"B\",\"xid\":%u,\"lsn\":", txn->xid);
+	SrJsonAppendLsn(ctx->out, txn->final_lsn);
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, false);
+}
+
+static void
+WriteEvents(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, List *events)
+{
+	static const char *const names[] = {"added", "removed", "invalidated"};
+	ListCell   *lc;
+
+	foreach(lc, events)
+	{
+		SrShapeEvent *ev = lfirst(lc);
+		StringInfo	out;
+
+		MaybeWriteBegin(ctx, txn);
+		OutputPluginPrepareWrite(ctx, true);
+		out = ctx->out;
+		appendStringInfo(out, "{\"action\":\"S\",\"event\":\"%s\",\"shape\":" INT64_FORMAT ",\"schema\":",
+						 names[ev->kind], ev->shape_id);
+		if (ev->schema)
+			escape_json(out, ev->schema);
+		else
+			appendStringInfoString(out, "null");
+		appendStringInfoString(out, ",\"table\":");
+		if (ev->table)
+			escape_json(out, ev->table);
+		else
+			appendStringInfoString(out, "null");
+		if (ev->reason)
+		{
+			appendStringInfoString(out, ",\"reason\":");
+			escape_json(out, ev->reason);
+		}
+		appendStringInfoChar(out, '}');
+		OutputPluginWrite(ctx, true);
+	}
+}
+
+static void
+SrCommit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		 XLogRecPtr commit_lsn)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
+	List	   *events = NIL;
+
+	WriteEvents(ctx, txn, (List *) txn->output_plugin_private);
+	txn->output_plugin_private = NULL;
+	SrStateCommitTxn(data->state, &events);
+	WriteEvents(ctx, txn, events);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->change_cxt);
+
+	if (!data->sent_begin)
+	{
+		/* Nothing written: still let the receiver confirm this far. */
+		OutputPluginUpdateProgress(ctx, true);
+		return;
+	}
+	data->unreported = 0;
+	if (!data->include_transaction)
+		return;
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfo(ctx->out, "{\"action\":\"C\",\"xid\":%u,\"lsn\":", txn->xid);
+	SrJsonAppendLsn(ctx->out, commit_lsn);
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
+static void
+SrMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		  XLogRecPtr message_lsn, bool transactional, const char *prefix,
+		  Size message_size, const char *message)
+{
+	/* Logical messages belong to no table, so to no shape. */
+}
+
+/*
+ * Long filtered transactions write nothing for a long time; report progress
+ * so that the walsender keeps the connection alive.
+ */
+static void
+CountChange(LogicalDecodingContext *ctx, SrPluginData *data)
+{
+	if (++data->unreported >= SR_PROGRESS_EVERY)
+	{
+		OutputPluginUpdateProgress(ctx, false);
+		data->unreported = 0;
+	}
+}
+
+/* A row of the change, ready for evaluation and output */
+typedef struct RowSlot
+{
+	TupleTableSlot *slot;
+	bool	   *unchanged;		/* unchanged TOAST left out; NULL = none */
+	bool		missing;		/* an unchanged TOAST value could not be
+								 * taken from the old row */
+} RowSlot;
+
+/*
+ * Put a decoded tuple in a slot.  Unchanged TOASTed values of an UPDATE's
+ * new row are on-disk pointers, which must not be followed while decoding:
+ * they are taken from the old row (REPLICA IDENTITY FULL logs it flattened)
+ * or, failing that, flagged as unchanged.
+ */
+static void
+StoreRow(RowSlot *row, TupleDesc desc, HeapTuple tup, RowSlot *old)
+{
+	row->unchanged = NULL;
+	row->missing = false;
+	if (!HeapTupleHasExternal(tup))
+	{
+		row->slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+		ExecStoreHeapTuple(tup, row->slot, false);
+		return;
+	}
+
+	row->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	heap_deform_tuple(tup, desc, row->slot->tts_values, row->slot->tts_isnull);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Datum		v = row->slot->tts_values[i];
+
+		if (row->slot->tts_isnull[i] || TupleDescAttr(desc, i)->attlen != -1 ||
+			!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v)))
+			continue;
+		if (old && old->slot)
+		{
+			slot_getallattrs(old->slot);
+			if (!old->slot->tts_isnull[i] &&
+				!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(old->slot->tts_values[i])))
+			{
+				row->slot->tts_values[i] = old->slot->tts_values[i];
+				continue;
+			}
+		}
+		if (row->unchanged == NULL)
+			row->unchanged = palloc0(sizeof(bool) * desc->natts);
+		row->unchanged[i] = true;
+		row->slot->tts_isnull[i] = true;
+		row->missing = true;
+	}
+	ExecStoreVirtualTuple(row->slot);
+}
+
+/* Columns a record of this shape shows: its projection plus the key */
+static Bitmapset *
+ShapeColumns(SrRelState *rs, SrShape *shape)
+{
+	Bitmapset  *cols;
+
+	if (shape->ncolumns < 0)
+		return NULL;
+	cols = bms_copy(rs->keyattrs);
+	for (int i = 0; i < shape->ncolumns; i++)
+		cols = bms_add_member(cols, shape->columns[i]);
+	return cols;
+}
+
+static bool
+SameProjection(SrShape *a, SrShape *b)
+{
+	return a->ncolumns == b->ncolumns &&
+		(a->ncolumns <= 0 ||
+		 memcmp(a->columns, b->columns, sizeof(AttrNumber) * a->ncolumns) == 0);
+}
+
+typedef struct RecordSpec
+{
+	char		action;			/* I, U, D */
+	const char *move;			/* "in", "out" or NULL */
+	RowSlot    *newrow;			/* "new", or NULL */
+	RowSlot    *keyrow;			/* "key" from this row, or NULL */
+	RowSlot    *oldrow;			/* "old" (include-old), or NULL */
+} RecordSpec;
+
+/*
+ * Write the records of one change for the ascending shape ids: one record
+ * per distinct column projection, in order of each group's smallest id.
+ */
+static void
+WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			 ReorderBufferChange *change, SrRelState *rs,
+			 const RecordSpec *spec, int64 *ids, int n)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	bool	   *done;
+
+	if (n == 0)
+		return;
+	done = palloc0(sizeof(bool) * n);
+	if (spec->newrow)
+		slot_getallattrs(spec->newrow->slot);
+	if (spec->keyrow)
+		slot_getallattrs(spec->keyrow->slot);
+	if (spec->oldrow)
+		slot_getallattrs(spec->oldrow->slot);
+
+	for (int i = 0; i < n; i++)
+	{
+		SrShape    *first;
+		Bitmapset  *cols;
+		StringInfo	out;
+		bool		comma = false;
+
+		if (done[i])
+			continue;
+		first = SrRouterFindShape(rs->router, ids[i]);
+		cols = ShapeColumns(rs, first);
+
+		MaybeWriteBegin(ctx, txn);
+		OutputPluginPrepareWrite(ctx, true);
+		out = ctx->out;
+		appendStringInfo(out, "{\"action\":\"%c\"", spec->action);
+		if (spec->move)
+			appendStringInfo(out, ",\"move\":\"%s\"", spec->move);
+		appendStringInfoString(out, ",\"shapes\":[");
+		for (int j = i; j < n; j++)
+		{
+			if (done[j] ||
+				(j > i && !SameProjection(first, SrRouterFindShape(rs->router, ids[j]))))
+				continue;
+			done[j] = true;
+			appendStringInfo(out, "%s" INT64_FORMAT, comma ? "," : "", ids[j]);
+			comma = true;
+		}
+		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
+						 rs->json->schema, rs->json->table);
+		if (spec->keyrow)
+		{
+			appendStringInfoString(out, ",\"key\":");
+			SrJsonAppendRow(out, rs->json, spec->keyrow->slot->tts_values,
+							spec->keyrow->slot->tts_isnull, rs->keyattrs, NULL);
+		}
+		if (spec->newrow)
+		{
+			appendStringInfoString(out, ",\"new\":");
+			SrJsonAppendRow(out, rs->json, spec->newrow->slot->tts_values,
+							spec->newrow->slot->tts_isnull, cols,
+							spec->newrow->unchanged);
+		}
+		if (spec->oldrow && data->include_old)
+		{
+			appendStringInfoString(out, ",\"old\":");
+			SrJsonAppendRow(out, rs->json, spec->oldrow->slot->tts_values,
+							spec->oldrow->slot->tts_isnull, cols, NULL);
+		}
+		if (spec->newrow && spec->newrow->unchanged)
+		{
+			bool		any = false;
+
+			for (int a = 0; a < rs->json->natts; a++)
+			{
+				if (!spec->newrow->unchanged[a] ||
+					(cols && !bms_is_member(a + 1, cols)))
+					continue;
+				appendStringInfoString(out, any ? "," : ",\"unchanged_toast\":[");
+				appendStringInfoString(out, rs->json->cols[a].name);
+				any = true;
+			}
+			if (any)
+				appendStringInfoChar(out, ']');
+		}
+		if (data->include_lsn)
+		{
+			appendStringInfoString(out, ",\"lsn\":");
+			SrJsonAppendLsn(out, change->lsn);
+		}
+		if (data->include_xid)
+			appendStringInfo(out, ",\"xid\":%u", txn->xid);
+		appendStringInfoChar(out, '}');
+		OutputPluginWrite(ctx, true);
+	}
+}
+
+/* Did any key column change?  Binary comparison, as the WAL has them. */
+static bool
+KeyChanged(SrRelState *rs, TupleDesc desc, TupleTableSlot *o, TupleTableSlot *n)
+{
+	int			attno = -1;
+
+	slot_getallattrs(o);
+	slot_getallattrs(n);
+	while ((attno = bms_next_member(rs->keyattrs, attno)) >= 0)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
+		int			i = attno - 1;
+
+		if (o->tts_isnull[i] != n->tts_isnull[i])
+			return true;
+		if (!o->tts_isnull[i] &&
+			!datumIsEqual(o->tts_values[i], n->tts_values[i],
+						  att->attbyval, att->attlen))
+			return true;
+	}
+	return false;
+}
+
+/* Columns read by some shape whose values differ between old and new */
+static Bitmapset *
+ChangedColumns(SrRelState *rs, TupleDesc desc, TupleTableSlot *o,
+			   TupleTableSlot *n)
+{
+	Bitmapset  *changed = NULL;
+
+	if (rs->maxattno == 0)
+		return NULL;
+	slot_getsomeattrs(o, rs->maxattno);
+	slot_getsomeattrs(n, rs->maxattno);
+	for (int i = 0; i < rs->maxattno; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (o->tts_isnull[i] != n->tts_isnull[i] ||
+			(!o->tts_isnull[i] &&
+			 !datumIsEqual(o->tts_values[i], n->tts_values[i],
+						   att->attbyval, att->attlen)))
+			changed = bms_add_member(changed, i + 1);
+	}
+	return changed;
+}
+
+/* Merge two ascending id lists into both, only-a, only-b */
+static void
+SplitIds(int64 *a, int na, int64 *b, int nb, int64 *both, int *nboth,
+		 int64 *onlya, int *nonlya, int64 *onlyb, int *nonlyb)
+{
+	int			i = 0,
+				j = 0;
+
+	*nboth = *nonlya = *nonlyb = 0;
+	while (i < na || j < nb)
+	{
+		if (j >= nb || (i < na && a[i] < b[j]))
+			onlya[(*nonlya)++] = a[i++];
+		else if (i >= na || b[j] < a[i])
+			onlyb[(*nonlyb)++] = b[j++];
+		else
+		{
+			both[(*nboth)++] = a[i++];
+			j++;
+		}
+	}
+}
+
+static void
+RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			Relation relation, ReorderBufferChange *change, SrRelState *rs,
+			List **events)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	TupleDesc	desc = RelationGetDescr(relation);
+	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	ReorderBufferTupleBuf *newt = change->data.tp.newtuple;
+	int			cap = Max(rs->router->nshapes, 1);
+	int64	   *oldids = palloc(sizeof(int64) * cap);
+	int64	   *newids = palloc(sizeof(int64) * cap);
+	int			nold = 0,
+				nnew = 0;
+	RowSlot		oldrow = {0},
+				newrow = {0};
+	RecordSpec	spec = {0};
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			StoreRow(&newrow, desc, &newt->tuple, NULL);
+			nnew = SrRouterMatch(rs->router, newrow.slot, data->econtext, newids);
+			spec.action = 'I';
+			spec.newrow = &newrow;
+			WriteRecords(ctx, txn, change, rs, &spec, newids, nnew);
+			break;
+
+		case REORDER_BUFFER_CHANGE_DELETE:
+			if (oldt == NULL)
+			{
+				SrStateInvalidateRel(data->state, rs,
+									 "a DELETE was logged without its old row", events);
+				break;
+			}
+			StoreRow(&oldrow, desc, &oldt->tuple, NULL);
+			nold = SrRouterMatch(rs->router, oldrow.slot, data->econtext, oldids);
+			spec.action = 'D';
+			spec.keyrow = &oldrow;
+			spec.oldrow = &oldrow;
+			WriteRecords(ctx, txn, change, rs, &spec, oldids, nold);
+			break;
+
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			{
+				int64	   *both = palloc(sizeof(int64) * cap);
+				int64	   *onlyold = palloc(sizeof(int64) * cap);
+				int64	   *onlynew = palloc(sizeof(int64) * cap);
+				int			nboth,
+							nonlyold,
+							nonlynew;
+
+				if (oldt == NULL)
+				{
+					SrStateInvalidateRel(data->state, rs,
+										 "an UPDATE was logged without its old row", events);
+					break;
+				}
+				StoreRow(&oldrow, desc, &oldt->tuple, NULL);
+				StoreRow(&newrow, desc, &newt->tuple, &oldrow);
+				if (newrow.missing)
+				{
+					SrStateInvalidateRel(data->state, rs,
+										 "an unchanged TOASTed value is missing from the old row", events);
+					break;
+				}
+
+				if (KeyChanged(rs, desc, oldrow.slot, newrow.slot))
+				{
+					nold = SrRouterMatch(rs->router, oldrow.slot, data->econtext, oldids);
+					nnew = SrRouterMatch(rs->router, newrow.slot, data->econtext, newids);
+					spec.action = 'D';
+					spec.keyrow = &oldrow;
+					spec.oldrow = &oldrow;
+					WriteRecords(ctx, txn, change, rs, &spec, oldids, nold);
+					memset(&spec, 0, sizeof(spec));
+					spec.action = 'I';
+					spec.newrow = &newrow;
+					WriteRecords(ctx, txn, change, rs, &spec, newids, nnew);
+					break;
+				}
+
+				SrRouterMatchUpdate(rs->router, oldrow.slot, newrow.slot,
+									ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
+									data->econtext, oldids, &nold, newids, &nnew);
+				SplitIds(oldids, nold, newids, nnew, both, &nboth,
+						 onlyold, &nonlyold, onlynew, &nonlynew);
+
+				spec.action = 'U';
+				spec.keyrow = &oldrow;
+				spec.newrow = &newrow;
+				spec.oldrow = &oldrow;
+				WriteRecords(ctx, txn, change, rs, &spec, both, nboth);
+
+				memset(&spec, 0, sizeof(spec));
+				spec.action = 'I';
+				spec.move = "in";
+				spec.newrow = &newrow;
+				WriteRecords(ctx, txn, change, rs, &spec, onlynew, nonlynew);
+
+				memset(&spec, 0, sizeof(spec));
+				spec.action = 'D';
+				spec.move = "out";
+				spec.keyrow = &oldrow;
+				spec.oldrow = &oldrow;
+				WriteRecords(ctx, txn, change, rs, &spec, onlyold, nonlyold);
+				break;
+			}
+		default:
+			/* speculative insertion internals never reach plugins */
+			break;
+	}
+	if (oldrow.slot)
+		ExecDropSingleTupleTableSlot(oldrow.slot);
+	if (newrow.slot)
+		ExecDropSingleTupleTableSlot(newrow.slot);
+}
+
+static void
+SrChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		 Relation relation, ReorderBufferChange *change)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
+	List	   *events = NIL;
+	SrRelState *rs;
+
+	if (SrStateIsCatalog(data->state, RelationGetRelid(relation)))
+		SrStateCatalogChange(data->state, relation, change, &events);
+	else if ((rs = SrStateGetRel(data->state, relation, &events)) != NULL)
+	{
+		WriteEvents(ctx, txn, events);
+		events = NIL;
+		RouteChange(ctx, txn, relation, change, rs, &events);
+	}
+	WriteEvents(ctx, txn, events);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->change_cxt);
+	CountChange(ctx, data);
+}
+
+static void
+SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   int nrelations, Relation relations[], ReorderBufferChange *change)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
+
+	for (int r = 0; r < nrelations; r++)
+	{
+		List	   *events = NIL;
+		SrRelState *rs = SrStateGetRel(data->state, relations[r], &events);
+		StringInfo	out;
+		bool		any = false;
+
+		WriteEvents(ctx, txn, events);
+		if (rs == NULL)
+			continue;
+		for (int i = 0; i < rs->router->nshapes; i++)
+		{
+			if (rs->router->shapes[i].prog == NULL)
+				continue;
+			if (!any)
+			{
+				MaybeWriteBegin(ctx, txn);
+				OutputPluginPrepareWrite(ctx, true);
+				out = ctx->out;
+				appendStringInfoString(out, "{\"action\":\"T\",\"shapes\":[");
+			}
+			appendStringInfo(out, "%s" INT64_FORMAT, any ? "," : "",
+							 rs->router->shapes[i].shape_id);
+			any = true;
+		}
+		if (!any)
+			continue;
+		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
+						 rs->json->schema, rs->json->table);
+		if (data->include_lsn)
+		{
+			appendStringInfoString(out, ",\"lsn\":");
+			SrJsonAppendLsn(out, change->lsn);
+		}
+		if (data->include_xid)
+			appendStringInfo(out, ",\"xid\":%u", txn->xid);
+		appendStringInfoChar(out, '}');
+		OutputPluginWrite(ctx, true);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->change_cxt);
+	CountChange(ctx, data);
+}

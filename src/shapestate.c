@@ -1,0 +1,495 @@
+/*-------------------------------------------------------------------------
+ *
+ * shapestate.c
+ *	  The shapes a decoding stream routes to, following the WAL.
+ *
+ * Rules (design.md section 2): a shape routes exactly the changes of
+ * transactions that commit after the one that added it, so additions are
+ * held as pending until their transaction's commit is decoded; S records
+ * are written where the catalog change stands in the WAL.  A shape whose
+ * qual stops fitting its table (column dropped or retyped, table dropped,
+ * replica identity no longer FULL) is invalidated once, with a reason, and
+ * routes nothing more in this stream.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "catalog.h"
+#include "shapestate.h"
+
+typedef struct ShapeEntry
+{
+	int64		shape_id;		/* hash key */
+	Oid			relid;
+	bool		invalid;
+} ShapeEntry;
+
+struct SrShapeState
+{
+	MemoryContext cxt;
+	MemoryContext txncxt;		/* pending additions; reset at commit */
+	SrShapeFilter filter;
+	HTAB	   *shapes;			/* shape_id -> ShapeEntry */
+	HTAB	   *rels;			/* relid -> SrRelState */
+	Oid			shapes_relid;
+	bool		loaded;
+	List	   *pending;		/* SrShapeDef *, added by this transaction */
+};
+
+/* One decoding context per process: the relcache callback finds it here. */
+static SrShapeState *callback_state = NULL;
+static bool callback_registered = false;
+
+static void
+RelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	SrRelState *rs;
+
+	if (callback_state == NULL || callback_state->rels == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		rs = hash_search(callback_state->rels, &relid, HASH_FIND, NULL);
+		if (rs)
+			rs->valid = false, rs->recheck = true;
+		return;
+	}
+	hash_seq_init(&status, callback_state->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+		rs->valid = false, rs->recheck = true;
+}
+
+SrShapeState *
+SrStateCreate(MemoryContext parent, const SrShapeFilter *filter)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "shape_router shapes",
+											  ALLOCSET_DEFAULT_SIZES);
+	SrShapeState *st = MemoryContextAllocZero(cxt, sizeof(SrShapeState));
+	HASHCTL		ctl;
+
+	st->cxt = cxt;
+	st->txncxt = AllocSetContextCreate(cxt, "shape_router pending shapes",
+									   ALLOCSET_SMALL_SIZES);
+	st->filter = *filter;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(ShapeEntry);
+	ctl.hcxt = cxt;
+	st->shapes = hash_create("shape_router shapes", 1024, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(SrRelState);
+	st->rels = hash_create("shape_router tables", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	callback_state = st;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
+		callback_registered = true;
+	}
+	return st;
+}
+
+static bool
+Selected(const SrShapeFilter *f, int64 shape_id)
+{
+	if (f->shard_count > 0 && shape_id % f->shard_count != f->shard_index)
+		return false;
+	if (f->nids > 0)
+	{
+		int			lo = 0,
+					hi = f->nids - 1;
+
+		while (lo <= hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (f->ids[mid] == shape_id)
+				return true;
+			if (f->ids[mid] < shape_id)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		return false;
+	}
+	return true;
+}
+
+static void
+AddEvent(List **events, SrEventKind kind, int64 shape_id, Oid relid,
+		 const char *reason)
+{
+	SrShapeEvent *ev = palloc0(sizeof(SrShapeEvent));
+	Oid			nsp = get_rel_namespace(relid);
+
+	ev->kind = kind;
+	ev->shape_id = shape_id;
+	ev->table = get_rel_name(relid);
+	ev->schema = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	ev->reason = reason ? pstrdup(reason) : NULL;
+	*events = lappend(*events, ev);
+}
+
+static SrRelState *
+RelEntry(SrShapeState *st, Oid relid)
+{
+	bool		found;
+	SrRelState *rs = hash_search(st->rels, &relid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		rs->nshapes = 0;
+		rs->valid = false;
+		rs->recheck = false;
+		rs->router = NULL;
+		rs->json = NULL;
+		rs->keyattrs = NULL;
+		rs->maxattno = 0;
+	}
+	return rs;
+}
+
+static void
+InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
+				ShapeEntry *entry, const char *reason, List **events)
+{
+	if (entry->invalid)
+		return;
+	entry->invalid = true;
+	if (shape)
+	{
+		shape->prog = NULL;
+		shape->invalid_reason = MemoryContextStrdup(rs->router->cxt, reason);
+	}
+	AddEvent(events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
+			 reason);
+}
+
+/* Every still-valid shape on the table becomes invalid. */
+void
+SrStateInvalidateRel(SrShapeState *st, SrRelState *rs, const char *reason,
+					 List **events)
+{
+	HASH_SEQ_STATUS status;
+	ShapeEntry *entry;
+
+	hash_seq_init(&status, st->shapes);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->relid != rs->relid || entry->invalid)
+			continue;
+		InvalidateShape(st, rs,
+						rs->router ? SrRouterFindShape(rs->router, entry->shape_id) : NULL,
+						entry, reason, events);
+	}
+}
+
+void
+SrStateBeginTxn(SrShapeState *st, List **events)
+{
+	Relation	shapes;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	HASH_SEQ_STATUS status;
+	SrRelState *rs;
+
+	if (st->loaded)
+		return;
+	/* Until CREATE EXTENSION is decoded there are no shapes. */
+	st->shapes_relid = SrShapesRelid(true);
+	if (!OidIsValid(st->shapes_relid))
+		return;
+
+	shapes = table_open(st->shapes_relid, AccessShareLock);
+	scan = systable_beginscan(shapes, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		SrShapeDef	def;
+		ShapeEntry *entry;
+
+		CHECK_FOR_INTERRUPTS();
+		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
+		if (!Selected(&st->filter, def.shape_id))
+			continue;
+		entry = hash_search(st->shapes, &def.shape_id, HASH_ENTER, NULL);
+		entry->relid = def.relid;
+		entry->invalid = false;
+		RelEntry(st, def.relid)->nshapes++;
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+	st->loaded = true;
+
+	/* Shapes whose table was dropped before the stream started */
+	hash_seq_init(&status, st->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+		if (get_rel_name(rs->relid) == NULL)
+			SrStateInvalidateRel(st, rs, "table was dropped", events);
+}
+
+bool
+SrStateIsCatalog(SrShapeState *st, Oid relid)
+{
+	return st->loaded && relid == st->shapes_relid;
+}
+
+typedef struct BuildContext
+{
+	SrShapeState *st;
+	SrRelState *rs;
+	List	  **events;
+} BuildContext;
+
+static void
+BuildShapeCallback(const SrShapeDef *def, void *arg)
+{
+	BuildContext *bc = (BuildContext *) arg;
+	ShapeEntry *entry = hash_search(bc->st->shapes, &def->shape_id,
+									HASH_FIND, NULL);
+	SrShape    *shape;
+
+	/* Not routed by this stream, pending, or already invalid */
+	if (entry == NULL || entry->invalid)
+		return;
+	shape = SrRouterAddShape(bc->rs->router, def);
+	if (shape->prog == NULL)
+		InvalidateShape(bc->st, bc->rs, NULL, entry, shape->invalid_reason,
+						bc->events);
+}
+
+static void
+ComputeMaxAttno(SrRelState *rs)
+{
+	rs->maxattno = 0;
+	for (int i = 0; i < rs->router->nshapes; i++)
+		if (rs->router->shapes[i].prog)
+			rs->maxattno = Max(rs->maxattno, rs->router->shapes[i].prog->maxattno);
+}
+
+/*
+ * Make the table's router, key columns and JSON layout match the relation
+ * as the historic snapshot sees it.  The router is recompiled only if the
+ * columns changed; relcache invalidations are frequent (VACUUM, ANALYZE).
+ */
+static void
+EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+	Bitmapset  *key;
+	int			attno;
+
+	if (rs->valid && rs->router)
+		return;
+
+	if (rs->router == NULL || !equalTupleDescs(rs->router->desc, desc))
+	{
+		BuildContext bc = {st, rs, events};
+
+		if (rs->router)
+			SrRouterDestroy(rs->router);
+		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
+		SrCatalogForEachShape(rs->relid, BuildShapeCallback, &bc);
+	}
+
+	old = MemoryContextSwitchTo(rs->router->cxt);
+	rs->json = SrJsonTableCreate(desc,
+								 get_namespace_name(RelationGetNamespace(rel)),
+								 RelationGetRelationName(rel));
+	key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	if (key == NULL)
+		key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	rs->keyattrs = NULL;
+	attno = -1;
+	while ((attno = bms_next_member(key, attno)) >= 0)
+		rs->keyattrs = bms_add_member(rs->keyattrs,
+									  attno + FirstLowInvalidHeapAttributeNumber);
+	if (rs->keyattrs == NULL)
+		for (int i = 0; i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				rs->keyattrs = bms_add_member(rs->keyattrs, i + 1);
+	MemoryContextSwitchTo(old);
+
+	/* Without the whole old row, UPDATE and DELETE cannot be routed. */
+	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+		SrStateInvalidateRel(st, rs, "table no longer has REPLICA IDENTITY FULL",
+							 events);
+
+	ComputeMaxAttno(rs);
+	rs->valid = true;
+}
+
+SrRelState *
+SrStateGetRel(SrShapeState *st, Relation rel, List **events)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SrRelState *rs;
+
+	if (!st->loaded)
+		return NULL;
+	rs = hash_search(st->rels, &relid, HASH_FIND, NULL);
+	if (rs == NULL || rs->nshapes == 0)
+		return NULL;
+	EnsureRouter(st, rs, rel, events);
+	return rs;
+}
+
+static void
+RemoveShape(SrShapeState *st, int64 shape_id, List **events)
+{
+	ListCell   *lc;
+	ShapeEntry *entry;
+	SrRelState *rs;
+
+	foreach(lc, st->pending)
+	{
+		SrShapeDef *def = lfirst(lc);
+
+		if (def->shape_id == shape_id)
+		{
+			AddEvent(events, SR_EVENT_REMOVED, shape_id, def->relid, NULL);
+			st->pending = foreach_delete_current(st->pending, lc);
+			return;
+		}
+	}
+
+	entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+	if (entry == NULL)
+		return;
+	rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
+	if (rs)
+	{
+		rs->nshapes--;
+		if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
+			ComputeMaxAttno(rs);
+	}
+	AddEvent(events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
+	hash_search(st->shapes, &shape_id, HASH_REMOVE, NULL);
+}
+
+static void
+AddPending(SrShapeState *st, HeapTuple tup, TupleDesc desc, List **events)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->txncxt);
+	SrShapeDef *def = palloc(sizeof(SrShapeDef));
+
+	SrShapeDefFromTuple(tup, desc, def);
+	if (def->qual)
+		def->qual = pstrdup(def->qual);
+	if (Selected(&st->filter, def->shape_id))
+	{
+		st->pending = lappend(st->pending, def);
+		MemoryContextSwitchTo(old);
+		AddEvent(events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
+		return;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static int64
+ShapeIdOf(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, Anum_shapes_shape_id, desc, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A decoded change to shape_router.shapes itself */
+void
+SrStateCatalogChange(SrShapeState *st, Relation rel,
+					 ReorderBufferChange *change, List **events)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	ReorderBufferTupleBuf *newt = change->data.tp.newtuple;
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			AddPending(st, &newt->tuple, desc, events);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			if (oldt)
+				RemoveShape(st, ShapeIdOf(&oldt->tuple, desc), events);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			/* Only a superuser's direct UPDATE gets here: remove, re-add. */
+			RemoveShape(st, ShapeIdOf(oldt ? &oldt->tuple : &newt->tuple, desc),
+						events);
+			AddPending(st, &newt->tuple, desc, events);
+			break;
+		default:
+			break;
+	}
+}
+
+void
+SrStateCommitTxn(SrShapeState *st, List **events)
+{
+	ListCell   *lc;
+	HASH_SEQ_STATUS status;
+	SrRelState *rs;
+
+	foreach(lc, st->pending)
+	{
+		SrShapeDef *def = lfirst(lc);
+		ShapeEntry *entry = hash_search(st->shapes, &def->shape_id,
+										HASH_ENTER, NULL);
+
+		entry->relid = def->relid;
+		entry->invalid = false;
+		rs = RelEntry(st, def->relid);
+		rs->nshapes++;
+		if (rs->router && rs->valid)
+		{
+			SrShape    *shape = SrRouterAddShape(rs->router, def);
+
+			if (shape->prog == NULL)
+				InvalidateShape(st, rs, NULL, entry, shape->invalid_reason,
+								events);
+			else
+				rs->maxattno = Max(rs->maxattno, shape->prog->maxattno);
+		}
+		else
+			rs->recheck = true;
+	}
+	st->pending = NIL;
+	MemoryContextReset(st->txncxt);
+
+	/* Tables whose definition changed: invalidate what no longer fits now. */
+	hash_seq_init(&status, st->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+	{
+		Relation	rel;
+
+		if (!rs->recheck)
+			continue;
+		rs->recheck = false;
+		if (rs->nshapes == 0)
+			continue;
+		rel = RelationIdGetRelation(rs->relid);
+		if (!RelationIsValid(rel))
+		{
+			SrStateInvalidateRel(st, rs, "table was dropped", events);
+			continue;
+		}
+		EnsureRouter(st, rs, rel, events);
+		RelationClose(rel);
+	}
+}

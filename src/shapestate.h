@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * shapestate.h
+ *	  The set of shapes a decoding stream routes to, following the WAL.
+ *
+ * Loaded from shape_router.shapes under the historic snapshot of the first
+ * decoded transaction, then kept current one shape at a time by decoding
+ * the changes to that catalog.  Tables' compiled shapes are built lazily,
+ * cached by relid, and rebuilt after relcache invalidation; shapes that no
+ * longer fit their table become invalid and route nothing more.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SR_SHAPESTATE_H
+#define SR_SHAPESTATE_H
+
+#include "jsonout.h"
+#include "nodes/pg_list.h"
+#include "replication/reorderbuffer.h"
+#include "router.h"
+
+typedef enum SrEventKind
+{
+	SR_EVENT_ADDED,
+	SR_EVENT_REMOVED,
+	SR_EVENT_INVALIDATED
+} SrEventKind;
+
+/* An "S" record to write */
+typedef struct SrShapeEvent
+{
+	SrEventKind kind;
+	int64		shape_id;
+	char	   *schema;			/* NULL if the table is gone */
+	char	   *table;
+	char	   *reason;			/* SR_EVENT_INVALIDATED only */
+} SrShapeEvent;
+
+/* Which shapes this stream routes to: the shapes and shard options */
+typedef struct SrShapeFilter
+{
+	int			nids;			/* 0 = every shape */
+	int64	   *ids;			/* ascending */
+	int			shard_count;	/* 0 = no sharding */
+	int			shard_index;
+} SrShapeFilter;
+
+/* A table with shapes */
+typedef struct SrRelState
+{
+	Oid			relid;			/* hash key */
+	int			nshapes;		/* shapes on the table, valid or not */
+	bool		valid;			/* router and json match the relcache */
+	bool		recheck;		/* relcache changed: look again at commit */
+	SrTableRouter *router;
+	SrJsonTable *json;
+	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
+	AttrNumber	maxattno;		/* highest column any shape reads */
+} SrRelState;
+
+typedef struct SrShapeState SrShapeState;
+
+extern SrShapeState *SrStateCreate(MemoryContext parent,
+								   const SrShapeFilter *filter);
+extern void SrStateBeginTxn(SrShapeState *st, List **events);
+extern bool SrStateIsCatalog(SrShapeState *st, Oid relid);
+extern void SrStateCatalogChange(SrShapeState *st, Relation rel,
+								 ReorderBufferChange *change, List **events);
+extern SrRelState *SrStateGetRel(SrShapeState *st, Relation rel,
+								 List **events);
+extern void SrStateInvalidateRel(SrShapeState *st, SrRelState *rs,
+								 const char *reason, List **events);
+extern void SrStateCommitTxn(SrShapeState *st, List **events);
+
+#endif							/* SR_SHAPESTATE_H */
