@@ -30,3 +30,6 @@ PG_CFLAGS += -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Rebuild objects when any module header changes.
+$(OBJS): $(wildcard src/*.h)

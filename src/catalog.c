@@ -297,7 +297,11 @@ OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the table of a shape must not be null")));
 	relid = PG_GETARG_OID(0);
-	w->rel = relation_open(relid, AccessShareLock);
+	w->rel = try_relation_open(relid, AccessShareLock);
+	if (w->rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	CheckTable(w->rel);
 	w->shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
 	w->seqoid = getIdentitySequence(RelationGetRelid(w->shapes),
@@ -411,6 +415,15 @@ add_shape(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(shape_id);
 }
 
+/* Which clause of add_shapes() an error is about */
+static void
+AddShapesErrorCallback(void *arg)
+{
+	int		   *index = (int *) arg;
+
+	errcontext("WHERE clause %d of add_shapes()", *index + 1);
+}
+
 /* Bulk form: one table, many clauses; an error in any adds none. */
 PG_FUNCTION_INFO_V1(add_shapes);
 Datum
@@ -424,6 +437,8 @@ add_shapes(PG_FUNCTION_ARGS)
 	Datum	   *ids;
 	MemoryContext percall,
 				old;
+	ErrorContextCallback errcallback;
+	int			i;
 
 	OpenWriter(&w, fcinfo);
 	if (PG_ARGISNULL(1))
@@ -437,7 +452,11 @@ add_shapes(PG_FUNCTION_ARGS)
 
 	percall = AllocSetContextCreate(CurrentMemoryContext, "add_shapes clause",
 									ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < n; i++)
+	errcallback.callback = AddShapesErrorCallback;
+	errcallback.arg = (void *) &i;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(percall);
@@ -447,6 +466,7 @@ add_shapes(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(percall);
 	}
+	error_context_stack = errcallback.previous;
 	MemoryContextDelete(percall);
 	CloseWriter(&w);
 	PG_RETURN_ARRAYTYPE_P(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL,

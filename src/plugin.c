@@ -574,6 +574,20 @@ ChangedColumns(SrRelState *rs, TupleDesc desc, TupleTableSlot *o,
 	return changed;
 }
 
+typedef struct FailContext
+{
+	SrShapeState *state;
+	List	  **events;
+} FailContext;
+
+static void
+ShapeFailed(SrShape *shape, const char *message, void *arg)
+{
+	FailContext *fc = (FailContext *) arg;
+
+	SrStateShapeFailed(fc->state, shape->shape_id, message, fc->events);
+}
+
 /* Merge two ascending id lists into both, only-a, only-b */
 static void
 SplitIds(int64 *a, int na, int64 *b, int nb, int64 *both, int *nboth,
@@ -614,12 +628,15 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	RowSlot		oldrow = {0},
 				newrow = {0};
 	RecordSpec	spec = {0};
+	FailContext fail = {data->state, events};
 
 	switch (change->action)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
 			StoreRow(&newrow, desc, &newt->tuple, NULL);
-			nnew = SrRouterMatch(rs->router, newrow.slot, data->econtext, newids);
+			SrRouterMatchRows(rs->router, NULL, newrow.slot, NULL,
+							  data->econtext, NULL, NULL, newids, &nnew,
+							  ShapeFailed, &fail);
 			spec.action = 'I';
 			spec.newrow = &newrow;
 			WriteRecords(ctx, txn, change, rs, &spec, newids, nnew);
@@ -633,7 +650,9 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			}
 			StoreRow(&oldrow, desc, &oldt->tuple, NULL);
-			nold = SrRouterMatch(rs->router, oldrow.slot, data->econtext, oldids);
+			SrRouterMatchRows(rs->router, NULL, oldrow.slot, NULL,
+							  data->econtext, NULL, NULL, oldids, &nold,
+							  ShapeFailed, &fail);
 			spec.action = 'D';
 			spec.keyrow = &oldrow;
 			spec.oldrow = &oldrow;
@@ -666,8 +685,11 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 				if (KeyChanged(rs, desc, oldrow.slot, newrow.slot))
 				{
-					nold = SrRouterMatch(rs->router, oldrow.slot, data->econtext, oldids);
-					nnew = SrRouterMatch(rs->router, newrow.slot, data->econtext, newids);
+					/* every column counts as changed: evaluate both rows */
+					SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
+									  bms_add_range(NULL, 1, desc->natts),
+									  data->econtext, oldids, &nold,
+									  newids, &nnew, ShapeFailed, &fail);
 					spec.action = 'D';
 					spec.keyrow = &oldrow;
 					spec.oldrow = &oldrow;
@@ -679,9 +701,10 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					break;
 				}
 
-				SrRouterMatchUpdate(rs->router, oldrow.slot, newrow.slot,
-									ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
-									data->econtext, oldids, &nold, newids, &nnew);
+				SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
+								  ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
+								  data->econtext, oldids, &nold, newids, &nnew,
+								  ShapeFailed, &fail);
 				SplitIds(oldids, nold, newids, nnew, both, &nboth,
 						 onlyold, &nonlyold, onlynew, &nonlynew);
 

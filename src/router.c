@@ -132,67 +132,137 @@ SrRouterRemoveShape(SrTableRouter *router, int64 shape_id)
 }
 
 /*
- * Fill ids (room for nshapes) with the ascending ids of the valid shapes the
- * row in slot matches; return how many.
+ * Evaluate shapes from *pos on.  With oldslot NULL, one row (newslot);
+ * otherwise both rows of an UPDATE, where a shape none of whose columns are
+ * in changed (1-based) keeps its old answer without evaluating the new row.
+ * *pos always names the shape being evaluated, for error recovery.
  */
-int
-SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
-			  ExprContext *econtext, int64 *ids)
-{
-	MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
-	int			n = 0;
-
-	for (int i = 0; i < router->nshapes; i++)
-	{
-		SrShape    *shape = &router->shapes[i];
-
-		if ((i & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (shape->prog == NULL)
-			continue;
-		if (SrEvalProgram(shape->prog, slot, econtext) == SR_TRUE)
-			ids[n++] = shape->shape_id;
-		MemoryContextReset(router->evalcxt);
-		ResetExprContext(econtext);
-	}
-	MemoryContextSwitchTo(old);
-	return n;
-}
-
-/*
- * Both sides of an UPDATE.  A shape none of whose columns are in changed
- * (1-based) keeps its old answer without evaluating the new row.
- */
-void
-SrRouterMatchUpdate(SrTableRouter *router, TupleTableSlot *oldslot,
-					TupleTableSlot *newslot, const Bitmapset *changed,
-					ExprContext *econtext, int64 *oldids, int *nold,
-					int64 *newids, int *nnew)
+static void
+MatchFrom(SrTableRouter *router, TupleTableSlot *oldslot,
+		  TupleTableSlot *newslot, const Bitmapset *changed,
+		  ExprContext *econtext, int64 *oldids, volatile int *nold,
+		  int64 *newids, volatile int *nnew, volatile int *pos)
 {
 	MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
 
-	*nold = *nnew = 0;
-	for (int i = 0; i < router->nshapes; i++)
+	for (; *pos < router->nshapes; (*pos)++)
 	{
-		SrShape    *shape = &router->shapes[i];
-		bool		was,
+		SrShape    *shape = &router->shapes[*pos];
+		bool		was = false,
 					is;
 
-		if ((i & 1023) == 0)
+		if ((*pos & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		if (shape->prog == NULL)
 			continue;
-		was = SrEvalProgram(shape->prog, oldslot, econtext) == SR_TRUE;
-		if (bms_overlap(shape->prog->attnums, changed))
-			is = SrEvalProgram(shape->prog, newslot, econtext) == SR_TRUE;
-		else
+		if (oldslot)
+		{
+			was = SrEvalProgram(shape->prog, oldslot, econtext) == SR_TRUE;
+			if (was)
+				oldids[(*nold)++] = shape->shape_id;
+		}
+		if (oldslot && !bms_overlap(shape->prog->attnums, changed))
 			is = was;
-		if (was)
-			oldids[(*nold)++] = shape->shape_id;
+		else
+			is = SrEvalProgram(shape->prog, newslot, econtext) == SR_TRUE;
 		if (is)
 			newids[(*nnew)++] = shape->shape_id;
 		MemoryContextReset(router->evalcxt);
 		ResetExprContext(econtext);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Errors a shape's own operators raise on a row's values: data exceptions
+ * (22), domain constraint violations (23) and limits such as stack depth or
+ * regular expression complexity (54).  Cancels, out of memory and internal
+ * errors are not among them.
+ */
+static bool
+RecoverableError(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+}
+
+/*
+ * Match one row (oldslot NULL) or both rows of an UPDATE against every
+ * valid shape; ids come out ascending, with room for nshapes each.
+ *
+ * With on_error set, a data error raised by a shape's operators (division
+ * by zero, a bad regular expression) makes that shape invalid instead of
+ * failing the whole stream: on_error is told, and matching goes on with the
+ * next shape.  Other errors propagate.
+ */
+void
+SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
+				  TupleTableSlot *newslot, const Bitmapset *changed,
+				  ExprContext *econtext, int64 *oldids, int *nold,
+				  int64 *newids, int *nnew, SrEvalErrorHook on_error,
+				  void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int pos = 0;
+	volatile int vold = 0;
+	volatile int vnew = 0;
+
+	for (;;)
+	{
+		volatile int o = vold;
+		volatile int n = vnew;
+
+		PG_TRY();
+		{
+			MatchFrom(router, oldslot, newslot, changed, econtext,
+					  oldids, &o, newids, &n, &pos);
+			vold = o;
+			vnew = n;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			SrShape    *shape = &router->shapes[pos];
+
+			MemoryContextSwitchTo(cxt);
+			if (on_error == NULL)
+				PG_RE_THROW();
+			edata = CopyErrorData();
+			if (!RecoverableError(edata->sqlerrcode))
+				PG_RE_THROW();
+			FlushErrorState();
+			MemoryContextReset(router->evalcxt);
+			ResetExprContext(econtext);
+
+			/* Answers of this shape for the old row are void too. */
+			if (o > 0 && oldids[o - 1] == shape->shape_id)
+				o--;
+			vold = o;
+			vnew = n;
+			on_error(shape, edata->message, arg);
+			shape->prog = NULL;
+			shape->invalid_reason = MemoryContextStrdup(router->cxt, edata->message);
+			pos++;
+			continue;
+		}
+		PG_END_TRY();
+		break;
+	}
+	if (nold)
+		*nold = vold;
+	*nnew = vnew;
+}
+
+int
+SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
+			  ExprContext *econtext, int64 *ids)
+{
+	int			n;
+
+	SrRouterMatchRows(router, NULL, slot, NULL, econtext, NULL, NULL,
+					  ids, &n, NULL, NULL);
+	return n;
 }

@@ -42,12 +42,15 @@ extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 *ids);
-extern void SrRouterMatchUpdate(SrTableRouter *router,
-								TupleTableSlot *oldslot,
-								TupleTableSlot *newslot,
-								const Bitmapset *changed,
-								ExprContext *econtext,
-								int64 *oldids, int *nold,
-								int64 *newids, int *nnew);
+
+typedef void (*SrEvalErrorHook) (SrShape *shape, const char *message,
+								 void *arg);
+extern void SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
+							  TupleTableSlot *newslot,
+							  const Bitmapset *changed,
+							  ExprContext *econtext,
+							  int64 *oldids, int *nold,
+							  int64 *newids, int *nnew,
+							  SrEvalErrorHook on_error, void *arg);
 
 #endif							/* SR_ROUTER_H */

@@ -48,6 +48,9 @@ struct SrShapeState
 	List	   *pending;		/* SrShapeDef *, added by this transaction */
 };
 
+static void EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel,
+						 List **events);
+
 /* One decoding context per process: the relcache callback finds it here. */
 static SrShapeState *callback_state = NULL;
 static bool callback_registered = false;
@@ -130,18 +133,40 @@ Selected(const SrShapeFilter *f, int64 shape_id)
 	return true;
 }
 
+/*
+ * Queue an S record.  events == NULL means silently: what the catalog
+ * already said when the stream started was reported by an earlier stream.
+ */
 static void
-AddEvent(List **events, SrEventKind kind, int64 shape_id, Oid relid,
-		 const char *reason)
+AddEvent(SrShapeState *st, List **events, SrEventKind kind, int64 shape_id,
+		 Oid relid, const char *reason)
 {
-	SrShapeEvent *ev = palloc0(sizeof(SrShapeEvent));
-	Oid			nsp = get_rel_namespace(relid);
+	SrShapeEvent *ev;
+	Oid			nsp;
 
+	if (events == NULL)
+		return;
+	ev = palloc0(sizeof(SrShapeEvent));
 	ev->kind = kind;
 	ev->shape_id = shape_id;
-	ev->table = get_rel_name(relid);
-	ev->schema = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
 	ev->reason = reason ? pstrdup(reason) : NULL;
+	nsp = get_rel_namespace(relid);
+	if (OidIsValid(nsp))
+	{
+		ev->table = get_rel_name(relid);
+		ev->schema = get_namespace_name(nsp);
+	}
+	else
+	{
+		/* The table is gone; use the names it had when last seen. */
+		SrRelState *rs = hash_search(st->rels, &relid, HASH_FIND, NULL);
+
+		if (rs && rs->schema)
+		{
+			ev->schema = pstrdup(rs->schema);
+			ev->table = pstrdup(rs->table);
+		}
+	}
 	*events = lappend(*events, ev);
 }
 
@@ -160,6 +185,7 @@ RelEntry(SrShapeState *st, Oid relid)
 		rs->json = NULL;
 		rs->keyattrs = NULL;
 		rs->maxattno = 0;
+		rs->schema = rs->table = NULL;
 	}
 	return rs;
 }
@@ -176,7 +202,7 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 		shape->prog = NULL;
 		shape->invalid_reason = MemoryContextStrdup(rs->router->cxt, reason);
 	}
-	AddEvent(events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
+	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
 			 reason);
 }
 
@@ -197,6 +223,21 @@ SrStateInvalidateRel(SrShapeState *st, SrRelState *rs, const char *reason,
 						rs->router ? SrRouterFindShape(rs->router, entry->shape_id) : NULL,
 						entry, reason, events);
 	}
+}
+
+/*
+ * A shape's operators raised an error on a row (the router has already
+ * stopped evaluating it): it routes nothing more in this stream.
+ */
+void
+SrStateShapeFailed(SrShapeState *st, int64 shape_id, const char *reason,
+				   List **events)
+{
+	ShapeEntry *entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+
+	if (entry)
+		InvalidateShape(st, NULL, NULL, entry,
+						psprintf("evaluation failed: %s", reason), events);
 }
 
 void
@@ -235,11 +276,25 @@ SrStateBeginTxn(SrShapeState *st, List **events)
 	table_close(shapes, AccessShareLock);
 	st->loaded = true;
 
-	/* Shapes whose table was dropped before the stream started */
+	/*
+	 * Compile every table's shapes now.  Shapes that no longer fit their
+	 * table were invalidated, and reported, before this stream's start point,
+	 * so they are marked silently: a restarted stream writes exactly what an
+	 * uninterrupted one would.
+	 */
 	hash_seq_init(&status, st->rels);
 	while ((rs = hash_seq_search(&status)) != NULL)
-		if (get_rel_name(rs->relid) == NULL)
-			SrStateInvalidateRel(st, rs, "table was dropped", events);
+	{
+		Relation	rel = RelationIdGetRelation(rs->relid);
+
+		if (!RelationIsValid(rel))
+		{
+			SrStateInvalidateRel(st, rs, "table was dropped", NULL);
+			continue;
+		}
+		EnsureRouter(st, rs, rel, NULL);
+		RelationClose(rel);
+	}
 }
 
 bool
@@ -308,9 +363,9 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	}
 
 	old = MemoryContextSwitchTo(rs->router->cxt);
-	rs->json = SrJsonTableCreate(desc,
-								 get_namespace_name(RelationGetNamespace(rel)),
-								 RelationGetRelationName(rel));
+	rs->schema = get_namespace_name(RelationGetNamespace(rel));
+	rs->table = pstrdup(RelationGetRelationName(rel));
+	rs->json = SrJsonTableCreate(desc, rs->schema, rs->table);
 	key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	if (key == NULL)
 		key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
@@ -362,7 +417,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 
 		if (def->shape_id == shape_id)
 		{
-			AddEvent(events, SR_EVENT_REMOVED, shape_id, def->relid, NULL);
+			AddEvent(st, events, SR_EVENT_REMOVED, shape_id, def->relid, NULL);
 			st->pending = foreach_delete_current(st->pending, lc);
 			return;
 		}
@@ -378,7 +433,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 		if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 			ComputeMaxAttno(rs);
 	}
-	AddEvent(events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
+	AddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
 	hash_search(st->shapes, &shape_id, HASH_REMOVE, NULL);
 }
 
@@ -395,7 +450,7 @@ AddPending(SrShapeState *st, HeapTuple tup, TupleDesc desc, List **events)
 	{
 		st->pending = lappend(st->pending, def);
 		MemoryContextSwitchTo(old);
-		AddEvent(events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
+		AddEvent(st, events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
 		return;
 	}
 	MemoryContextSwitchTo(old);

@@ -56,6 +56,8 @@ typedef struct SrRelState
 	SrJsonTable *json;
 	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
 	AttrNumber	maxattno;		/* highest column any shape reads */
+	char	   *schema;			/* names when last seen, for S records */
+	char	   *table;
 } SrRelState;
 
 typedef struct SrShapeState SrShapeState;
@@ -70,6 +72,8 @@ extern SrRelState *SrStateGetRel(SrShapeState *st, Relation rel,
 								 List **events);
 extern void SrStateInvalidateRel(SrShapeState *st, SrRelState *rs,
 								 const char *reason, List **events);
+extern void SrStateShapeFailed(SrShapeState *st, int64 shape_id,
+							   const char *reason, List **events);
 extern void SrStateCommitTxn(SrShapeState *st, List **events);
 
 #endif							/* SR_SHAPESTATE_H */

@@ -15,15 +15,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/sysattr.h"
 #include "catalog/heap.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/readfuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
@@ -33,12 +37,14 @@
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "validate.h"
 
@@ -47,6 +53,7 @@ typedef struct CheckContext
 	ParseState *pstate;
 	Relation	rel;
 	Oid			bad_funcid;		/* set by CheckFunction */
+	int			location;		/* >= 0: report errors here (domain checks) */
 } CheckContext;
 
 static void ClauseErrorCallback(void *arg);
@@ -54,6 +61,8 @@ static Node *ParseClause(CheckContext *cxt, const char *clause);
 static bool RawCheckWalker(Node *node, CheckContext *cxt);
 static bool QualCheckWalker(Node *node, CheckContext *cxt);
 static bool CheckFunction(Oid funcid, void *context);
+static void CheckDomainConstraints(Oid typid, Node *node, CheckContext *cxt);
+static char *DeparseQual(Relation rel, Node *qual);
 static bool TypeIsAllowed(Oid typid);
 static void CheckType(Oid typid, Node *node, CheckContext *cxt);
 static void CheckOperator(Oid opno, Node *node, CheckContext *cxt);
@@ -65,7 +74,13 @@ static const char *DisallowedNodeDetail(Node *node);
 			 errmsg("invalid WHERE clause for a shape on table \"%s\"", \
 					RelationGetRelationName((cxt)->rel)), \
 			 errdetail(__VA_ARGS__), \
-			 parser_errposition((cxt)->pstate, exprLocation((Node *) (node)))))
+			 parser_errposition((cxt)->pstate, ErrorLocation(cxt, (Node *) (node)))))
+
+static int
+ErrorLocation(CheckContext *cxt, Node *node)
+{
+	return cxt->location >= 0 ? cxt->location : exprLocation(node);
+}
 
 /*
  * Report error positions relative to the clause, as an internal query, the
@@ -118,6 +133,7 @@ SrValidateClause(Relation rel, const char *clause, SrClause *out)
 	cxt.pstate = pstate;
 	cxt.rel = rel;
 	cxt.bad_funcid = InvalidOid;
+	cxt.location = -1;
 
 	raw = ParseClause(&cxt, clause);
 	RawCheckWalker(raw, &cxt);
@@ -134,6 +150,9 @@ SrValidateClause(Relation rel, const char *clause, SrClause *out)
 	assign_expr_collations(pstate, qual);
 	QualCheckWalker(qual, &cxt);
 
+	/* Before folding, which turns COLLATE clauses into plain relabelling */
+	out->where_clause = DeparseQual(rel, qual);
+
 	/*
 	 * Fold constants now, once: IN lists become constant arrays, immutable
 	 * calls on constants are computed, and errors such as division by zero
@@ -144,6 +163,12 @@ SrValidateClause(Relation rel, const char *clause, SrClause *out)
 	QualCheckWalker(qual, &cxt);
 	if (contain_mutable_functions(qual))
 		elog(ERROR, "shape qual contains mutable functions after validation");
+	if (strlen(nodeToString(qual)) > SR_MAX_QUAL_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("WHERE clause is too large"),
+				 errdetail("Its constants add up to more than %d bytes.",
+						   SR_MAX_QUAL_LENGTH)));
 
 	out->qual = qual;
 	out->attnums = NULL;
@@ -156,11 +181,6 @@ SrValidateClause(Relation rel, const char *clause, SrClause *out)
 			out->attnums = bms_add_member(out->attnums,
 										  a + FirstLowInvalidHeapAttributeNumber);
 	}
-	out->where_clause =
-		deparse_expression(qual,
-						   deparse_context_for(RelationGetRelationName(rel),
-											   RelationGetRelid(rel)),
-						   false, false);
 
 	error_context_stack = errcallback.previous;
 	free_parsestate(pstate);
@@ -371,6 +391,11 @@ QualCheckWalker(Node *node, CheckContext *cxt)
 				REFUSE(cxt, node, "Subscripted assignments are not allowed.");
 			CheckType(exprType(node), node, cxt);
 			break;
+		case T_CoerceToDomain:
+			CheckType(exprType(node), node, cxt);
+			CheckDomainConstraints(((CoerceToDomain *) node)->resulttype,
+								   node, cxt);
+			break;
 		case T_RelabelType:
 		case T_CoerceViaIO:
 		case T_ArrayCoerceExpr:
@@ -380,7 +405,6 @@ QualCheckWalker(Node *node, CheckContext *cxt)
 		case T_RowExpr:
 		case T_CoalesceExpr:
 		case T_MinMaxExpr:
-		case T_CoerceToDomain:
 			CheckType(exprType(node), node, cxt);
 			break;
 		case T_BoolExpr:
@@ -409,10 +433,66 @@ QualCheckWalker(Node *node, CheckContext *cxt)
 				 errdetail("Function %s is not immutable.",
 						   format_procedure(funcid)),
 				 errhint("Only immutable functions and operators are allowed, so that a row's shapes never depend on when it is decoded."),
-				 parser_errposition(cxt->pstate, exprLocation(node))));
+				 parser_errposition(cxt->pstate, ErrorLocation(cxt, node))));
 	}
 
 	return expression_tree_walker(node, QualCheckWalker, (void *) cxt);
+}
+
+/* The type a domain is directly based on */
+static Oid
+DomainBaseType(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			base;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+	ReleaseSysCache(tup);
+	return base;
+}
+
+/*
+ * A cast to a domain runs the domain's CHECK constraints (and those of the
+ * domains it is based on): they obey the same rules as the clause.  Their
+ * stored form is checked, not the planner's, which inlines SQL functions.
+ */
+static void
+CheckDomainConstraints(Oid typid, Node *node, CheckContext *cxt)
+{
+	int			save = cxt->location;
+
+	cxt->location = ErrorLocation(cxt, node);
+	while (get_typtype(typid) == TYPTYPE_DOMAIN)
+	{
+		Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, Anum_pg_constraint_contypid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(typid));
+		scan = systable_beginscan(conrel, ConstraintTypidIndexId, true, NULL,
+								  1, &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+			bool		isnull;
+			Datum		bin;
+
+			if (con->contype != CONSTRAINT_CHECK)
+				continue;
+			bin = heap_getattr(tup, Anum_pg_constraint_conbin,
+							   RelationGetDescr(conrel), &isnull);
+			if (!isnull)
+				QualCheckWalker(stringToNode(TextDatumGetCString(bin)), cxt);
+		}
+		systable_endscan(scan);
+		table_close(conrel, AccessShareLock);
+		typid = DomainBaseType(typid);
+	}
+	cxt->location = save;
 }
 
 static bool
@@ -513,4 +593,33 @@ DisallowedNodeDetail(Node *node)
 		default:
 			return "This kind of expression is not allowed.";
 	}
+}
+
+/*
+ * The normalised text of a qual, independent of the session: dates, times
+ * and floats are written the way pg_dump writes them, and names are
+ * qualified unless in pg_catalog.
+ */
+static char *
+DeparseQual(Relation rel, Node *qual)
+{
+	int			nestlevel = NewGUCNestLevel();
+	char	   *text;
+
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("datestyle", "ISO", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("timezone", "UTC", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	text = deparse_expression(qual,
+							  deparse_context_for(RelationGetRelationName(rel),
+												  RelationGetRelid(rel)),
+							  false, false);
+	AtEOXact_GUC(true, nestlevel);
+	return text;
 }

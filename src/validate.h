@@ -14,6 +14,8 @@
 
 /* Longest WHERE clause accepted, in bytes. */
 #define SR_MAX_CLAUSE_LENGTH	65536
+/* Largest analysed qual stored, after constant folding, in bytes */
+#define SR_MAX_QUAL_LENGTH		(8 * 1024 * 1024)
 
 typedef struct SrClause
 {

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""A shape_router replication client on psycopg2's LogicalReplicationConnection.
+
+Streams the records of a logical slot that uses the shape_router plugin,
+prints them (or hands them to a callback), and acknowledges each transaction
+once its C record has been handled, so a restarted client resumes right after
+the last transaction it finished.
+
+    consumer.py --slot shapes [--option include-old=1 ...] [--idle-exit 5]
+"""
+import argparse
+import json
+import select
+import sys
+import time
+
+import psycopg2
+import psycopg2.extras
+
+
+def stream(dsn, slot, options=None, on_record=print, idle_exit=None,
+           stop_after_commits=None):
+    """Stream records until idle for idle_exit seconds or enough commits.
+
+    Returns the number of transactions acknowledged.
+    """
+    options = dict(options or {})
+    transactional = options.get('include-transaction', 'true').lower() not in (
+        '0', 'false', 'off', 'no')
+    conn = psycopg2.connect(
+        dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    cur = conn.cursor()
+    cur.start_replication(slot_name=slot, decode=True, options=options)
+    commits = 0
+    last = time.monotonic()
+    try:
+        while True:
+            msg = cur.read_message()
+            if msg is None:
+                if idle_exit is not None and time.monotonic() - last > idle_exit:
+                    break
+                select.select([cur], [], [], 0.2)
+                continue
+            last = time.monotonic()
+            record = json.loads(msg.payload)
+            on_record(record)
+            # Acknowledge whole transactions only: the server resends from
+            # the last acknowledged commit after a reconnect.
+            if not transactional or record['action'] == 'C':
+                cur.send_feedback(flush_lsn=msg.data_start, reply=True,
+                                  force=True)
+                commits += 1
+                if stop_after_commits and commits >= stop_after_commits:
+                    break
+    finally:
+        # Let the walsender read the last feedback before we hang up.
+        time.sleep(0.2)
+        conn.close()
+    return commits
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--dsn', default='', help='libpq connection string')
+    ap.add_argument('--slot', required=True)
+    ap.add_argument('--option', action='append', default=[],
+                    help='plugin option name=value (repeatable)')
+    ap.add_argument('--idle-exit', type=float, default=None,
+                    help='exit after this many idle seconds')
+    args = ap.parse_args()
+    options = dict(o.split('=', 1) for o in args.option)
+
+    def show(record):
+        print(json.dumps(record, separators=(',', ':')), flush=True)
+
+    stream(args.dsn, args.slot, options, show, args.idle_exit)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
