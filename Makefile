@@ -7,6 +7,7 @@ OBJS = \
 	src/validate.o \
 	src/compile.o \
 	src/eval.o \
+	src/predindex.o \
 	src/router.o \
 	src/sqlfuncs.o \
 	src/shapestate.o \
@@ -16,7 +17,7 @@ OBJS = \
 DATA = sql/shape_router--0.1.sql
 PGFILEDESC = "shape_router - route logical decoding changes to shapes"
 
-REGRESS = registration refusals privileges matching_types null_semantics
+REGRESS = registration refusals privileges matching_types null_semantics predindex
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 

@@ -109,7 +109,45 @@ typedef struct SrProgram
 	SrStep		steps[FLEXIBLE_ARRAY_MEMBER];
 } SrProgram;
 
+/*
+ * Index keys: one access path per shape, a necessary condition for a match.
+ * A shape is a candidate for a row if any of its keys hits; candidates then
+ * run their whole program, so keys may over-approximate but never miss.
+ */
+typedef enum SrKeyKind
+{
+	SR_KEY_EQ,					/* column = one of hashes (hash opfamily) */
+	SR_KEY_PREFIX,				/* text column LIKE 'prefix%' */
+	SR_KEY_RANGE,				/* lower <= column <= upper (btree order) */
+	SR_KEY_TRUE,				/* boolean column is true */
+	SR_KEY_FALSE,				/* boolean column is false */
+	SR_KEY_NULL,				/* column IS NULL */
+	SR_KEY_NOTNULL				/* column IS NOT NULL */
+} SrKeyKind;
+
+typedef struct SrIndexKey
+{
+	uint8		kind;			/* SrKeyKind */
+	bool		has_lower;		/* RANGE */
+	bool		has_upper;
+	AttrNumber	attno;			/* 1-based column */
+	Oid			proc;			/* EQ: hash of the column's type; RANGE:
+								 * btree order proc (column type, bound
+								 * type) */
+	Oid			sortproc;		/* RANGE: order proc (bound, bound) */
+	Oid			collation;
+	Oid			opno;			/* the operator, for explain_shape */
+	int			nvalues;		/* EQ: hashes; PREFIX: prefix length */
+	uint32	   *hashes;			/* EQ */
+	char	   *prefix;			/* PREFIX, not NUL-terminated */
+	Datum		lower;			/* RANGE */
+	Datum		upper;
+} SrIndexKey;
+
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
+extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
+extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
+						  StringInfo buf);
 extern char *SrCheckQualAgainstDesc(Node *qual, TupleDesc desc);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,
 							   const char *str, int len);

@@ -17,6 +17,7 @@
 #include "utils/memutils.h"
 
 #include "eval.h"
+#include "predindex.h"
 #include "router.h"
 #include "sqlfuncs.h"
 
@@ -41,6 +42,7 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 	router->desc = CreateTupleDescCopy(desc);
 	router->maxshapes = 16;
 	router->shapes = palloc(sizeof(SrShape) * router->maxshapes);
+	router->index = SrPredIndexCreate();
 	MemoryContextSwitchTo(old);
 	return router;
 }
@@ -111,10 +113,31 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		shape->columns = palloc(sizeof(AttrNumber) * def->ncolumns);
 		memcpy(shape->columns, def->columns, sizeof(AttrNumber) * def->ncolumns);
 	}
-	shape->prog = SrCompile(def->qual ? stringToNode(def->qual) : NULL,
-							router->desc, &shape->invalid_reason);
+	{
+		Node	   *qual = def->qual ? stringToNode(def->qual) : NULL;
+
+		shape->prog = SrCompile(qual, router->desc, &shape->invalid_reason);
+		if (shape->prog)
+		{
+			shape->nkeys = SrCompileKeys(qual, &shape->keys);
+			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
+							  shape->nkeys);
+		}
+	}
 	MemoryContextSwitchTo(old);
 	return shape;
+}
+
+/* The shape stays listed but is no longer evaluated nor indexed. */
+void
+SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
+{
+	if (shape->prog)
+		SrPredIndexDelete(router->index, shape->shape_id, shape->keys,
+						  shape->nkeys);
+	shape->prog = NULL;
+	if (reason)
+		shape->invalid_reason = MemoryContextStrdup(router->cxt, reason);
 }
 
 bool
@@ -124,6 +147,7 @@ SrRouterRemoveShape(SrTableRouter *router, int64 shape_id)
 
 	if (i >= router->nshapes || router->shapes[i].shape_id != shape_id)
 		return false;
+	SrRouterDisableShape(router, &router->shapes[i], NULL);
 	/* The program's memory stays in router->cxt until the router goes. */
 	memmove(&router->shapes[i], &router->shapes[i + 1],
 			sizeof(SrShape) * (router->nshapes - i - 1));
@@ -141,13 +165,13 @@ static void
 MatchFrom(SrTableRouter *router, TupleTableSlot *oldslot,
 		  TupleTableSlot *newslot, const Bitmapset *changed,
 		  ExprContext *econtext, int64 *oldids, volatile int *nold,
-		  int64 *newids, volatile int *nnew, volatile int *pos)
+		  int64 *newids, volatile int *nnew, int nwork, volatile int *pos)
 {
 	MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
 
-	for (; *pos < router->nshapes; (*pos)++)
+	for (; *pos < nwork; (*pos)++)
 	{
-		SrShape    *shape = &router->shapes[*pos];
+		SrShape    *shape = &router->shapes[router->work[*pos]];
 		bool		was = false,
 					is;
 
@@ -189,6 +213,56 @@ RecoverableError(int sqlerrcode)
 		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Positions in router->shapes (ascending) of the shapes the predicate index
+ * names as candidates for either row, in router->work.
+ */
+static int
+Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
+		   TupleTableSlot *newslot)
+{
+	int			need = SrPredIndexMaxCandidates(router->index) * 2 + 1;
+	int			n = 0,
+				nwork = 0;
+
+	if (need > router->candcap)
+	{
+		router->candcap = Max(need, router->candcap * 2);
+		if (router->cand)
+		{
+			pfree(router->cand);
+			pfree(router->work);
+		}
+		router->cand = MemoryContextAlloc(router->cxt, sizeof(int64) * router->candcap);
+		router->work = MemoryContextAlloc(router->cxt, sizeof(int) * router->candcap);
+	}
+	if (oldslot)
+		n = SrPredIndexLookup(router->index, oldslot, router->cand, n);
+	n = SrPredIndexLookup(router->index, newslot, router->cand, n);
+	if (n > 1)
+		qsort(router->cand, n, sizeof(int64), CompareInt64);
+	for (int i = 0; i < n; i++)
+	{
+		int			pos;
+
+		if (i > 0 && router->cand[i] == router->cand[i - 1])
+			continue;
+		pos = LowerBound(router, router->cand[i]);
+		if (pos < router->nshapes && router->shapes[pos].shape_id == router->cand[i])
+			router->work[nwork++] = pos;
+	}
+	return nwork;
+}
+
 /*
  * Match one row (oldslot NULL) or both rows of an UPDATE against every
  * valid shape; ids come out ascending, with room for nshapes each.
@@ -209,6 +283,7 @@ SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 	volatile int pos = 0;
 	volatile int vold = 0;
 	volatile int vnew = 0;
+	int			nwork = Candidates(router, oldslot, newslot);
 
 	for (;;)
 	{
@@ -218,14 +293,14 @@ SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 		PG_TRY();
 		{
 			MatchFrom(router, oldslot, newslot, changed, econtext,
-					  oldids, &o, newids, &n, &pos);
+					  oldids, &o, newids, &n, nwork, &pos);
 			vold = o;
 			vnew = n;
 		}
 		PG_CATCH();
 		{
 			ErrorData  *edata;
-			SrShape    *shape = &router->shapes[pos];
+			SrShape    *shape = &router->shapes[router->work[pos]];
 
 			MemoryContextSwitchTo(cxt);
 			if (on_error == NULL)
@@ -243,8 +318,7 @@ SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 			vold = o;
 			vnew = n;
 			on_error(shape, edata->message, arg);
-			shape->prog = NULL;
-			shape->invalid_reason = MemoryContextStrdup(router->cxt, edata->message);
+			SrRouterDisableShape(router, shape, edata->message);
 			pos++;
 			continue;
 		}

@@ -20,6 +20,8 @@ typedef struct SrShape
 	char	   *invalid_reason; /* why the shape no longer applies */
 	int			ncolumns;		/* -1 = every column */
 	AttrNumber *columns;		/* projected columns, ascending */
+	int			nkeys;			/* access path; 0 = scan list */
+	SrIndexKey *keys;
 } SrShape;
 
 typedef struct SrTableRouter
@@ -31,6 +33,10 @@ typedef struct SrTableRouter
 	int			nshapes;
 	int			maxshapes;
 	SrShape    *shapes;			/* ascending shape_id */
+	struct SrPredIndex *index;	/* candidates for a row */
+	int64	   *cand;			/* lookup buffers, grown as needed */
+	int		   *work;
+	int			candcap;
 } SrTableRouter;
 
 extern void SrRouterInit(void);
@@ -39,6 +45,8 @@ extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 extern void SrRouterDestroy(SrTableRouter *router);
 extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
 extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
+extern void SrRouterDisableShape(SrTableRouter *router, SrShape *shape,
+								 const char *reason);
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 *ids);

@@ -198,10 +198,7 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 		return;
 	entry->invalid = true;
 	if (shape)
-	{
-		shape->prog = NULL;
-		shape->invalid_reason = MemoryContextStrdup(rs->router->cxt, reason);
-	}
+		SrRouterDisableShape(rs->router, shape, reason);
 	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
 			 reason);
 }

@@ -254,8 +254,8 @@ explain_shape(PG_FUNCTION_ARGS)
 		appendStringInfo(&buf, "invalid: %s", shape->invalid_reason);
 	else
 	{
-		appendStringInfo(&buf, "access: scan (every row of %s runs the program)",
-						 RelationGetRelationName(rel));
+		appendStringInfoString(&buf, "access: ");
+		SrExplainKeys(shape->keys, shape->nkeys, router->desc, &buf);
 		appendStringInfo(&buf, "\nprogram: %d step%s", shape->prog->nsteps,
 						 shape->prog->nsteps == 1 ? "" : "s");
 		SrExplainProgram(shape->prog, router->desc, &buf);

@@ -1,0 +1,674 @@
+/*-------------------------------------------------------------------------
+ *
+ * predindex.c
+ *	  The predicate index of one table.
+ *
+ * Shapes are grouped by the kind, column and support function of their
+ * access path (compile.c):
+ *   - equality: a hash table from the hash of the value (the operator's
+ *     hash opfamily function, so "=" and the hash agree) to shape ids;
+ *   - LIKE prefixes: a hash table keyed by prefix bytes, probed once per
+ *     distinct prefix length;
+ *   - ranges: entries sorted by lower bound (binary search, then the upper
+ *     bound checked), and upper-only entries sorted by upper bound;
+ *   - boolean and NULL tests: id lists per column and outcome;
+ *   - shapes without an access path: the scan list.
+ * A lookup returns candidates; the router runs each candidate's program, so
+ * hash collisions and loose bounds cost time, never correctness.
+ *
+ * Adding or removing a shape touches only its own entries: O(1) for hash
+ * tables and lists (removal from a list is linear in that list), a binary
+ * search plus a memmove for the sorted range arrays.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "predindex.h"
+
+/* Shape ids, unsorted */
+typedef struct IdList
+{
+	int			n;
+	int			cap;
+	int64	   *ids;
+} IdList;
+
+/* A hash table slot: one id inline, more in a list */
+typedef struct HashEntry
+{
+	uint32		hash;
+	bool		used;
+	int64		one;			/* valid when list is NULL and has_one */
+	bool		has_one;
+	IdList	   *list;
+} HashEntry;
+
+typedef struct HashTable
+{
+	uint32		mask;			/* size - 1 */
+	uint32		used;
+	HashEntry  *entries;
+} HashTable;
+
+typedef struct EqGroup
+{
+	AttrNumber	attno;
+	Oid			proc;
+	Oid			collation;
+	FmgrInfo	fn;
+	HashTable	table;
+} EqGroup;
+
+typedef struct PrefixGroup
+{
+	AttrNumber	attno;
+	int			nlens;			/* distinct prefix lengths, ascending */
+	int		   *lens;
+	int		   *lencount;		/* shapes per length */
+	HashTable	table;			/* hash of (prefix bytes) */
+} PrefixGroup;
+
+typedef struct RangeEntry
+{
+	Datum		bound;			/* lower bound, or upper for upper-only */
+	Datum		upper;
+	bool		has_upper;
+	int64		shape_id;
+} RangeEntry;
+
+typedef struct RangeGroup
+{
+	AttrNumber	attno;
+	Oid			proc;
+	Oid			sortproc;
+	Oid			collation;
+	FmgrInfo	cmp;			/* (column, bound) */
+	FmgrInfo	sortcmp;		/* (bound, bound) */
+	int			nlow,
+				caplow;
+	RangeEntry *low;			/* with a lower bound, by lower bound */
+	int			nup,
+				capup;
+	RangeEntry *up;				/* upper bound only, by upper bound */
+} RangeGroup;
+
+typedef struct FlagGroup
+{
+	AttrNumber	attno;
+	IdList		lists[4];		/* TRUE, FALSE, NULL, NOTNULL */
+} FlagGroup;
+
+struct SrPredIndex
+{
+	int			neq,
+				nprefix,
+				nrange,
+				nflag;
+	EqGroup   **eq;
+	PrefixGroup **prefix;
+	RangeGroup **range;
+	FlagGroup **flag;
+	IdList		scan;
+	int			npostings;		/* ids stored, an upper bound for a lookup */
+};
+
+SrPredIndex *
+SrPredIndexCreate(void)
+{
+	return palloc0(sizeof(SrPredIndex));
+}
+
+static void
+IdListAdd(IdList *l, int64 id)
+{
+	if (l->n >= l->cap)
+	{
+		l->cap = Max(4, l->cap * 2);
+		l->ids = l->ids ? repalloc(l->ids, sizeof(int64) * l->cap) :
+			palloc(sizeof(int64) * l->cap);
+	}
+	l->ids[l->n++] = id;
+}
+
+static void
+IdListRemove(IdList *l, int64 id)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->ids[i] == id)
+		{
+			l->ids[i] = l->ids[--l->n];
+			return;
+		}
+}
+
+static int
+IdListAppend(const IdList *l, int64 *ids, int n)
+{
+	if (l->n > 0)
+		memcpy(ids + n, l->ids, sizeof(int64) * l->n);
+	return n + l->n;
+}
+
+/* ---- hash tables: open addressing, never shrinking ---- */
+
+static HashEntry *
+HashFind(HashTable *t, uint32 hash, bool create)
+{
+	uint32		pos;
+
+	if (t->entries == NULL)
+	{
+		if (!create)
+			return NULL;
+		t->mask = 15;
+		t->entries = palloc0(sizeof(HashEntry) * 16);
+	}
+	else if (create && (t->used + 1) * 2 > t->mask + 1)
+	{
+		HashTable	bigger;
+
+		bigger.mask = t->mask * 2 + 1;
+		bigger.used = 0;
+		bigger.entries = palloc0(sizeof(HashEntry) * (bigger.mask + 1));
+		for (uint32 i = 0; i <= t->mask; i++)
+			if (t->entries[i].used)
+			{
+				HashEntry  *e = HashFind(&bigger, t->entries[i].hash, true);
+
+				*e = t->entries[i];
+			}
+		pfree(t->entries);
+		*t = bigger;
+	}
+
+	pos = hash & t->mask;
+	while (t->entries[pos].used)
+	{
+		if (t->entries[pos].hash == hash)
+			return &t->entries[pos];
+		pos = (pos + 1) & t->mask;
+	}
+	if (!create)
+		return NULL;
+	t->entries[pos].used = true;
+	t->entries[pos].hash = hash;
+	t->used++;
+	return &t->entries[pos];
+}
+
+static void
+HashAdd(HashTable *t, uint32 hash, int64 id)
+{
+	HashEntry  *e = HashFind(t, hash, true);
+
+	if (e->list)
+		IdListAdd(e->list, id);
+	else if (!e->has_one)
+	{
+		e->one = id;
+		e->has_one = true;
+	}
+	else
+	{
+		e->list = palloc0(sizeof(IdList));
+		IdListAdd(e->list, e->one);
+		IdListAdd(e->list, id);
+		e->has_one = false;
+	}
+}
+
+static void
+HashRemove(HashTable *t, uint32 hash, int64 id)
+{
+	HashEntry  *e = HashFind(t, hash, false);
+
+	/* The entry stays, empty: open addressing needs it as a tombstone. */
+	if (e == NULL)
+		return;
+	if (e->list)
+		IdListRemove(e->list, id);
+	else if (e->has_one && e->one == id)
+		e->has_one = false;
+}
+
+static int
+HashProbe(HashTable *t, uint32 hash, int64 *ids, int n)
+{
+	HashEntry  *e;
+
+	if (t->entries == NULL || (e = HashFind(t, hash, false)) == NULL)
+		return n;
+	if (e->list)
+		return IdListAppend(e->list, ids, n);
+	if (e->has_one)
+		ids[n++] = e->one;
+	return n;
+}
+
+static inline uint32
+PrefixHash(const char *p, int len)
+{
+	return (uint32) XXH3_64bits(p, len);
+}
+
+/* ---- groups ---- */
+
+static EqGroup *
+FindEq(SrPredIndex *index, const SrIndexKey *k, bool create)
+{
+	EqGroup    *g;
+
+	for (int i = 0; i < index->neq; i++)
+	{
+		g = index->eq[i];
+		if (g->attno == k->attno && g->proc == k->proc &&
+			g->collation == k->collation)
+			return g;
+	}
+	if (!create)
+		return NULL;
+	g = palloc0(sizeof(EqGroup));
+	g->attno = k->attno;
+	g->proc = k->proc;
+	g->collation = k->collation;
+	fmgr_info(k->proc, &g->fn);
+	index->eq = index->eq ? repalloc(index->eq, sizeof(EqGroup *) * (index->neq + 1)) :
+		palloc(sizeof(EqGroup *));
+	index->eq[index->neq++] = g;
+	return g;
+}
+
+static PrefixGroup *
+FindPrefix(SrPredIndex *index, const SrIndexKey *k, bool create)
+{
+	PrefixGroup *g;
+
+	for (int i = 0; i < index->nprefix; i++)
+		if (index->prefix[i]->attno == k->attno)
+			return index->prefix[i];
+	if (!create)
+		return NULL;
+	g = palloc0(sizeof(PrefixGroup));
+	g->attno = k->attno;
+	index->prefix = index->prefix ?
+		repalloc(index->prefix, sizeof(PrefixGroup *) * (index->nprefix + 1)) :
+		palloc(sizeof(PrefixGroup *));
+	index->prefix[index->nprefix++] = g;
+	return g;
+}
+
+static RangeGroup *
+FindRange(SrPredIndex *index, const SrIndexKey *k, bool create)
+{
+	RangeGroup *g;
+
+	for (int i = 0; i < index->nrange; i++)
+	{
+		g = index->range[i];
+		if (g->attno == k->attno && g->proc == k->proc &&
+			g->sortproc == k->sortproc && g->collation == k->collation)
+			return g;
+	}
+	if (!create)
+		return NULL;
+	g = palloc0(sizeof(RangeGroup));
+	g->attno = k->attno;
+	g->proc = k->proc;
+	g->sortproc = k->sortproc;
+	g->collation = k->collation;
+	fmgr_info(k->proc, &g->cmp);
+	fmgr_info(k->sortproc, &g->sortcmp);
+	index->range = index->range ?
+		repalloc(index->range, sizeof(RangeGroup *) * (index->nrange + 1)) :
+		palloc(sizeof(RangeGroup *));
+	index->range[index->nrange++] = g;
+	return g;
+}
+
+static FlagGroup *
+FindFlag(SrPredIndex *index, AttrNumber attno, bool create)
+{
+	FlagGroup  *g;
+
+	for (int i = 0; i < index->nflag; i++)
+		if (index->flag[i]->attno == attno)
+			return index->flag[i];
+	if (!create)
+		return NULL;
+	g = palloc0(sizeof(FlagGroup));
+	g->attno = attno;
+	index->flag = index->flag ?
+		repalloc(index->flag, sizeof(FlagGroup *) * (index->nflag + 1)) :
+		palloc(sizeof(FlagGroup *));
+	index->flag[index->nflag++] = g;
+	return g;
+}
+
+/* First position in entries (sorted by bound) whose bound is > value */
+static int
+UpperPosition(RangeGroup *g, RangeEntry *entries, int n, Datum value,
+			  FmgrInfo *fn)
+{
+	int			lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int32		c = DatumGetInt32(FunctionCall2Coll(fn, g->collation,
+														value, entries[mid].bound));
+
+		if (c >= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+RangeInsert(RangeGroup *g, const SrIndexKey *k, int64 shape_id)
+{
+	RangeEntry	e;
+	RangeEntry **arr;
+	int		   *n,
+			   *cap;
+	int			pos;
+
+	e.shape_id = shape_id;
+	e.has_upper = k->has_upper;
+	e.upper = k->upper;
+	if (k->has_lower)
+	{
+		e.bound = k->lower;
+		arr = &g->low, n = &g->nlow, cap = &g->caplow;
+	}
+	else
+	{
+		e.bound = k->upper;
+		arr = &g->up, n = &g->nup, cap = &g->capup;
+	}
+	if (*n >= *cap)
+	{
+		*cap = Max(8, *cap * 2);
+		*arr = *arr ? repalloc(*arr, sizeof(RangeEntry) * *cap) :
+			palloc(sizeof(RangeEntry) * *cap);
+	}
+	pos = UpperPosition(g, *arr, *n, e.bound, &g->sortcmp);
+	memmove(&(*arr)[pos + 1], &(*arr)[pos], sizeof(RangeEntry) * (*n - pos));
+	(*arr)[pos] = e;
+	(*n)++;
+}
+
+static void
+RangeRemove(RangeEntry *arr, int *n, int64 shape_id)
+{
+	for (int i = 0; i < *n; i++)
+		if (arr[i].shape_id == shape_id)
+		{
+			memmove(&arr[i], &arr[i + 1], sizeof(RangeEntry) * (*n - i - 1));
+			(*n)--;
+			return;
+		}
+}
+
+static int
+FlagList(SrKeyKind kind)
+{
+	switch (kind)
+	{
+		case SR_KEY_TRUE:
+			return 0;
+		case SR_KEY_FALSE:
+			return 1;
+		case SR_KEY_NULL:
+			return 2;
+		default:
+			return 3;
+	}
+}
+
+/* How many ids a shape's keys store */
+static int
+Postings(const SrIndexKey *keys, int nkeys)
+{
+	int			n = 0;
+
+	if (nkeys == 0)
+		return 1;
+	for (int i = 0; i < nkeys; i++)
+		n += keys[i].kind == SR_KEY_EQ ? keys[i].nvalues : 1;
+	return n;
+}
+
+int
+SrPredIndexMaxCandidates(SrPredIndex *index)
+{
+	return index->npostings;
+}
+
+void
+SrPredIndexInsert(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
+				  int nkeys)
+{
+	index->npostings += Postings(keys, nkeys);
+	if (nkeys == 0)
+	{
+		IdListAdd(&index->scan, shape_id);
+		return;
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		const SrIndexKey *k = &keys[i];
+
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_EQ:
+				{
+					EqGroup    *g = FindEq(index, k, true);
+
+					for (int v = 0; v < k->nvalues; v++)
+						HashAdd(&g->table, k->hashes[v], shape_id);
+					break;
+				}
+			case SR_KEY_PREFIX:
+				{
+					PrefixGroup *g = FindPrefix(index, k, true);
+					int			l;
+
+					for (l = 0; l < g->nlens && g->lens[l] < k->nvalues; l++)
+						;
+					if (l == g->nlens || g->lens[l] != k->nvalues)
+					{
+						g->lens = g->lens ? repalloc(g->lens, sizeof(int) * (g->nlens + 1)) :
+							palloc(sizeof(int));
+						g->lencount = g->lencount ?
+							repalloc(g->lencount, sizeof(int) * (g->nlens + 1)) :
+							palloc(sizeof(int));
+						memmove(&g->lens[l + 1], &g->lens[l], sizeof(int) * (g->nlens - l));
+						memmove(&g->lencount[l + 1], &g->lencount[l], sizeof(int) * (g->nlens - l));
+						g->lens[l] = k->nvalues;
+						g->lencount[l] = 0;
+						g->nlens++;
+					}
+					g->lencount[l]++;
+					HashAdd(&g->table, PrefixHash(k->prefix, k->nvalues), shape_id);
+					break;
+				}
+			case SR_KEY_RANGE:
+				RangeInsert(FindRange(index, k, true), k, shape_id);
+				break;
+			default:
+				IdListAdd(&FindFlag(index, k->attno, true)->lists[FlagList(k->kind)],
+						  shape_id);
+				break;
+		}
+	}
+}
+
+void
+SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
+				  int nkeys)
+{
+	index->npostings -= Postings(keys, nkeys);
+	if (nkeys == 0)
+	{
+		IdListRemove(&index->scan, shape_id);
+		return;
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		const SrIndexKey *k = &keys[i];
+
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_EQ:
+				{
+					EqGroup    *g = FindEq(index, k, false);
+
+					for (int v = 0; g && v < k->nvalues; v++)
+						HashRemove(&g->table, k->hashes[v], shape_id);
+					break;
+				}
+			case SR_KEY_PREFIX:
+				{
+					PrefixGroup *g = FindPrefix(index, k, false);
+
+					/* the length stays listed: a probe of it is harmless */
+					if (g)
+						HashRemove(&g->table, PrefixHash(k->prefix, k->nvalues),
+								   shape_id);
+					break;
+				}
+			case SR_KEY_RANGE:
+				{
+					RangeGroup *g = FindRange(index, k, false);
+
+					if (g)
+					{
+						RangeRemove(g->low, &g->nlow, shape_id);
+						RangeRemove(g->up, &g->nup, shape_id);
+					}
+					break;
+				}
+			default:
+				{
+					FlagGroup  *g = FindFlag(index, k->attno, false);
+
+					if (g)
+						IdListRemove(&g->lists[FlagList(k->kind)], shape_id);
+					break;
+				}
+		}
+	}
+}
+
+int
+SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
+{
+	Datum	   *values = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
+
+	n = IdListAppend(&index->scan, ids, n);
+
+	for (int i = 0; i < index->neq; i++)
+	{
+		EqGroup    *g = index->eq[i];
+		int			a = g->attno - 1;
+
+		slot_getsomeattrs(slot, g->attno);
+		/* the operators are strict: a NULL column matches no "=" */
+		if (isnull[a] || g->table.used == 0)
+			continue;
+		n = HashProbe(&g->table,
+					  DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation, values[a])),
+					  ids, n);
+	}
+
+	for (int i = 0; i < index->nprefix; i++)
+	{
+		PrefixGroup *g = index->prefix[i];
+		int			a = g->attno - 1;
+		text	   *t;
+		int			len;
+
+		slot_getsomeattrs(slot, g->attno);
+		if (isnull[a])
+			continue;
+		t = DatumGetTextPP(values[a]);
+		len = VARSIZE_ANY_EXHDR(t);
+		for (int l = 0; l < g->nlens && g->lens[l] <= len; l++)
+			n = HashProbe(&g->table, PrefixHash(VARDATA_ANY(t), g->lens[l]),
+						  ids, n);
+	}
+
+	for (int i = 0; i < index->nrange; i++)
+	{
+		RangeGroup *g = index->range[i];
+		int			a = g->attno - 1;
+		int			end,
+					start;
+
+		slot_getsomeattrs(slot, g->attno);
+		if (isnull[a])
+			continue;
+		/* lower bound <= value, then the upper bound if any */
+		end = UpperPosition(g, g->low, g->nlow, values[a], &g->cmp);
+		for (int e = 0; e < end; e++)
+		{
+			RangeEntry *r = &g->low[e];
+
+			if (!r->has_upper ||
+				DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation,
+												values[a], r->upper)) <= 0)
+				ids[n++] = r->shape_id;
+		}
+		/* upper-only entries with upper bound >= value */
+		start = 0;
+		{
+			int			lo = 0,
+						hi = g->nup;
+
+			while (lo < hi)
+			{
+				int			mid = lo + (hi - lo) / 2;
+
+				if (DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation,
+													values[a], g->up[mid].bound)) > 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			start = lo;
+		}
+		for (int e = start; e < g->nup; e++)
+			ids[n++] = g->up[e].shape_id;
+	}
+
+	for (int i = 0; i < index->nflag; i++)
+	{
+		FlagGroup  *g = index->flag[i];
+		int			a = g->attno - 1;
+
+		slot_getsomeattrs(slot, g->attno);
+		if (isnull[a])
+			n = IdListAppend(&g->lists[2], ids, n);
+		else
+		{
+			n = IdListAppend(&g->lists[3], ids, n);
+			/* TRUE/FALSE lists hold boolean columns only */
+			if (g->lists[0].n > 0 && DatumGetBool(values[a]))
+				n = IdListAppend(&g->lists[0], ids, n);
+			if (g->lists[1].n > 0 && !DatumGetBool(values[a]))
+				n = IdListAppend(&g->lists[1], ids, n);
+		}
+	}
+	return n;
+}
