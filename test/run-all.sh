@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of shape_router, from a fresh Debian machine: installs what is
-# missing, builds, installs, then runs the pg_regress suites and the
-# differential test against throwaway clusters.  .ci/run calls this.
+# missing, builds, installs, then runs each suite against its own throwaway
+# cluster.  .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . test/lib.sh
@@ -17,5 +17,18 @@ fi
 
 echo "== differential test: matching_shapes against SELECT ... WHERE"
 sr_virtualenv /usr/bin/python3 test/diff/matching_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+
+if [ -f test/diff/decoding_diff.py ]; then
+	echo "== differential test: decoded records against PostgreSQL's evaluation"
+	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+fi
+
+echo "== replication client: stream, acknowledge, resume"
+sr_virtualenv /usr/bin/python3 test/client/test_consumer.py
+
+if [ -f test/tap.sh ]; then
+	echo "== TAP tests (test/t)"
+	bash test/tap.sh
+fi
 
 echo "== all tests passed"
