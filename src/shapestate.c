@@ -39,6 +39,7 @@ typedef struct ShapeEntry
 struct SrShapeState
 {
 	MemoryContext cxt;
+	MemoryContextCallback forget;	/* clears callback_state on deletion */
 	MemoryContext txncxt;		/* pending additions; reset at commit */
 	SrShapeFilter filter;
 	HTAB	   *shapes;			/* shape_id -> ShapeEntry */
@@ -75,6 +76,18 @@ RelcacheCallback(Datum arg, Oid relid)
 		rs->valid = false, rs->recheck = true;
 }
 
+/*
+ * The state dies with its decoding context, also when decoding fails and
+ * the context goes with the transaction: the relcache callback, registered
+ * for the life of the process, must not find it then.
+ */
+static void
+ForgetState(void *arg)
+{
+	if (callback_state == (SrShapeState *) arg)
+		callback_state = NULL;
+}
+
 SrShapeState *
 SrStateCreate(MemoryContext parent, const SrShapeFilter *filter)
 {
@@ -98,6 +111,9 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter)
 	st->rels = hash_create("shape_router tables", 64, &ctl,
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
+	st->forget.func = ForgetState;
+	st->forget.arg = st;
+	MemoryContextRegisterResetCallback(cxt, &st->forget);
 	callback_state = st;
 	if (!callback_registered)
 	{
