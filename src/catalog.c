@@ -167,6 +167,30 @@ SrCatalogGetShape(int64 shape_id, SrShapeDef *def)
 }
 
 /*
+ * The columns every record of the table carries as its "key": the primary
+ * key, else the replica identity index, else all columns (1-based).
+ */
+Bitmapset *
+SrKeyColumns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *key;
+	Bitmapset  *result = NULL;
+	int			attno = -1;
+
+	key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	if (key == NULL)
+		key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	while ((attno = bms_next_member(key, attno)) >= 0)
+		result = bms_add_member(result, attno + FirstLowInvalidHeapAttributeNumber);
+	if (result == NULL)
+		for (int i = 0; i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				result = bms_add_member(result, i + 1);
+	return result;
+}
+
+/*
  * Tables a shape can be added on: ordinary, permanent, user tables whose
  * every UPDATE and DELETE logs the whole old row, visible to the caller
  * without row level security.
@@ -289,8 +313,6 @@ static void
 OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
 {
 	Oid			relid;
-	Bitmapset  *key;
-	int			attno;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -308,21 +330,7 @@ OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
 									Anum_shapes_shape_id, false);
 	w->table_select = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 
-	/* Key columns: primary key, else replica identity index, else all. */
-	key = RelationGetIndexAttrBitmap(w->rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	if (key == NULL)
-		key = RelationGetIndexAttrBitmap(w->rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
-	w->keyattrs = NULL;
-	attno = -1;
-	while ((attno = bms_next_member(key, attno)) >= 0)
-		w->keyattrs = bms_add_member(w->keyattrs,
-									 attno + FirstLowInvalidHeapAttributeNumber);
-	if (w->keyattrs == NULL)
-	{
-		for (int i = 0; i < RelationGetDescr(w->rel)->natts; i++)
-			if (!TupleDescAttr(RelationGetDescr(w->rel), i)->attisdropped)
-				w->keyattrs = bms_add_member(w->keyattrs, i + 1);
-	}
+	w->keyattrs = SrKeyColumns(w->rel);
 }
 
 static void

@@ -11,6 +11,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
 #include "utils/relcache.h"
 
@@ -38,6 +39,7 @@ typedef struct SrShapeDef
 typedef void (*SrShapeCallback) (const SrShapeDef *def, void *arg);
 
 extern Oid	SrShapesRelid(bool missing_ok);
+extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
 extern void SrCatalogForEachShape(Oid relid, SrShapeCallback callback,
 								  void *arg);

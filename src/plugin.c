@@ -342,6 +342,25 @@ CountChange(LogicalDecodingContext *ctx, SrPluginData *data)
 	}
 }
 
+/* "lsn" and "xid" if asked for, then write the record */
+static void
+EndChangeRecord(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				ReorderBufferChange *change)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+	StringInfo	out = ctx->out;
+
+	if (data->include_lsn)
+	{
+		appendStringInfoString(out, ",\"lsn\":");
+		SrJsonAppendLsn(out, change->lsn);
+	}
+	if (data->include_xid)
+		appendStringInfo(out, ",\"xid\":%u", txn->xid);
+	appendStringInfoChar(out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
 /* A row of the change, ready for evaluation and output */
 typedef struct RowSlot
 {
@@ -515,15 +534,7 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			if (any)
 				appendStringInfoChar(out, ']');
 		}
-		if (data->include_lsn)
-		{
-			appendStringInfoString(out, ",\"lsn\":");
-			SrJsonAppendLsn(out, change->lsn);
-		}
-		if (data->include_xid)
-			appendStringInfo(out, ",\"xid\":%u", txn->xid);
-		appendStringInfoChar(out, '}');
-		OutputPluginWrite(ctx, true);
+		EndChangeRecord(ctx, txn, change);
 	}
 }
 
@@ -798,15 +809,7 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			continue;
 		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
 						 rs->json->schema, rs->json->table);
-		if (data->include_lsn)
-		{
-			appendStringInfoString(out, ",\"lsn\":");
-			SrJsonAppendLsn(out, change->lsn);
-		}
-		if (data->include_xid)
-			appendStringInfo(out, ",\"xid\":%u", txn->xid);
-		appendStringInfoChar(out, '}');
-		OutputPluginWrite(ctx, true);
+		EndChangeRecord(ctx, txn, change);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->change_cxt);

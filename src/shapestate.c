@@ -359,8 +359,6 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
-	Bitmapset  *key;
-	int			attno;
 
 	if (rs->valid && rs->router)
 		return;
@@ -379,18 +377,7 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	rs->schema = get_namespace_name(RelationGetNamespace(rel));
 	rs->table = pstrdup(RelationGetRelationName(rel));
 	rs->json = SrJsonTableCreate(desc, rs->schema, rs->table);
-	key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	if (key == NULL)
-		key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
-	rs->keyattrs = NULL;
-	attno = -1;
-	while ((attno = bms_next_member(key, attno)) >= 0)
-		rs->keyattrs = bms_add_member(rs->keyattrs,
-									  attno + FirstLowInvalidHeapAttributeNumber);
-	if (rs->keyattrs == NULL)
-		for (int i = 0; i < desc->natts; i++)
-			if (!TupleDescAttr(desc, i)->attisdropped)
-				rs->keyattrs = bms_add_member(rs->keyattrs, i + 1);
+	rs->keyattrs = SrKeyColumns(rel);
 	MemoryContextSwitchTo(old);
 
 	/* Without the whole old row, UPDATE and DELETE cannot be routed. */
