@@ -1,6 +1,8 @@
 -- The predicate index: every access path, named by explain_shape, and
 -- matching through it agreeing with PostgreSQL's own evaluation.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS shape_router;
+RESET client_min_messages;
 CREATE SCHEMA pidx;
 SET search_path = pidx, public;
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');

@@ -100,6 +100,14 @@ SrJsonAppendValue(StringInfo buf, const SrJsonColumn *col, Datum value,
 				appendStringInfoString(buf, str);
 			break;
 		case 'j':
+			/*
+			 * json keeps its input's whitespace; line breaks and tabs can
+			 * only stand between tokens (json_in refuses them in strings),
+			 * so spaces keep one record per line.
+			 */
+			for (char *p = str; *p; p++)
+				if (*p == '\n' || *p == '\r' || *p == '\t')
+					*p = ' ';
 			appendStringInfoString(buf, str);
 			break;
 		default:

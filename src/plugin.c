@@ -18,6 +18,7 @@
 #include "executor/executor.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
+#include "replication/slot.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
@@ -204,7 +205,8 @@ SrStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
 							elem->arg ? strVal(elem->arg) : "(null)"),
 					 errhint("Options are shapes, shard, include-transaction, include-old, include-lsn and include-xid.")));
 	}
-	data->state = SrStateCreate(data->context, &filter);
+	data->state = SrStateCreate(data->context, &filter,
+								ctx->slot ? NameStr(ctx->slot->data.name) : NULL);
 	data->econtext = CreateStandaloneExprContext();
 	MemoryContextSwitchTo(old);
 }
@@ -231,7 +233,7 @@ SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 		List	   *events = NIL;
 		MemoryContext old = MemoryContextSwitchTo(data->context);
 
-		SrStateBeginTxn(data->state, &events);
+		SrStateBeginTxn(data->state, txn, &events);
 		txn->output_plugin_private = events;
 		MemoryContextSwitchTo(old);
 	}
@@ -427,15 +429,18 @@ ShapeColumns(SrRelState *rs, SrShape *shape)
 	cols = bms_copy(rs->keyattrs);
 	for (int i = 0; i < shape->ncolumns; i++)
 		cols = bms_add_member(cols, shape->columns[i]);
-	return cols;
+	/* every column listed is the same as no projection */
+	for (int i = 0; i < rs->json->natts; i++)
+		if (!rs->json->cols[i].dropped && !bms_is_member(i + 1, cols))
+			return cols;
+	return NULL;
 }
 
+/* Shapes whose records would carry the same columns share a record. */
 static bool
-SameProjection(SrShape *a, SrShape *b)
+SameProjection(SrRelState *rs, SrShape *a, SrShape *b)
 {
-	return a->ncolumns == b->ncolumns &&
-		(a->ncolumns <= 0 ||
-		 memcmp(a->columns, b->columns, sizeof(AttrNumber) * a->ncolumns) == 0);
+	return bms_equal(ShapeColumns(rs, a), ShapeColumns(rs, b));
 }
 
 typedef struct RecordSpec
@@ -491,7 +496,7 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		for (int j = i; j < n; j++)
 		{
 			if (done[j] ||
-				(j > i && !SameProjection(first, SrRouterFindShape(rs->router, ids[j]))))
+				(j > i && !SameProjection(rs, first, SrRouterFindShape(rs->router, ids[j]))))
 				continue;
 			done[j] = true;
 			appendStringInfo(out, "%s" INT64_FORMAT, comma ? "," : "", ids[j]);

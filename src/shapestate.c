@@ -17,9 +17,12 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/table.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "storage/fd.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -47,10 +50,37 @@ struct SrShapeState
 	Oid			shapes_relid;
 	bool		loaded;
 	List	   *pending;		/* SrShapeDef *, added by this transaction */
+	XLogRecPtr	txn_lsn;		/* commit LSN of the transaction decoded */
+	List	   *leaving;		/* ShapeEntry copies removed by this
+								 * transaction, S record not yet written */
+	char	   *logpath;		/* the slot's invalidation log, or NULL */
 };
+
+/*
+ * The invalidation log.  An invalidation is a fact about the WAL: once a
+ * shape has been invalidated at a commit LSN, it stays invalid for the
+ * slot, even if a later restart finds the table fitting again (a column
+ * retyped there and back).  Each invalidation appends a record to a file
+ * in the slot's directory (removed with the slot); a stream starting at
+ * commit LSN L marks invalid, silently, every shape logged before L.
+ */
+#define SR_INVALID_LOG		"shape_router.invalid"
+#define SR_INVALID_MAGIC	0x53524956	/* "SRIV" */
+#define SR_INVALID_VERSION	1
+
+typedef struct InvalidRecord
+{
+	uint32		magic;
+	uint32		version;
+	uint64		lsn;			/* commit LSN of the invalidating transaction */
+	int64		shape_id;
+	pg_crc32c	crc;			/* of the fields above */
+} InvalidRecord;
 
 static void EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel,
 						 List **events);
+static int64 ShapeIdOf(HeapTuple tup, TupleDesc desc);
+static void ComputeMaxAttno(SrRelState *rs);
 
 /* One decoding context per process: the relcache callback finds it here. */
 static SrShapeState *callback_state = NULL;
@@ -88,8 +118,81 @@ ForgetState(void *arg)
 		callback_state = NULL;
 }
 
+static pg_crc32c
+RecordCrc(const InvalidRecord *r)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, r, offsetof(InvalidRecord, crc));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+static void
+LogInvalidation(SrShapeState *st, int64 shape_id)
+{
+	InvalidRecord r;
+	int			fd;
+
+	if (st->logpath == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.magic = SR_INVALID_MAGIC;
+	r.version = SR_INVALID_VERSION;
+	r.lsn = st->txn_lsn;
+	r.shape_id = shape_id;
+	r.crc = RecordCrc(&r);
+	fd = OpenTransientFile(st->logpath, O_WRONLY | O_CREAT | O_APPEND | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", st->logpath)));
+	if (write(fd, &r, sizeof(r)) != sizeof(r) || pg_fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", st->logpath)));
+	CloseTransientFile(fd);
+}
+
+/* Mark invalid, silently, the shapes the log invalidated before txn_lsn. */
+static void
+ReadInvalidations(SrShapeState *st)
+{
+	InvalidRecord r;
+	int			fd;
+
+	if (st->logpath == NULL)
+		return;
+	fd = OpenTransientFile(st->logpath, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", st->logpath)));
+	}
+	while (read(fd, &r, sizeof(r)) == sizeof(r))
+	{
+		ShapeEntry *entry;
+
+		/* A torn last record (crash while appending) is not a record. */
+		if (r.magic != SR_INVALID_MAGIC || r.version != SR_INVALID_VERSION ||
+			r.crc != RecordCrc(&r))
+			break;
+		if (r.lsn >= st->txn_lsn)
+			continue;
+		entry = hash_search(st->shapes, &r.shape_id, HASH_FIND, NULL);
+		if (entry)
+			entry->invalid = true;
+	}
+	CloseTransientFile(fd);
+}
+
 SrShapeState *
-SrStateCreate(MemoryContext parent, const SrShapeFilter *filter)
+SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
+			  const char *slot_name)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "shape_router shapes",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -100,6 +203,8 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter)
 	st->txncxt = AllocSetContextCreate(cxt, "shape_router pending shapes",
 									   ALLOCSET_SMALL_SIZES);
 	st->filter = *filter;
+	if (slot_name)
+		st->logpath = psprintf("pg_replslot/%s/%s", slot_name, SR_INVALID_LOG);
 
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(ShapeEntry);
@@ -213,6 +318,8 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 	if (entry->invalid)
 		return;
 	entry->invalid = true;
+	if (events != NULL)
+		LogInvalidation(st, entry->shape_id);
 	if (shape)
 		SrRouterDisableShape(rs->router, shape, reason);
 	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
@@ -220,22 +327,35 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 }
 
 /* Every still-valid shape on the table becomes invalid. */
+static int
+CompareEntries(const void *a, const void *b)
+{
+	int64		x = (*(ShapeEntry *const *) a)->shape_id;
+	int64		y = (*(ShapeEntry *const *) b)->shape_id;
+
+	return (x > y) - (x < y);
+}
+
 void
 SrStateInvalidateRel(SrShapeState *st, SrRelState *rs, const char *reason,
 					 List **events)
 {
 	HASH_SEQ_STATUS status;
 	ShapeEntry *entry;
+	ShapeEntry **found = palloc(sizeof(ShapeEntry *) * Max(rs->nshapes, 1));
+	int			n = 0;
 
 	hash_seq_init(&status, st->shapes);
 	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		if (entry->relid != rs->relid || entry->invalid)
-			continue;
+		if (entry->relid == rs->relid && !entry->invalid && n < rs->nshapes)
+			found[n++] = entry;
+	/* S records in ascending shape id */
+	qsort(found, n, sizeof(ShapeEntry *), CompareEntries);
+	for (int i = 0; i < n; i++)
 		InvalidateShape(st, rs,
-						rs->router ? SrRouterFindShape(rs->router, entry->shape_id) : NULL,
-						entry, reason, events);
-	}
+						rs->router ? SrRouterFindShape(rs->router, found[i]->shape_id) : NULL,
+						found[i], reason, events);
+	pfree(found);
 }
 
 /*
@@ -253,8 +373,84 @@ SrStateShapeFailed(SrShapeState *st, int64 shape_id, const char *reason,
 						psprintf("evaluation failed: %s", reason), events);
 }
 
+/* Did txn (or one of its committed subtransactions) delete this tuple? */
+static bool
+DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
+{
+	HeapTupleHeader h = tup->t_data;
+	TransactionId xmax;
+	dlist_iter	iter;
+
+	if (h->t_infomask & HEAP_XMAX_INVALID ||
+		HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask))
+		return false;
+	xmax = (h->t_infomask & HEAP_XMAX_IS_MULTI) ?
+		HeapTupleGetUpdateXid(h) : HeapTupleHeaderGetRawXmax(h);
+	if (!TransactionIdIsValid(xmax))
+		return false;
+	if (TransactionIdEquals(xmax, txn->xid))
+		return true;
+	dlist_foreach(iter, &txn->subtxns)
+	{
+		ReorderBufferTXN *sub = dlist_container(ReorderBufferTXN, node, iter.cur);
+
+		if (TransactionIdEquals(xmax, sub->xid))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A shape routes only transactions that commit before the one removing it,
+ * so a removing transaction must not route to it even before its
+ * remove_shape() is decoded.  Only transactions that wrote catalogs can
+ * remove shapes: for those, find the catalog rows this transaction deletes
+ * (the historic snapshot at its start still sees them) and take the shapes
+ * out now; their S records are written where the deletions stand.
+ */
+static void
+TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
+{
+	Relation	shapes;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	st->leaving = NIL;
+	if (!rbtxn_has_catalog_changes(txn))
+		return;
+	shapes = table_open(st->shapes_relid, AccessShareLock);
+	scan = systable_beginscan(shapes, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		int64		shape_id;
+		ShapeEntry *entry;
+		SrRelState *rs;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!DeletedBy(tup, txn))
+			continue;
+		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
+		entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+		if (entry == NULL)
+			continue;
+		st->leaving = lappend(st->leaving,
+							  memcpy(MemoryContextAlloc(st->txncxt, sizeof(ShapeEntry)),
+									 entry, sizeof(ShapeEntry)));
+		rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
+		if (rs)
+		{
+			rs->nshapes--;
+			if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
+				ComputeMaxAttno(rs);
+		}
+		hash_search(st->shapes, &shape_id, HASH_REMOVE, NULL);
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+}
+
 void
-SrStateBeginTxn(SrShapeState *st, List **events)
+SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn, List **events)
 {
 	Relation	shapes;
 	SysScanDesc scan;
@@ -262,8 +458,12 @@ SrStateBeginTxn(SrShapeState *st, List **events)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 
+	st->txn_lsn = txn->final_lsn;
 	if (st->loaded)
+	{
+		TakeOutLeavingShapes(st, txn);
 		return;
+	}
 	/* Until CREATE EXTENSION is decoded there are no shapes. */
 	st->shapes_relid = SrShapesRelid(true);
 	if (!OidIsValid(st->shapes_relid))
@@ -288,6 +488,7 @@ SrStateBeginTxn(SrShapeState *st, List **events)
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
 	st->loaded = true;
+	ReadInvalidations(st);
 
 	/*
 	 * Compile every table's shapes now.  Shapes that no longer fit their
@@ -308,6 +509,7 @@ SrStateBeginTxn(SrShapeState *st, List **events)
 		EnsureRouter(st, rs, rel, NULL);
 		RelationClose(rel);
 	}
+	TakeOutLeavingShapes(st, txn);
 }
 
 bool
@@ -422,6 +624,17 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 			return;
 		}
 	}
+	foreach(lc, st->leaving)
+	{
+		ShapeEntry *left = lfirst(lc);
+
+		if (left->shape_id == shape_id)
+		{
+			AddEvent(st, events, SR_EVENT_REMOVED, shape_id, left->relid, NULL);
+			st->leaving = foreach_delete_current(st->leaving, lc);
+			return;
+		}
+	}
 
 	entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
 	if (entry == NULL)
@@ -525,6 +738,7 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 			rs->recheck = true;
 	}
 	st->pending = NIL;
+	st->leaving = NIL;
 	MemoryContextReset(st->txncxt);
 
 	/* Tables whose definition changed: invalidate what no longer fits now. */

@@ -14,6 +14,7 @@
 #ifndef SR_SHAPESTATE_H
 #define SR_SHAPESTATE_H
 
+#include "access/xlogdefs.h"
 #include "jsonout.h"
 #include "nodes/pg_list.h"
 #include "replication/reorderbuffer.h"
@@ -63,8 +64,10 @@ typedef struct SrRelState
 typedef struct SrShapeState SrShapeState;
 
 extern SrShapeState *SrStateCreate(MemoryContext parent,
-								   const SrShapeFilter *filter);
-extern void SrStateBeginTxn(SrShapeState *st, List **events);
+								   const SrShapeFilter *filter,
+								   const char *slot_name);
+extern void SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
+							List **events);
 extern bool SrStateIsCatalog(SrShapeState *st, Oid relid);
 extern void SrStateCatalogChange(SrShapeState *st, Relation rel,
 								 ReorderBufferChange *change, List **events);
