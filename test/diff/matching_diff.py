@@ -1,0 +1,1258 @@
+#!/usr/bin/python3
+"""Seeded, randomised differential test of shape_router.matching_shapes().
+
+Oracle: PostgreSQL itself, `SELECT id FROM diff.t WHERE <predicate>`.
+Engine under test: `shape_router.matching_shapes('diff.t', to_jsonb(t))`.
+
+For one seed the script creates a table with columns of many types, fills it
+with R random rows (NULLs, edge values, unicode, ...), generates P random
+WHERE clauses from the grammar below, registers them with add_shapes() and
+compares, for every (predicate, row) pair, "the oracle returns the row" with
+"matching_shapes() lists the shape".  The same seed always gives the same rows
+and predicates, so a failure reproduces with --seed.
+
+Besides the main pass (row = to_jsonb(t)) two variants of the row document are
+checked, both within the contract ("keys of row are column names, values as
+jsonb_populate_record reads them"):
+  * sparse:  top-level keys whose value is null are left out (a missing key
+             reads as NULL);
+  * strings: every number and boolean of a non-jsonb column is given as a JSON
+             string ("3", "true"), which jsonb_populate_record reads through the
+             type's input function.
+
+Run (needs the extension installed):
+  pg_virtualenv -o wal_level=logical \
+      -o "output_plugin_libraries=pgoutput, test_decoding, wal2json, shape_router" \
+      /usr/bin/python3 test/diff/matching_diff.py --seed 1
+
+Without the extension, --oracle-only runs only the generator and the oracle
+(plus --check-immutable, which asks PostgreSQL, through a generated column,
+whether every predicate is immutable).
+
+Exit status: 0 = no mismatch, no refusal and pairs >= --min-pairs;
+1 = mismatches, refusals or too few pairs; 2 = harness problem (a predicate
+raised an error in the oracle, or the jsonb round trip is lossy).
+"""
+
+import argparse
+import json
+import random
+import sys
+import time
+
+import psycopg2
+
+# --------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------
+
+ENUM_LABELS = ['zeta', 'alpha', 'mid', 'Beta', 'beta']  # order != text order
+
+SETUP_SQL = """
+DROP SCHEMA IF EXISTS diff CASCADE;
+CREATE SCHEMA diff;
+CREATE TYPE diff.mood AS ENUM (%(labels)s);
+CREATE DOMAIN diff.dint AS int4 CHECK (VALUE >= -1000000 AND VALUE <= 1000000);
+CREATE COLLATION diff.ci (%(ci)s);
+CREATE TABLE diff.t (
+    id  int PRIMARY KEY,
+    i2  int2,
+    i4  int4,
+    i8  int8,
+    n   numeric,
+    f4  float4,
+    f8  float8,
+    t   text,
+    vc  varchar(20),
+    tc  text COLLATE "C",
+    tci text COLLATE diff.ci,
+    b   bool,
+    d   date,
+    ts  timestamp,
+    tz  timestamptz,
+    u   uuid,
+    j   jsonb,
+    ia  int4[],
+    ta  text[],
+    e   diff.mood,
+    dm  diff.dint
+);
+ALTER TABLE diff.t REPLICA IDENTITY FULL;
+"""
+
+# tci has a case-insensitive, nondeterministic ICU collation: equality is not
+# byte equality there (a hash of the bytes is no index key for it).  LIKE and
+# regular expressions are refused by PostgreSQL under such collations, so the
+# grammar only compares tci.  Without ICU it falls back to a deterministic
+# libc collation and the test still runs.
+CI_ICU = "provider = icu, locale = 'und-u-ks-level2', deterministic = false"
+CI_FALLBACK = "locale = 'C'"
+
+
+def setup_sql(icu):
+    return SETUP_SQL % {'labels': ', '.join("'%s'" % l for l in ENUM_LABELS),
+                        'ci': CI_ICU if icu else CI_FALLBACK}
+
+COLUMNS = ['i2', 'i4', 'i8', 'n', 'f4', 'f8', 't', 'vc', 'tc', 'tci', 'b', 'd',
+           'ts', 'tz', 'u', 'j', 'ia', 'ta', 'e', 'dm']
+
+
+def q(s):
+    """SQL string literal (standard_conforming_strings is on)."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------
+# Value pools.  Small domains, so that predicates match a fair share of rows,
+# plus edge values.  Each pool entry is an SQL literal.
+# --------------------------------------------------------------------------
+
+INT_EDGES = {
+    'int2': ['32767', '-32768'],
+    'int4': ['2147483647', '-2147483648'],
+    'int8': ['9223372036854775807', '-9223372036854775808'],
+}
+
+NUMERICS = ['0', '1', '-1', '2', '3', '1.5', '2.50', '-0.5', '0.000', '3.0',
+            '10', "'NaN'", "'Infinity'", "'-Infinity'", '1e20',
+            '123456789.123456789', '-5', '5', '0.1']
+
+FLOATS = ['0', '1', '-1', '2', '3', '-3', '0.5', '1.5', '0.1', '-2.5',
+          "'NaN'", "'Infinity'", "'-Infinity'", "'-0'", '5', '-5']
+F4_EDGES = ["'3.4e38'", "'-3.4e38'", "'1e-30'", "'1.17549435e-38'"]
+F8_EDGES = ["'1.7976931348623157e308'", "'-1.7976931348623157e308'",
+            "'5e-324'", "'1e-300'"]
+
+TEXTS = ['', 'a', 'A', 'ab', 'abc', 'ABC', 'Abc', 'abc ', 'abc  ', ' abc',
+         'abd', 'abcdef', 'b', 'B', 'ba', 'z', 'Z', 'héllo', 'HÉLLO', 'Héllo',
+         'straße', 'STRASSE', 'ß', '日本語', '😀', 'a%c', 'a_c', 'a\\c', "it's",
+         'NULL', 'zeta', 'alpha', 'abc\n', 'ǅ', 'x y', '0', '10', '9', 'hello',
+         'strasse', 'ǆ', 'Ǆ']
+
+DATES = ['2020-01-01', '2020-01-02', '2020-01-03', '2019-12-31', '2020-02-29',
+         '2000-02-29', '1999-12-31', '2038-01-19', '0044-03-15 BC', 'infinity',
+         '-infinity']
+
+TIMESTAMPS = ['2020-01-01 00:00:00', '2020-01-01 00:00:00.000001',
+              '2020-01-01 12:30:00', '2020-01-02 00:00:00',
+              '2019-12-31 23:59:59.999999', '2020-01-03 08:00:00',
+              '2000-02-29 00:00:00', '2038-01-19 03:14:07',
+              '0044-03-15 10:00:00 BC', 'infinity', '-infinity']
+
+TIMESTAMPTZS = ['2020-01-01 00:00:00+00', '2020-01-01 01:00:00+01',
+                '2019-12-31 19:00:00-05', '2020-01-01 00:00:00.5+00',
+                '2020-01-01 12:00:00+00', '2020-01-02 00:00:00+14',
+                '2019-12-31 23:59:59.999999+00', '2020-06-01 00:00:00+02',
+                '0044-03-15 10:00:00+00 BC', 'infinity', '-infinity']
+
+UUIDS = ['00000000-0000-0000-0000-000000000000',
+         'ffffffff-ffff-ffff-ffff-ffffffffffff',
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+         'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12',
+         '123e4567-e89b-12d3-a456-426614174000']
+
+JSON_KEYS = ['a', 'b', 'c', 'A', 'é']
+JSON_STRINGS = ['', 'x', 'X', '1', 'abc', 'é']
+
+REGEXES = ['^a', '^ab', 'c$', '^[a-c]+$', '^$', 'É', 'é', '[[:upper:]]',
+           '^.{3}$', 'b|z', ' ', '^[0-9]+$', 'ß', 'a.c']
+
+LIKES = ['ab%', 'abc%', 'a%', '%c', '%c %', 'a_c', '%', '', 'A%', 'h%',
+         'H_LLO', '%ß%', 'a\\%c', 'a\\_c', 'abc', '_', '__', '%é%', 'z%',
+         'abc _']
+
+OPS = ['=', '<>', '<', '<=', '>', '>=']
+
+
+class Gen:
+    """The grammar.  All randomness comes from self.r (seeded)."""
+
+    def __init__(self, seed, icu_collation):
+        self.r = random.Random(seed)
+        self.icu = icu_collation
+
+    # ---- small helpers ----------------------------------------------------
+
+    def chance(self, p):
+        return self.r.random() < p
+
+    def pick(self, seq):
+        return self.r.choice(seq)
+
+    def op(self):
+        return self.pick(OPS)
+
+    def int_lit(self, typ):
+        r = self.r.random()
+        if r < 0.85:
+            return str(self.r.randint(-5, 5))
+        if r < 0.93:
+            return self.pick(['0', '-1', '1', '100', '-100'])
+        return self.pick(INT_EDGES[typ])
+
+    def text_val(self):
+        return self.pick(TEXTS)
+
+    def text_lit(self):
+        return q(self.text_val())
+
+    def date_lit(self):
+        return q(self.pick(DATES))
+
+    def ts_lit(self):
+        return q(self.pick(TIMESTAMPS))
+
+    def tz_lit(self):
+        return q(self.pick(TIMESTAMPTZS))
+
+    def uuid_lit(self):
+        return q(self.pick(UUIDS))
+
+    def enum_lit(self):
+        return q(self.pick(ENUM_LABELS))
+
+    def num_lit(self):
+        return self.pick(NUMERICS)
+
+    def float_lit(self, col):
+        if self.chance(0.1):
+            return self.pick(F4_EDGES if col == 'f4' else F8_EDGES)
+        return self.pick(FLOATS)
+
+    def dom_lit(self):
+        if self.chance(0.1):
+            return self.pick(['-1000000', '1000000', '0'])
+        return str(self.r.randint(-5, 5))
+
+    # A constant of the given column's type (as an SQL literal that the
+    # parser resolves against the column).
+    def const_for(self, col):
+        return {
+            'i2': lambda: self.int_lit('int2'),
+            'i4': lambda: self.int_lit('int4'),
+            'i8': lambda: self.int_lit('int8'),
+            'n': self.num_lit,
+            'f4': lambda: self.float_lit('f4'),
+            'f8': lambda: self.float_lit('f8'),
+            't': self.text_lit,
+            'vc': self.text_lit,
+            'tc': self.text_lit,
+            'tci': self.text_lit,
+            'b': lambda: self.pick(['true', 'false']),
+            'd': self.date_lit,
+            'ts': self.ts_lit,
+            'tz': self.tz_lit,
+            'u': self.uuid_lit,
+            'e': self.enum_lit,
+            'dm': self.dom_lit,
+        }[col]()
+
+    # element type of an ARRAY[...] of constants for a column
+    SQL_TYPE = {'i2': 'int2', 'i4': 'int4', 'i8': 'int8', 'n': 'numeric',
+                'f4': 'float4', 'f8': 'float8', 't': 'text', 'vc': 'varchar',
+                'tc': 'text', 'tci': 'text', 'b': 'bool', 'd': 'date',
+                'ts': 'timestamp', 'tz': 'timestamptz', 'u': 'uuid',
+                'e': 'diff.mood', 'dm': 'int4'}
+
+    SCALAR_ORDERED = ['i2', 'i4', 'i8', 'n', 'f4', 'f8', 't', 'vc', 'tc', 'tci',
+                      'b', 'd', 'ts', 'tz', 'u', 'e', 'dm']
+
+    # ---- rows -------------------------------------------------------------
+
+    def json_value(self, depth=0):
+        r = self.r.random()
+        if depth < 2 and r < 0.25:
+            return {self.pick(JSON_KEYS): self.json_value(depth + 1)
+                    for _ in range(self.r.randint(0, 3))}
+        if depth < 2 and r < 0.4:
+            return [self.json_value(depth + 1)
+                    for _ in range(self.r.randint(0, 3))]
+        return self.json_scalar()
+
+    def json_scalar(self):
+        return self.pick([0, 1, 2, -1, 1.5, 10 ** 20, True, False, None,
+                          self.pick(JSON_STRINGS), self.pick(JSON_STRINGS)])
+
+    def row_json(self):
+        # Never a top-level JSON null: to_jsonb() writes an SQL NULL jsonb
+        # column as null too, and jsonb_populate_record reads both as SQL
+        # NULL, so a jsonb 'null' value cannot round-trip through the row
+        # document the contract defines.  Nested nulls are fine.
+        r = self.r.random()
+        if r < 0.6:
+            v = {k: self.json_value(1) for k in
+                 self.r.sample(JSON_KEYS, self.r.randint(0, 4))}
+        elif r < 0.8:
+            v = [self.json_value(1) for _ in range(self.r.randint(0, 3))]
+        else:
+            v = self.json_scalar()
+            if v is None:
+                v = {}
+        return q(json.dumps(v, ensure_ascii=False)) + '::jsonb'
+
+    def int_array_lit(self, with_null=True, lo=-3, hi=3, maxlen=4):
+        n = self.r.randint(0, maxlen)
+        elems = []
+        for _ in range(n):
+            if with_null and self.chance(0.12):
+                elems.append('NULL')
+            else:
+                elems.append(str(self.r.randint(lo, hi)))
+        return "'{%s}'" % ','.join(elems)
+
+    def text_array_lit(self, with_null=True, maxlen=4):
+        n = self.r.randint(0, maxlen)
+        elems = []
+        for _ in range(n):
+            if with_null and self.chance(0.12):
+                elems.append('NULL')
+            else:
+                elems.append(q(self.pick(TEXTS[:20])))
+        if not elems:
+            return 'ARRAY[]::text[]'
+        return 'ARRAY[%s]::text[]' % ', '.join(elems)
+
+    def row_values(self):
+        vals = {}
+        for col in COLUMNS:
+            if self.chance(0.1):
+                vals[col] = 'NULL'
+            elif col == 'j':
+                vals[col] = self.row_json()
+            elif col == 'ia':
+                vals[col] = self.int_array_lit()
+            elif col == 'ta':
+                vals[col] = self.text_array_lit()
+            else:
+                vals[col] = self.const_for(col)
+                if col == 'e':
+                    vals[col] += '::diff.mood'
+        return vals
+
+    # ---- predicate grammar -------------------------------------------------
+    #
+    # pred(depth): a boolean expression.  Composite forms (AND / OR / NOT,
+    # boolean tests, CASE / COALESCE over sub-predicates) recurse; atoms are
+    # one grammar function per expression kind (a_*).
+    #
+    # Left out on purpose, because the contract refuses them or because
+    # PostgreSQL itself would raise an error on some row (every predicate
+    # must evaluate without error on every row):
+    #  * stable or volatile calls, refused by design: now(), random(),
+    #    timestamptz +/- interval, date or timestamp vs timestamptz,
+    #    extract()/date_trunc() of timestamptz, casts of timestamptz or enums
+    #    to text, concat()/format(), text || non-text;
+    #  * arithmetic that can overflow: int2/int4/int8 + - * unless widened
+    #    first (i4 + 1::int8, i8::numeric * 2), unary minus and abs() of
+    #    integers, float * anything (1.7e308 * 2 overflows), col + col on
+    #    floats; division and modulo altogether;
+    #  * casts that can fail (text to int, jsonb ->> to numeric ...),
+    #    jsonb_array_length() of non-arrays, subtraction of infinite dates;
+    #  * LIKE and regular expressions on tci: PostgreSQL refuses them under a
+    #    nondeterministic collation;
+    #  * comparing t with tc without COLLATE: an indeterminate collation is
+    #    a runtime error;
+    #  * a top-level jsonb 'null' value in j (see row_json).
+
+    def pred(self, depth=0, max_depth=4):
+        if depth == 0 and self.chance(0.01):
+            return self.wide_pred()
+        p_atom = [0.35, 0.5, 0.65, 0.85][min(depth, 3)]
+        if depth >= max_depth or self.chance(p_atom):
+            return self.atom()
+        k = self.r.random()
+        if k < 0.35:
+            return '(%s)' % ' AND '.join(
+                self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
+        if k < 0.7:
+            return '(%s)' % ' OR '.join(
+                self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
+        if k < 0.8:
+            return 'NOT (%s)' % self.pred(depth + 1)
+        if k < 0.88:
+            return '(%s) IS %s%s' % (self.pred(depth + 1),
+                                     self.pick(['', 'NOT ']),
+                                     self.pick(['TRUE', 'FALSE', 'UNKNOWN']))
+        if k < 0.95:
+            return '(CASE WHEN %s THEN %s ELSE %s END)' % (
+                self.pred(depth + 1), self.pred(depth + 1),
+                self.pick([self.pred(depth + 1), 'NULL::bool', 'true', 'false']))
+        return 'COALESCE(%s, %s)' % (self.pred(depth + 1),
+                                     self.pick(['true', 'false']))
+
+    # An OR of 66..80 two-atom ANDs: more AND/OR nodes than a small fixed
+    # buffer of per-node state might hold.
+    def wide_pred(self):
+        return '(%s)' % ' OR '.join(
+            '(%s AND %s)' % (self.atom(), self.atom())
+            for _ in range(self.r.randint(66, 80)))
+
+    def atom(self):
+        forms = [
+            (1, self.a_constant),
+            (3, self.a_nondeterministic),
+            (10, self.a_compare),
+            (4, self.a_compare_flipped),
+            (3, self.a_col_col),
+            (4, self.a_cross_int),
+            (5, self.a_in_list),
+            (4, self.a_any_all),
+            (3, self.a_between),
+            (3, self.a_null_test),
+            (3, self.a_bool_col),
+            (2, self.a_bool_test),
+            (3, self.a_distinct),
+            (2, self.a_nullif),
+            (2, self.a_coalesce),
+            (2, self.a_case_value),
+            (3, self.a_like),
+            (2, self.a_regex),
+            (3, self.a_collate),
+            (3, self.a_text_func),
+            (3, self.a_arith),
+            (4, self.a_datetime),
+            (2, self.a_uuid),
+            (4, self.a_jsonb),
+            (4, self.a_array),
+            (3, self.a_enum),
+            (3, self.a_domain),
+            (2, self.a_greatest_least),
+            (3, self.a_row_compare),
+        ]
+        total = sum(w for w, _ in forms)
+        x = self.r.uniform(0, total)
+        for w, f in forms:
+            x -= w
+            if x <= 0:
+                return f()
+        return forms[-1][1]()
+
+    # column <op> constant (sometimes a NULL constant)
+    def a_compare(self):
+        col = self.pick(self.SCALAR_ORDERED)
+        if self.chance(0.04):
+            return '%s %s NULL' % (col, self.op())
+        return '%s %s %s' % (col, self.op(), self.const_for(col))
+
+    # constant predicates
+    def a_constant(self):
+        return self.pick(['true', 'false', 'NULL', 'NULL::bool', '1 = 1',
+                          "'a' < 'b'", 'NOT true', '(1 = NULL)'])
+
+    # tci: case-insensitive nondeterministic collation (comparisons only)
+    def a_nondeterministic(self):
+        w = self.text_val()
+        k = self.r.randint(0, 6)
+        if k == 0:
+            return 'tci = %s' % q(self.pick([w, w.upper(), w.lower()]))
+        if k == 1:
+            return 'tci <> %s' % q(w.upper())
+        if k == 2:
+            return 'tci %s %s' % (self.op(), q(w))
+        if k == 3:
+            return 'tci %sIN (%s)' % (self.pick(['', 'NOT ']), ', '.join(
+                q(self.pick([self.text_val(), self.text_val().upper()]))
+                for _ in range(self.r.randint(1, 25))))
+        if k == 4:
+            return 'tci = ANY(ARRAY[%s]::text[])' % ', '.join(
+                q(self.text_val().upper()) for _ in range(self.r.randint(1, 4)))
+        if k == 5:
+            return 'tci IS %sDISTINCT FROM %s' % (self.pick(['', 'NOT ']),
+                                                  q(w.upper()))
+        return '%s = tci' % q(w.lower())
+
+    # constant <op> column
+    def a_compare_flipped(self):
+        col = self.pick(self.SCALAR_ORDERED)
+        return '%s %s %s' % (self.const_for(col), self.op(), col)
+
+    # column <op> column of a comparable type
+    def a_col_col(self):
+        a, b = self.pick([
+            ('i2', 'i4'), ('i4', 'i8'), ('i2', 'i8'), ('i4', 'dm'),
+            ('i2', 'dm'), ('n', 'i4'), ('f4', 'f8'), ('f8', 'i4'),
+            ('n', 'f8'), ('t', 'vc'), ('d', 'ts'), ('i4', 'i4'),
+            ('t', 'tc COLLATE "default"'), ('tc', 't COLLATE "C"'),
+        ])
+        if self.chance(0.5):
+            a, b = b, a
+        return '%s %s %s' % (a, self.op(), b)
+
+    # integer columns against integer literals of other widths
+    def a_cross_int(self):
+        col = self.pick(['i2', 'i4', 'i8', 'dm'])
+        typ = self.pick(['int2', 'int4', 'int8'])
+        v = self.int_lit(typ)
+        if typ == 'int2' and v in INT_EDGES['int4'] + INT_EDGES['int8']:
+            v = '1'
+        form = self.r.randint(0, 3)
+        if form == 0:
+            return '%s %s (%s)::%s' % (col, self.op(), v, typ)
+        if form == 1:
+            return '(%s)::%s %s %s' % (v, typ, self.op(), col)
+        if form == 2:
+            # a literal beyond the column's range
+            big = self.pick(['70000', '-70000', '3000000000', '-3000000000'])
+            return '%s %s %s::int8' % (col, self.op(), big)
+        return '%s %s %s' % (col, self.op(), self.pick(['3.0', '2.5', '-0.0',
+                                                        '1e3']))
+
+    def _list_elems(self, col, n, null_p):
+        out = []
+        for _ in range(n):
+            if self.chance(null_p):
+                out.append('NULL')
+            elif col in ('i2', 'i4', 'i8', 'dm') and n >= 20:
+                out.append(str(self.r.randint(-30, 30)))
+            else:
+                out.append(self.const_for(col))
+        return out
+
+    # x [NOT] IN (...), short and long lists, sometimes with NULL
+    def a_in_list(self):
+        col = self.pick(['i2', 'i4', 'i8', 'n', 'f8', 't', 'vc', 'tc', 'tci', 'd',
+                         'ts', 'tz', 'u', 'e', 'dm', 'b', 'f4'])
+        n = self.r.randint(20, 40) if self.chance(0.3) else self.r.randint(1, 5)
+        elems = self._list_elems(col, n, 0.08 if self.chance(0.3) else 0)
+        neg = 'NOT ' if self.chance(0.3) else ''
+        return '%s %sIN (%s)' % (col, neg, ', '.join(elems))
+
+    # x op ANY / ALL ('{...}') and ARRAY[...]
+    def a_any_all(self):
+        col = self.pick(['i2', 'i4', 'i8', 'n', 't', 'tc', 'tci', 'e', 'dm', 'f8',
+                         'd', 'u'])
+        op = self.pick(['=', '=', '<>', '<', '>=', '<=', '>'])
+        quant = self.pick(['ANY', 'ALL'])
+        n = self.r.randint(20, 30) if self.chance(0.25) else self.r.randint(0, 5)
+        if col in ('i2', 'i4', 'i8', 'dm'):
+            elems = [('NULL' if self.chance(0.06) else
+                      str(self.r.randint(-30, 30) if n >= 20 else
+                          self.r.randint(-5, 5))) for _ in range(n)]
+            if self.chance(0.5):
+                arr = "'{%s}'" % ','.join(elems)
+            else:
+                arr = "'{%s}'::int8[]" % ','.join(elems)
+            return '%s %s %s(%s)' % (col, op, quant, arr)
+        elems = self._list_elems(col, n, 0.06)
+        if not elems:
+            return '%s %s %s(%s)' % (col, op, quant, "'{}'")
+        return '%s %s %s(ARRAY[%s]::%s[])' % (col, op, quant, ', '.join(elems),
+                                              self.SQL_TYPE[col])
+
+    # [NOT] BETWEEN [SYMMETRIC]
+    def a_between(self):
+        col = self.pick(['i2', 'i4', 'i8', 'n', 'f4', 'f8', 't', 'd', 'ts',
+                         'tz', 'e', 'dm', 'u'])
+        lo, hi = self.const_for(col), self.const_for(col)
+        neg = 'NOT ' if self.chance(0.25) else ''
+        sym = 'SYMMETRIC ' if self.chance(0.25) else ''
+        return '%s %sBETWEEN %s%s AND %s' % (col, neg, sym, lo, hi)
+
+    # IS [NOT] NULL
+    def a_null_test(self):
+        col = self.pick(COLUMNS)
+        return '%s IS %sNULL' % (col, self.pick(['', 'NOT ']))
+
+    # bare boolean column, NOT col, col = true ...
+    def a_bool_col(self):
+        return self.pick(['b', 'NOT b', 'b = true', 'b = false', 'b <> true',
+                          'b AND b', 'NOT NOT b', 'b = (i4 > 0)',
+                          'b < true', 'b >= false'])
+
+    # IS [NOT] TRUE / FALSE / UNKNOWN
+    def a_bool_test(self):
+        arg = self.pick(['b', 'b', '(i4 > 0)', '(t = %s)' % self.text_lit(),
+                         '(n < 1)'])
+        return '%s IS %s%s' % (arg, self.pick(['', 'NOT ']),
+                               self.pick(['TRUE', 'FALSE', 'UNKNOWN']))
+
+    # IS [NOT] DISTINCT FROM
+    def a_distinct(self):
+        neg = self.pick(['', 'NOT '])
+        if self.chance(0.3):
+            a, b = self.pick([('i4', 'i2'), ('t', 'vc'), ('i8', 'dm'),
+                              ('f4', 'f8'), ('d', 'ts')])
+            return '%s IS %sDISTINCT FROM %s' % (a, neg, b)
+        col = self.pick(self.SCALAR_ORDERED)
+        v = 'NULL' if self.chance(0.2) else self.const_for(col)
+        return '%s IS %sDISTINCT FROM %s' % (col, neg, v)
+
+    # NULLIF(a, b)
+    def a_nullif(self):
+        col = self.pick(['i2', 'i4', 'n', 't', 'd', 'e', 'dm'])
+        inner = 'NULLIF(%s, %s)' % (col, self.const_for(col))
+        k = self.r.randint(0, 2)
+        if k == 0:
+            return '%s IS %sNULL' % (inner, self.pick(['', 'NOT ']))
+        return '%s %s %s' % (inner, self.op(), self.const_for(col))
+
+    # COALESCE(...)
+    def a_coalesce(self):
+        k = self.r.randint(0, 4)
+        if k == 0:
+            return 'COALESCE(i4, i2, %s) %s %s' % (
+                self.int_lit('int2'), self.op(), self.int_lit('int4'))
+        if k == 1:
+            return 'COALESCE(b, %s)' % self.pick(['true', 'false'])
+        if k == 2:
+            return 'COALESCE(t, vc, %s) %s %s' % (self.text_lit(), self.op(),
+                                                  self.text_lit())
+        if k == 3:
+            return 'COALESCE(d, %s) %s %s' % (self.date_lit(), self.op(),
+                                              self.date_lit())
+        return 'COALESCE(n, f8::numeric, 0) %s %s' % (self.op(), self.num_lit())
+
+    # CASE producing a value that is then compared
+    def a_case_value(self):
+        k = self.r.randint(0, 2)
+        if k == 0:
+            return 'CASE WHEN i4 > %s THEN t ELSE vc END %s %s' % (
+                self.int_lit('int4'), self.op(), self.text_lit())
+        if k == 1:
+            return ('CASE i2 WHEN %s THEN b WHEN %s THEN NOT b END' %
+                    (self.int_lit('int2'), self.int_lit('int2')))
+        return ('CASE WHEN n IS NULL THEN -1 WHEN n > %s THEN 1 ELSE 0 END %s %s'
+                % (self.num_lit(), self.op(), self.pick(['-1', '0', '1'])))
+
+    # [NOT] LIKE / ILIKE
+    def a_like(self):
+        col = self.pick(['t', 'vc', 'tc'])
+        op = self.pick(['LIKE', 'LIKE', 'NOT LIKE', 'ILIKE', 'NOT ILIKE'])
+        return '%s %s %s' % (col, op, q(self.pick(LIKES)))
+
+    # ~ ~* !~ !~*
+    def a_regex(self):
+        col = self.pick(['t', 'vc', 'tc'])
+        op = self.pick(['~', '~', '~*', '!~', '!~*'])
+        return '%s %s %s' % (col, op, q(self.pick(REGEXES)))
+
+    # comparisons under explicit or column collations
+    def a_collate(self):
+        k = self.r.randint(0, 4)
+        if k == 0:
+            return 'tc %s %s' % (self.op(), self.text_lit())
+        if k == 1:
+            return 't COLLATE "C" %s %s' % (self.op(), self.text_lit())
+        if k == 2:
+            return 't %s %s COLLATE "%s"' % (self.op(), self.text_lit(),
+                                             self.icu)
+        if k == 3:
+            return 'tc COLLATE "%s" %s %s' % (self.icu, self.op(),
+                                              self.text_lit())
+        return 'vc COLLATE "POSIX" %s %s' % (self.op(), self.text_lit())
+
+    # immutable text functions; the constant is usually the function applied
+    # (in Python) to a pool value, so that some rows match
+    def a_text_func(self):
+        col = self.pick(['t', 'vc', 'tc'])
+        k = self.r.randint(0, 8)
+        w = self.text_val()
+        v = q(w) if self.chance(0.3) else None
+        if k == 0:
+            return 'lower(%s) %s %s' % (col, self.op(), v or q(w.lower()))
+        if k == 1:
+            return 'upper(%s) = %s' % (col, v or q(w.upper()))
+        if k == 2:
+            return 'length(%s) %s %d' % (col, self.op(), self.r.randint(0, 6))
+        if k == 3:
+            s, n = self.r.randint(1, 3), self.r.randint(0, 3)
+            return 'substr(%s, %d, %d) = %s' % (col, s, n,
+                                                v or q(w[s - 1:s - 1 + n]))
+        if k == 4:
+            return 'btrim(%s) = %s' % (col, v or q(w.strip(' ')))
+        if k == 5:
+            return 'starts_with(%s, %s)' % (col, v or q(w[:2]))
+        if k == 6:
+            return "%s || 'x' %s %s" % (col, self.op(), q(w + 'x'))
+        if k == 7:
+            return 'left(%s, 2) = %s' % (col, v or q(w[:2]))
+        return 'octet_length(%s) > %d' % (col, self.r.randint(0, 5))
+
+    # arithmetic that cannot overflow or divide
+    def a_arith(self):
+        k = self.r.randint(0, 8)
+        c = self.r.randint(-3, 3)
+        if k == 0:
+            return 'n + %d %s %s' % (c, self.op(), self.num_lit())
+        if k == 1:
+            return 'i2 + %d %s %d' % (c, self.op(), self.r.randint(-5, 5))
+        if k == 2:  # int4 + int8 is int8: no overflow for any int4
+            return 'i4 + %d::int8 %s %d' % (c, self.op(), self.r.randint(-5, 5))
+        if k == 3:
+            return 'i8::numeric * 2 %s %d' % (self.op(), self.r.randint(-8, 8))
+        if k == 4:  # float + small constant never overflows
+            return 'f8 + %d %s %s' % (c, self.op(), self.float_lit('f8'))
+        if k == 5:
+            return 'f4 - 1 %s %s' % (self.op(), self.float_lit('f4'))
+        if k == 6:
+            return 'n * n %s %s' % (self.op(), self.num_lit())
+        if k == 7:
+            return '-n %s %s' % (self.op(), self.num_lit())
+        return 'i2::int4 * i2 + i4::int8 %s %d' % (self.op(),
+                                                  self.r.randint(-5, 20))
+
+    # date / timestamp / timestamptz
+    def a_datetime(self):
+        k = self.r.randint(0, 8)
+        if k == 0:
+            return 'd %s %s' % (self.op(), self.date_lit())
+        if k == 1:
+            return 'ts %s %s' % (self.op(), self.ts_lit())
+        if k == 2:
+            return 'tz %s %s' % (self.op(), self.tz_lit())
+        if k == 3:  # date vs timestamp is immutable (vs timestamptz is not)
+            return 'd %s %s::timestamp' % (self.op(), self.ts_lit())
+        if k == 4:
+            return 'd + %d %s %s' % (self.r.randint(-2, 2), self.op(),
+                                     self.date_lit())
+        if k == 5:
+            return "ts + interval '%d hours' %s %s" % (
+                self.r.randint(-24, 24), self.op(), self.ts_lit())
+        if k == 6:
+            return 'extract(year from ts) %s %s' % (
+                self.op(), self.pick(['2020', '2019', '2000', "'Infinity'"]))
+        if k == 7:
+            return 'extract(dow from d) = %d' % self.r.randint(0, 6)
+        return "date_trunc('day', ts) = %s" % self.ts_lit()
+
+    def a_uuid(self):
+        k = self.r.randint(0, 2)
+        if k == 0:
+            return 'u = %s' % self.uuid_lit()
+        if k == 1:
+            return 'u %s %s' % (self.op(), self.uuid_lit())
+        return 'u IN (%s, %s)' % (self.uuid_lit(), self.uuid_lit())
+
+    def json_const(self):
+        r = self.r.random()
+        if r < 0.6:
+            v = {k: self.json_scalar() for k in
+                 self.r.sample(JSON_KEYS, self.r.randint(0, 2))}
+        elif r < 0.8:
+            v = [self.json_scalar() for _ in range(self.r.randint(0, 2))]
+        else:
+            v = self.json_scalar()
+        return q(json.dumps(v, ensure_ascii=False))
+
+    # jsonb operators
+    def a_jsonb(self):
+        k = self.r.randint(0, 11)
+        key = q(self.pick(JSON_KEYS))
+        if k == 0:
+            return 'j ->> %s = %s' % (key, q(self.pick(
+                JSON_STRINGS + ['true', '0', '1', '2', '1.5'])))
+        if k == 1:
+            return 'j -> %s = %s' % (key, q(json.dumps(self.json_scalar())))
+        if k == 2:
+            return 'j @> %s' % self.json_const()
+        if k == 3:
+            return 'j <@ %s' % self.json_const()
+        if k == 4:
+            return 'j ? %s' % key
+        if k == 5:
+            return 'j ?| ARRAY[%s, %s]' % (key, q(self.pick(JSON_KEYS)))
+        if k == 6:
+            return 'j ?& ARRAY[%s, %s]' % (key, q(self.pick(JSON_KEYS)))
+        if k == 7:
+            return 'j %s %s' % (self.op(), self.json_const())
+        if k == 8:
+            return 'jsonb_typeof(j) = %s' % q(self.pick(
+                ['object', 'array', 'string', 'number', 'boolean', 'null']))
+        if k == 9:
+            return "j #>> '{a,b}' IS NOT NULL"
+        if k == 10:
+            return 'j -> %d = %s' % (self.r.randint(0, 2),
+                                     q(json.dumps(self.json_scalar())))
+        return "j @? '$.%s ? (@ > 0)'" % self.pick(['a', 'b', 'c'])
+
+    # array operators
+    def a_array(self):
+        k = self.r.randint(0, 11)
+        if k == 0:
+            return 'ia @> %s' % self.int_array_lit(with_null=self.chance(0.2),
+                                                   maxlen=2)
+        if k == 1:
+            return 'ia <@ %s' % self.int_array_lit(with_null=False, maxlen=5)
+        if k == 2:
+            return 'ia && %s' % self.int_array_lit(with_null=self.chance(0.2))
+        if k == 3:
+            return '%s = ANY(ia)' % self.int_lit('int4')
+        if k == 4:
+            return 'i4 = ANY(ia)'
+        if k == 5:
+            return 'ia %s %s' % (self.op(), self.int_array_lit())
+        if k == 6:
+            return 'cardinality(ia) %s %d' % (self.op(), self.r.randint(0, 3))
+        if k == 7:
+            return 'ia[%d] = %d' % (self.r.randint(1, 2), self.r.randint(-3, 3))
+        if k == 8:
+            return 'ta @> %s' % self.text_array_lit(with_null=False, maxlen=2)
+        if k == 9:
+            return '%s = ANY(ta)' % q(self.pick(TEXTS[:20]))
+        if k == 10:
+            return 't = ANY(ta)'
+        return 'ta && %s' % self.text_array_lit(with_null=False)
+
+    # enums order by declaration
+    def a_enum(self):
+        k = self.r.randint(0, 4)
+        if k == 0:
+            return 'e %s %s' % (self.op(), self.enum_lit())
+        if k == 1:
+            return 'e IN (%s, %s)' % (self.enum_lit(), self.enum_lit())
+        if k == 2:
+            return 'e BETWEEN %s AND %s' % (self.enum_lit(), self.enum_lit())
+        if k == 3:
+            return '%s %s e' % (self.enum_lit(), self.op())
+        return "e = ANY(%s::diff.mood[])" % q(
+            '{%s}' % ','.join(self.r.sample(ENUM_LABELS, 2)))
+
+    # domain over int4
+    def a_domain(self):
+        k = self.r.randint(0, 5)
+        if k == 0:
+            return 'dm %s %s' % (self.op(), self.dom_lit())
+        if k == 1:
+            return 'dm = i4'
+        if k == 2:
+            return 'dm + 1 %s %d' % (self.op(), self.r.randint(-5, 5))
+        if k == 3:
+            return 'dm BETWEEN %d AND %d' % (self.r.randint(-5, 0),
+                                             self.r.randint(0, 5))
+        if k == 4:  # a constant coerced to the domain (CoerceToDomain)
+            return 'dm %s (%d)::diff.dint' % (self.op(), self.r.randint(-5, 5))
+        return 'dm::int8 %s %s' % (self.op(), self.int_lit('int8'))
+
+    # GREATEST / LEAST (NULL arguments are ignored)
+    def a_greatest_least(self):
+        f = self.pick(['GREATEST', 'LEAST'])
+        k = self.r.randint(0, 4)
+        if k == 0:
+            return '%s(i2, i4) %s %s' % (f, self.op(), self.int_lit('int4'))
+        if k == 1:
+            return '%s(i4, %s) = i4' % (f, self.int_lit('int4'))
+        if k == 2:
+            return '%s(t, %s) %s %s' % (f, self.text_lit(), self.op(),
+                                        self.text_lit())
+        if k == 3:
+            return '%s(f8, 0) %s %s' % (f, self.op(), self.float_lit('f8'))
+        return '%s(d, %s) %s %s' % (f, self.date_lit(), self.op(),
+                                    self.date_lit())
+
+    # row constructors
+    def a_row_compare(self):
+        k = self.r.randint(0, 5)
+        op = self.op()
+        if k == 0:
+            return '(i2, i4) %s (%s, %s)' % (op, self.int_lit('int2'),
+                                             self.int_lit('int4'))
+        if k == 1:
+            return '(i4, t) %s (%s, %s)' % (op, self.int_lit('int4'),
+                                            self.text_lit())
+        if k == 2:
+            return '(i2, i8) %s ((%s)::int8, %s)' % (op, self.int_lit('int4'),
+                                                   self.int_lit('int4'))
+        if k == 3:
+            return '(d, ts) %s (%s, %s)' % (op, self.date_lit(), self.ts_lit())
+        if k == 4:
+            return '(i4, i2) IS %sDISTINCT FROM (%s, %s)' % (
+                self.pick(['', 'NOT ']), self.int_lit('int4'),
+                self.pick(['NULL', self.int_lit('int2')]))
+        return '(e, dm, tc) %s (%s, %s, %s)' % (op, self.enum_lit(),
+                                                self.dom_lit(), self.text_lit())
+
+
+# --------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------
+
+# The row documents given to matching_shapes(), as SQL over the row alias r.
+DOC_MAIN = "to_jsonb(r)"
+DOC_SPARSE = """to_jsonb(r) - coalesce((SELECT array_agg(k)
+                 FROM jsonb_each(to_jsonb(r)) AS x(k, v) WHERE v = 'null'),
+                 '{}')"""
+DOC_STRINGS = """(SELECT jsonb_object_agg(k,
+                    CASE WHEN k <> 'j' AND jsonb_typeof(v) IN ('number', 'boolean')
+                         THEN to_jsonb(v #>> '{}') ELSE v END)
+                  FROM jsonb_each(to_jsonb(r)) AS x(k, v))"""
+
+
+def clip(text, limit=3000):
+    if text is not None and len(text) > limit:
+        return text[:limit] + ' ... (%d chars; --print-predicates shows all)' \
+            % len(text)
+    return text
+
+
+class Db:
+    """The connection, re-opened after the server lost it (a backend crash
+    makes the postmaster restart every session)."""
+
+    def __init__(self):
+        self.conn = None
+        self.cur = None
+        self.connect()
+
+    def connect(self, wait=60):
+        deadline = time.time() + wait
+        while True:
+            try:
+                self.conn = psycopg2.connect('', application_name='matching_diff')
+                break
+            except psycopg2.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        self.cur.execute("SET client_min_messages = warning")
+
+    def lost(self):
+        """After an exception: was it the connection (a crash)?  Reconnect."""
+        if self.conn.closed == 0:
+            try:
+                self.cur.execute('SELECT 1')
+                return False
+            except psycopg2.Error:
+                pass
+        self.connect()
+        return True
+
+
+def fail_harness(msg):
+    print('matching_diff: HARNESS ERROR: ' + msg)
+    sys.exit(2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--seed', type=int, default=None,
+                    help='default: random (printed first, to reproduce)')
+    ap.add_argument('--rows', type=int, default=200)
+    ap.add_argument('--predicates', type=int, default=600)
+    ap.add_argument('--min-pairs', type=int, default=100000)
+    ap.add_argument('--batch', type=int, default=100,
+                    help='predicates per add_shapes() call')
+    ap.add_argument('--max-report', type=int, default=20)
+    ap.add_argument('--oracle-only', action='store_true',
+                    help='do not use the extension (develop the grammar)')
+    ap.add_argument('--check-immutable', action='store_true',
+                    help='ask PostgreSQL (an expression index, else a '
+                         'generated column) whether every predicate is '
+                         'immutable')
+    ap.add_argument('--print-predicates', action='store_true')
+    args = ap.parse_args()
+
+    seed = args.seed if args.seed is not None else \
+        random.SystemRandom().randrange(1, 2 ** 31)
+    print('matching_diff: seed=%d' % seed, flush=True)
+    t0 = time.time()
+
+    db = Db()
+    cur = db.cur
+
+    cur.execute("SELECT collname FROM pg_collation "
+                "WHERE collname = 'en-x-icu' AND collprovider = 'i'")
+    icu = 'en-x-icu' if cur.fetchone() else 'C'
+
+    # ---- schema and rows ----
+    if not args.oracle_only:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS shape_router")
+        # forget the shapes of a previous run's table
+        cur.execute("SELECT to_regclass('diff.t')")
+        if cur.fetchone()[0] is not None:
+            cur.execute("SELECT shape_router.remove_shape(shape_id) "
+                        "FROM shape_router.shapes "
+                        "WHERE relid = 'diff.t'::regclass")
+    cur.execute(setup_sql(icu != 'C'))
+
+    gen = Gen(seed, icu)
+    for rid in range(1, args.rows + 1):
+        vals = gen.row_values()
+        if rid == 1:        # one row of nothing but NULLs
+            vals = {c: 'NULL' for c in COLUMNS}
+        cur.execute('INSERT INTO diff.t (id, %s) VALUES (%d, %s)' % (
+            ', '.join(COLUMNS), rid, ', '.join(vals[c] for c in COLUMNS)))
+    preds = [gen.pred() for _ in range(args.predicates)]
+    if args.print_predicates:
+        for i, p in enumerate(preds):
+            print('P%d: %s' % (i, p))
+
+    # ---- row documents ----
+    # main: to_jsonb(t); sparse: without top-level null keys; strings:
+    # numbers and booleans of non-jsonb columns as JSON strings.
+    # (the table alias is r: a bare "t" would name the text column t).
+    # Documents travel as text: psycopg2 would parse jsonb into Python
+    # floats and lose numeric precision.
+    cur.execute("""
+        SELECT id, (%s)::text, (%s)::text, (%s)::text
+        FROM diff.t r ORDER BY id""" % (
+        DOC_MAIN, DOC_SPARSE, DOC_STRINGS))
+    docs = cur.fetchall()
+    row_ids = [r[0] for r in docs]
+    row_json = {r[0]: r[1] for r in docs}
+    variants = [('main', 1), ('sparse', 2), ('strings', 3)]
+
+    # The contract reads rows as jsonb_populate_record does; check that every
+    # row document reads back as the stored row, so that the oracle answers
+    # for the very row the engine sees.
+    cur.execute("""
+        CREATE TEMP TABLE rt AS
+        SELECT v.name, (jsonb_populate_record(NULL::diff.t, v.doc)).*
+        FROM diff.t r,
+             LATERAL (VALUES ('main', %s), ('sparse', %s), ('strings', %s))
+                AS v(name, doc)""" % (DOC_MAIN, DOC_SPARSE, DOC_STRINGS))
+    cur.execute("""
+        SELECT rt.name, t.id FROM rt JOIN diff.t t USING (id)
+        WHERE (%s) IS DISTINCT FROM (%s)
+           OR rt.n::text IS DISTINCT FROM t.n::text
+           OR rt.tci COLLATE "C" IS DISTINCT FROM t.tci COLLATE "C"
+        """ % (
+        ', '.join('rt.' + c for c in COLUMNS),
+        ', '.join('t.' + c for c in COLUMNS)))
+    bad = cur.fetchall()
+    if bad:
+        fail_harness('row documents do not round-trip: %r' % bad[:10])
+
+    # ---- oracle ----
+    expected = []
+    oracle_errors = []
+    for i, p in enumerate(preds):
+        try:
+            cur.execute('SELECT id FROM diff.t WHERE %s' % p)
+            expected.append(frozenset(r[0] for r in cur.fetchall()))
+        except psycopg2.Error as ex:
+            oracle_errors.append((i, p, str(ex).strip()))
+            expected.append(None)
+    if oracle_errors:
+        for i, p, err in oracle_errors[:20]:
+            print('oracle error P%d: %s\n  %s' % (i, p, err))
+        fail_harness('%d predicates raise errors in plain PostgreSQL'
+                     % len(oracle_errors))
+    # the oracle on the round-tripped rows must agree (e.g. float -0 -> 0)
+    for i, p in enumerate(preds):
+        for name, _ in variants:
+            cur.execute("SELECT id FROM rt t WHERE name = '%s' AND (%s)"
+                        % (name, p))
+            got = frozenset(r[0] for r in cur.fetchall())
+            if got != expected[i]:
+                fail_harness('predicate P%d answers differently on the %s '
+                             'row documents: %s' % (i, name, p))
+
+    if args.check_immutable:
+        mutable = inconclusive = 0
+        for i, p in enumerate(preds):
+            # index expressions must be immutable; an expression too long
+            # for a catalog row (54000) is tried as a generation expression,
+            # which must be immutable too
+            err = None
+            for ddl in ('CREATE INDEX ON diff.t (((%s)::bool))',
+                        'ALTER TABLE diff.t ADD COLUMN immutable_check '
+                        'bool GENERATED ALWAYS AS (%s) STORED'):
+                cur.execute('BEGIN')
+                try:
+                    cur.execute(ddl % p)
+                    err = None
+                except psycopg2.Error as ex:
+                    err = ex
+                cur.execute('ROLLBACK')
+                if err is None or err.pgcode != '54000':
+                    break
+            if err is not None and err.pgcode in ('54000', '42P22'):
+                # too long for both, or a generation expression's constants
+                # lacking a collation: the check cannot tell
+                inconclusive += 1
+            elif err is not None:
+                mutable += 1
+                print('not immutable P%d: %s\n  %s' % (i, p, str(err).strip()))
+        print('check-immutable: %d of %d predicates refused, %d inconclusive'
+              % (mutable, len(preds), inconclusive))
+        if mutable:
+            sys.exit(2)
+
+    hist = sorted(len(s) for s in expected)
+    print('matching_diff: oracle done: %d predicates, matched rows per '
+          'predicate min=%d median=%d max=%d, never-matching=%d, '
+          'always-matching=%d (%.1fs)' % (
+              len(preds), hist[0], hist[len(hist) // 2], hist[-1],
+              sum(1 for s in expected if not s),
+              sum(1 for s in expected if len(s) == len(row_ids)),
+              time.time() - t0), flush=True)
+
+    if args.oracle_only:
+        pairs = len(preds) * len(row_ids)
+        print('matching_diff: seed=%d rows=%d predicates=%d pairs=%d '
+              'mismatches=0 (oracle only, engine NOT tested)' % (
+                  seed, len(row_ids), len(preds), pairs))
+        sys.exit(0)
+
+    # ---- registration ----
+    shape_of = [None] * len(preds)      # predicate index -> shape id
+    refusals = []
+    crashes = []        # (what, detail): the server lost the connection
+    for start in range(0, len(preds), args.batch):
+        idx = list(range(start, min(start + args.batch, len(preds))))
+        try:
+            db.cur.execute("SELECT shape_router.add_shapes('diff.t', %s::text[])",
+                           ([preds[i] for i in idx],))
+            ids = db.cur.fetchone()[0]
+            if ids is None or len(ids) != len(idx):
+                print('add_shapes returned %r for %d clauses' % (ids, len(idx)))
+                sys.exit(1)
+            for i, sid in zip(idx, ids):
+                shape_of[i] = sid
+        except psycopg2.Error as ex:
+            if db.lost():
+                crashes.append(('add_shapes of P%d..P%d' % (idx[0], idx[-1]),
+                                str(ex).strip()))
+            # all or nothing: find the refused clauses one by one and
+            # register the others, so the rest of the run still tests them
+            for i in idx:
+                try:
+                    db.cur.execute("SELECT shape_router.add_shape('diff.t', %s)",
+                                   (preds[i],))
+                    shape_of[i] = db.cur.fetchone()[0]
+                except psycopg2.Error as ex:
+                    if db.lost():
+                        crashes.append(('add_shape of P%d: %s' % (i, preds[i]),
+                                        str(ex).strip()))
+                    else:
+                        refusals.append((i, preds[i], ex.pgcode,
+                                         str(ex).strip()))
+    ids_in_order = [s for s in shape_of if s is not None]
+    if ids_in_order != sorted(ids_in_order) or \
+            len(set(ids_in_order)) != len(ids_in_order):
+        print('matching_diff: shape ids not ascending/unique in '
+              'registration order')
+        sys.exit(1)
+    pred_of = {sid: i for i, sid in enumerate(shape_of) if sid is not None}
+
+    # ---- engine ----
+    t1 = time.time()
+    got = {}   # (variant, row id) -> frozenset of shape ids
+    engine_errors = []
+    bad_arrays = []
+    for name, col in variants:
+        for r in docs:
+            rid = r[0]
+            try:
+                db.cur.execute("SELECT shape_router.matching_shapes("
+                               "'diff.t', %s::jsonb)", (r[col],))
+                arr = db.cur.fetchone()[0]
+            except psycopg2.Error as ex:
+                if db.lost():
+                    crashes.append(('matching_shapes of %s row id=%d: %s'
+                                    % (name, rid, r[col]), str(ex).strip()))
+                engine_errors.append((name, rid, str(ex).strip()))
+                got[(name, rid)] = None     # not compared
+                continue
+            if arr is None:
+                engine_errors.append((name, rid, 'matching_shapes returned NULL'))
+                got[(name, rid)] = None
+                continue
+            if list(arr) != sorted(set(arr)):
+                bad_arrays.append((name, rid, arr))
+            got[(name, rid)] = frozenset(arr)
+    t_engine = time.time() - t1
+
+    # ---- compare ----
+    mismatches = {name: [] for name, _ in variants}
+    unknown = []
+    pairs = {name: 0 for name, _ in variants}
+    for name, _ in variants:
+        for rid in row_ids:
+            g = got[(name, rid)]
+            if g is None:
+                continue
+            for sid in g:
+                if sid not in pred_of:
+                    unknown.append((name, rid, sid))
+            for i, sid in enumerate(shape_of):
+                if sid is None:
+                    continue
+                pairs[name] += 1
+                exp = rid in expected[i]
+                if exp != (sid in g):
+                    mismatches[name].append((i, sid, rid, exp))
+
+    nmain = len(mismatches['main'])
+    nvar = sum(len(v) for k, v in mismatches.items() if k != 'main')
+
+    # ---- report ----
+    cur = db.cur
+    for what, err in crashes[:args.max_report]:
+        print('SERVER CONNECTION LOST (backend crash?) in %s\n  %s' % (
+            what, err.replace('\n', '\n  ')))
+    for i, p, code, err in refusals:
+        print('REFUSED P%d (SQLSTATE %s): %s\n  %s' % (i, code, p,
+                                                     err.replace('\n', '\n  ')))
+    for name, rid, err in engine_errors[:args.max_report]:
+        print('ENGINE ERROR (%s row id=%d): %s\n  row: %s' % (
+            name, rid, err, row_json[rid]))
+    for name, rid, arr in bad_arrays[:args.max_report]:
+        print('NOT ASCENDING/UNIQUE (%s row id=%d): %r' % (name, rid, arr))
+    for name, rid, sid in unknown[:args.max_report]:
+        print('UNKNOWN SHAPE ID %d returned (%s row id=%d)' % (sid, name, rid))
+
+    reported = 0
+    explained = {}
+    for name, _ in variants:
+        ms = mismatches[name]
+        if ms:
+            bad_preds = sorted(set(m[0] for m in ms))
+            print('%s: %d mismatching pairs over %d predicates and %d rows' % (
+                name, len(ms), len(bad_preds), len(set(m[2] for m in ms))))
+        # the first two rows of each mismatching predicate, so that one
+        # broken predicate does not hide the others
+        per_pred = {}
+        for i, sid, rid, exp in ms:
+            per_pred[i] = per_pred.get(i, 0) + 1
+            if reported >= args.max_report or per_pred[i] > 2:
+                continue
+            reported += 1
+            cur.execute('SELECT (%s) FROM diff.t WHERE id = %d' % (preds[i], rid))
+            val = cur.fetchone()[0]
+            if sid not in explained:
+                try:
+                    cur.execute("SELECT shape_router.explain_shape(%s), "
+                                "(SELECT where_clause FROM shape_router.shapes "
+                                " WHERE shape_id = %s)", (sid, sid))
+                    explained[sid] = cur.fetchone()
+                except psycopg2.Error as ex:
+                    explained[sid] = ('explain_shape failed: %s'
+                                      % str(ex).strip(), None)
+            doc = docs[row_ids.index(rid)][dict(variants)[name]]
+            expl = str(explained[sid][0]).split('\n')
+            if len(expl) > 40:
+                expl = expl[:40] + ['... (%d more lines)' % (len(expl) - 40)]
+            print('MISMATCH [%s] P%d shape=%d row id=%d\n'
+                  '  predicate:  %s\n'
+                  '  normalised: %s\n'
+                  '  explain:    %s\n'
+                  '  row:        %s\n'
+                  '  expected %s (predicate evaluates to %s), got %s' % (
+                      name, i, sid, rid, clip(preds[i]), clip(explained[sid][1]),
+                      '\n              '.join(expl),
+                      doc,
+                      'match' if exp else 'no match',
+                      'NULL' if val is None else str(val).lower(),
+                      'no match' if exp else 'match'))
+
+    total_pairs = pairs['main']
+    print('matching_diff: seed=%d rows=%d predicates=%d pairs=%d '
+          'mismatches=%d variant_pairs=%d variant_mismatches=%d refused=%d '
+          'engine_errors=%d crashes=%d engine=%.2fs total=%.1fs' % (
+              seed, len(row_ids), len(preds), total_pairs, nmain,
+              pairs['sparse'] + pairs['strings'], nvar, len(refusals),
+              len(engine_errors), len(crashes), t_engine, time.time() - t0))
+    ok = (nmain == 0 and nvar == 0 and not refusals and not engine_errors
+          and not crashes
+          and not bad_arrays and not unknown and total_pairs >= args.min_pairs)
+    if total_pairs < args.min_pairs:
+        print('matching_diff: only %d pairs, need %d' % (total_pairs,
+                                                          args.min_pairs))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
