@@ -379,18 +379,21 @@ typedef struct RowSlot
  * or, failing that, flagged as unchanged.
  */
 static void
-StoreRow(RowSlot *row, TupleDesc desc, HeapTuple tup, RowSlot *old)
+StoreRow(RowSlot *row, SrRelState *rs, int which, HeapTuple tup, RowSlot *old)
 {
+	TupleDesc	desc = rs->router->desc;
+
 	row->unchanged = NULL;
 	row->missing = false;
 	if (!HeapTupleHasExternal(tup))
 	{
-		row->slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+		row->slot = rs->router->slots[which];
 		ExecStoreHeapTuple(tup, row->slot, false);
 		return;
 	}
 
-	row->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	row->slot = rs->router->slots[2 + which];
+	ExecClearTuple(row->slot);
 	heap_deform_tuple(tup, desc, row->slot->tts_values, row->slot->tts_isnull);
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -649,7 +652,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	switch (change->action)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
-			StoreRow(&newrow, desc, &newt->tuple, NULL);
+			StoreRow(&newrow, rs, 1, &newt->tuple, NULL);
 			SrRouterMatchRows(rs->router, NULL, newrow.slot, NULL,
 							  data->econtext, NULL, NULL, newids, &nnew,
 							  ShapeFailed, &fail);
@@ -665,7 +668,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 									 "a DELETE was logged without its old row", events);
 				break;
 			}
-			StoreRow(&oldrow, desc, &oldt->tuple, NULL);
+			StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
 			SrRouterMatchRows(rs->router, NULL, oldrow.slot, NULL,
 							  data->econtext, NULL, NULL, oldids, &nold,
 							  ShapeFailed, &fail);
@@ -690,8 +693,8 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 										 "an UPDATE was logged without its old row", events);
 					break;
 				}
-				StoreRow(&oldrow, desc, &oldt->tuple, NULL);
-				StoreRow(&newrow, desc, &newt->tuple, &oldrow);
+				StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
+				StoreRow(&newrow, rs, 1, &newt->tuple, &oldrow);
 				if (newrow.missing)
 				{
 					SrStateInvalidateRel(data->state, rs,
@@ -749,9 +752,9 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			break;
 	}
 	if (oldrow.slot)
-		ExecDropSingleTupleTableSlot(oldrow.slot);
+		ExecClearTuple(oldrow.slot);
 	if (newrow.slot)
-		ExecDropSingleTupleTableSlot(newrow.slot);
+		ExecClearTuple(newrow.slot);
 }
 
 static void

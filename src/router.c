@@ -39,10 +39,16 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 	router->cxt = cxt;
 	router->evalcxt = AllocSetContextCreate(cxt, "shape_router evaluation",
 											ALLOCSET_DEFAULT_SIZES);
-	router->desc = CreateTupleDescCopy(desc);
+	/* with constraints: attmissingval fills columns added since a row was written */
+	router->desc = CreateTupleDescCopyConstr(desc);
 	router->maxshapes = 16;
 	router->shapes = palloc(sizeof(SrShape) * router->maxshapes);
 	router->index = SrPredIndexCreate();
+	/* Reused for every change; they hold no tuple between changes. */
+	router->slots[0] = MakeSingleTupleTableSlot(router->desc, &TTSOpsHeapTuple);
+	router->slots[1] = MakeSingleTupleTableSlot(router->desc, &TTSOpsHeapTuple);
+	router->slots[2] = MakeSingleTupleTableSlot(router->desc, &TTSOpsVirtual);
+	router->slots[3] = MakeSingleTupleTableSlot(router->desc, &TTSOpsVirtual);
 	MemoryContextSwitchTo(old);
 	return router;
 }
@@ -50,6 +56,8 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 void
 SrRouterDestroy(SrTableRouter *router)
 {
+	for (int i = 0; i < 4; i++)
+		ExecDropSingleTupleTableSlot(router->slots[i]);
 	MemoryContextDelete(router->cxt);
 }
 

@@ -34,6 +34,7 @@ typedef struct SrTableRouter
 	int			maxshapes;
 	SrShape    *shapes;			/* ascending shape_id */
 	struct SrPredIndex *index;	/* candidates for a row */
+	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
 	int64	   *cand;			/* lookup buffers, grown as needed */
 	int		   *work;
 	int			candcap;
