@@ -113,9 +113,13 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 	}
 }
 
-/* Call callback for every shape on relid, under the current catalog snapshot. */
+/*
+ * Call callback for every shape on relid, under snapshot (NULL: the current
+ * catalog snapshot).
+ */
 void
-SrCatalogForEachShape(Oid relid, SrShapeCallback callback, void *arg)
+SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeCallback callback,
+					  void *arg)
 {
 	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
 	ScanKeyData key;
@@ -126,7 +130,7 @@ SrCatalogForEachShape(Oid relid, SrShapeCallback callback, void *arg)
 				ObjectIdGetDatum(relid));
 	scan = systable_beginscan(shapes,
 							  CatalogObject(SR_SHAPES_RELID_IDX, false),
-							  true, NULL, 1, &key);
+							  true, snapshot, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		SrShapeDef	def;

@@ -14,6 +14,7 @@
 #include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 
 /* Columns of shape_router.shapes */
 #define Anum_shapes_shape_id		1
@@ -41,8 +42,8 @@ typedef void (*SrShapeCallback) (const SrShapeDef *def, void *arg);
 extern Oid	SrShapesRelid(bool missing_ok);
 extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
-extern void SrCatalogForEachShape(Oid relid, SrShapeCallback callback,
-								  void *arg);
+extern void SrCatalogForEachShape(Oid relid, Snapshot snapshot,
+								  SrShapeCallback callback, void *arg);
 extern bool SrCatalogGetShape(int64 shape_id, SrShapeDef *def);
 
 #endif							/* SR_CATALOG_H */

@@ -233,7 +233,7 @@ SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 		List	   *events = NIL;
 		MemoryContext old = MemoryContextSwitchTo(data->context);
 
-		SrStateBeginTxn(data->state, txn, &events);
+		SrStateBeginTxn(data->state, txn, ctx->snapshot_builder, &events);
 		txn->output_plugin_private = events;
 		MemoryContextSwitchTo(old);
 	}

@@ -21,6 +21,7 @@
 #include "access/table.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "replication/snapbuild.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "utils/hsearch.h"
@@ -51,6 +52,9 @@ struct SrShapeState
 	bool		loaded;
 	List	   *pending;		/* SrShapeDef *, added by this transaction */
 	XLogRecPtr	txn_lsn;		/* commit LSN of the transaction decoded */
+	Snapshot	snapshot;		/* the catalog as of that commit, without the
+								 * transaction's own changes */
+	Snapshot	commit_snapshot;	/* ... and with them, for its commit */
 	List	   *leaving;		/* ShapeEntry copies removed by this
 								 * transaction, S record not yet written */
 	char	   *logpath;		/* the slot's invalidation log, or NULL */
@@ -419,7 +423,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 	if (!rbtxn_has_catalog_changes(txn))
 		return;
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	scan = systable_beginscan(shapes, InvalidOid, false, NULL, 0, NULL);
+	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		int64		shape_id;
@@ -449,8 +453,57 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 	table_close(shapes, AccessShareLock);
 }
 
+static bool
+IsTxnXid(ReorderBufferTXN *txn, TransactionId xid)
+{
+	dlist_iter	iter;
+
+	if (TransactionIdEquals(xid, txn->xid))
+		return true;
+	dlist_foreach(iter, &txn->subtxns)
+		if (TransactionIdEquals(xid,
+								dlist_container(ReorderBufferTXN, node, iter.cur)->xid))
+			return true;
+	return false;
+}
+
+/*
+ * The shape catalog as the transaction's commit sees it, minus its own
+ * changes (which are decoded one by one).  The transaction's own historic
+ * snapshot is the one of its first change: a stream starting between a
+ * shape change and the commit of a transaction already open then would
+ * miss that shape change.  The snapshot builder, at this commit, knows every
+ * catalog change committed before it; we drop this transaction's xids from
+ * its committed list.
+ */
+static Snapshot
+CommittedBefore(struct SnapBuild *builder, ReorderBufferTXN *txn,
+				MemoryContext cxt)
+{
+	Snapshot	base = SnapBuildGetOrBuildSnapshot(builder, txn->xid);
+	Snapshot	snap;
+
+	/* Its xmin horizon would treat our xid as committed. */
+	if (TransactionIdPrecedes(txn->xid, base->xmin))
+		return NULL;
+	snap = MemoryContextAlloc(cxt, sizeof(SnapshotData));
+	*snap = *base;
+	snap->xip = MemoryContextAlloc(cxt, sizeof(TransactionId) * Max(base->xcnt, 1));
+	snap->xcnt = 0;
+	for (uint32 i = 0; i < base->xcnt; i++)
+		if (!IsTxnXid(txn, base->xip[i]))
+			snap->xip[snap->xcnt++] = base->xip[i];
+	snap->subxip = NULL;
+	snap->subxcnt = 0;
+	snap->copied = true;
+	snap->regd_count = 0;
+	snap->active_count = 0;
+	return snap;
+}
+
 void
-SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn, List **events)
+SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
+				struct SnapBuild *builder, List **events)
 {
 	Relation	shapes;
 	SysScanDesc scan;
@@ -459,6 +512,12 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn, List **events)
 	SrRelState *rs;
 
 	st->txn_lsn = txn->final_lsn;
+	MemoryContextReset(st->txncxt);
+	st->pending = NIL;
+	st->leaving = NIL;
+	st->snapshot = builder ? CommittedBefore(builder, txn, st->txncxt) : NULL;
+	st->commit_snapshot = st->snapshot ?
+		SnapBuildGetOrBuildSnapshot(builder, txn->xid) : NULL;
 	if (st->loaded)
 	{
 		TakeOutLeavingShapes(st, txn);
@@ -470,7 +529,7 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn, List **events)
 		return;
 
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	scan = systable_beginscan(shapes, InvalidOid, false, NULL, 0, NULL);
+	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		SrShapeDef	def;
@@ -572,7 +631,7 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
-		SrCatalogForEachShape(rs->relid, BuildShapeCallback, &bc);
+		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeCallback, &bc);
 	}
 
 	old = MemoryContextSwitchTo(rs->router->cxt);
@@ -714,6 +773,9 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 
+	/* From here on the transaction's own shapes are in the catalog. */
+	st->snapshot = st->commit_snapshot;
+
 	foreach(lc, st->pending)
 	{
 		SrShapeDef *def = lfirst(lc);
@@ -739,7 +801,6 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	}
 	st->pending = NIL;
 	st->leaving = NIL;
-	MemoryContextReset(st->txncxt);
 
 	/* Tables whose definition changed: invalidate what no longer fits now. */
 	hash_seq_init(&status, st->rels);

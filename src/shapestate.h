@@ -67,7 +67,7 @@ extern SrShapeState *SrStateCreate(MemoryContext parent,
 								   const SrShapeFilter *filter,
 								   const char *slot_name);
 extern void SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
-							List **events);
+							struct SnapBuild *builder, List **events);
 extern bool SrStateIsCatalog(SrShapeState *st, Oid relid);
 extern void SrStateCatalogChange(SrShapeState *st, Relation rel,
 								 ReorderBufferChange *change, List **events);

@@ -19,19 +19,27 @@ jsonb_populate_record reads them"):
   * strings: every number and boolean of a non-jsonb column is given as a JSON
              string ("3", "true"), which jsonb_populate_record reads through the
              type's input function.
+and two more phases with the main documents:
+  * removed: after remove_shape() of a third of the shapes; removed ids must
+             never come back;
+  * readded: after add_shapes() of the removed clauses again (new ids).
+"pairs" counts the main pass; "variant_pairs" the four others.
 
 Run (needs the extension installed):
   pg_virtualenv -o wal_level=logical \
       -o "output_plugin_libraries=pgoutput, test_decoding, wal2json, shape_router" \
       /usr/bin/python3 test/diff/matching_diff.py --seed 1
+As root, pg_virtualenv always creates the system cluster 15/regress and
+refuses to run while another one exists; `runuser -u postgres -- pg_virtualenv
+...` gets a private cluster in a temporary directory instead.
 
 Without the extension, --oracle-only runs only the generator and the oracle
-(plus --check-immutable, which asks PostgreSQL, through a generated column,
-whether every predicate is immutable).
+(plus --check-immutable, which asks PostgreSQL, through an expression index or
+a generated column, whether every predicate is immutable).
 
-Exit status: 0 = no mismatch, no refusal and pairs >= --min-pairs;
-1 = mismatches, refusals or too few pairs; 2 = harness problem (a predicate
-raised an error in the oracle, or the jsonb round trip is lossy).
+Exit status: 0 = no mismatch, refusal, engine error or crash, and pairs >=
+--min-pairs; 1 = any of those; 2 = harness problem (a predicate raised an
+error in the oracle, or a row document does not read back as the row).
 """
 
 import argparse
@@ -355,8 +363,12 @@ class Gen:
     #  * a top-level jsonb 'null' value in j (see row_json).
 
     def pred(self, depth=0, max_depth=4):
-        if depth == 0 and self.chance(0.01):
-            return self.wide_pred()
+        if depth == 0:
+            k = self.r.random()
+            if k < 0.01:
+                return self.wide_pred()
+            if k < 0.3:
+                return self.indexable_pred()
         p_atom = [0.35, 0.5, 0.65, 0.85][min(depth, 3)]
         if depth >= max_depth or self.chance(p_atom):
             return self.atom()
@@ -379,6 +391,37 @@ class Gen:
                 self.pick([self.pred(depth + 1), 'NULL::bool', 'true', 'false']))
         return 'COALESCE(%s, %s)' % (self.pred(depth + 1),
                                      self.pick(['true', 'false']))
+
+    # Top-level shapes the predicate index can route (a conjunction with an
+    # equality / IN / range / LIKE prefix / boolean / NULL-test conjunct, or
+    # an OR of such), so that many shapes share index groups and the engine's
+    # candidates, not only its full scan, are checked.
+    def indexable_pred(self):
+        if self.chance(0.25):
+            return '(%s)' % ' OR '.join(
+                self.keyable_atom() if self.chance(0.7) else
+                '(%s AND %s)' % (self.keyable_atom(), self.atom())
+                for _ in range(self.r.randint(2, 4)))
+        parts = [self.keyable_atom() for _ in range(self.r.randint(1, 3))]
+        if self.chance(0.3):
+            parts.append(self.pred(2))
+        self.r.shuffle(parts)
+        return ' AND '.join(parts) if len(parts) > 1 else parts[0]
+
+    def keyable_atom(self):
+        return self.pick([
+            self.a_compare, self.a_compare, self.a_compare_flipped,
+            self.a_cross_int, self.a_in_list, self.a_any_all, self.a_between,
+            self.a_null_test, self.a_bool_col, self.a_like,
+            self.a_nondeterministic, self.a_enum, self.a_domain, self.a_uuid,
+            self.a_collate, self.a_range_pair])()
+
+    # two one-sided bounds on one column (an interval for the index)
+    def a_range_pair(self):
+        col = self.pick(self.SCALAR_ORDERED)
+        return '%s %s %s AND %s %s %s' % (
+            col, self.pick(['>', '>=']), self.const_for(col),
+            col, self.pick(['<', '<=']), self.const_for(col))
 
     # An OR of 66..80 two-atom ANDs: more AND/OR nodes than a small fixed
     # buffer of per-node state might hold.
@@ -442,7 +485,7 @@ class Gen:
     # tci: case-insensitive nondeterministic collation (comparisons only)
     def a_nondeterministic(self):
         w = self.text_val()
-        k = self.r.randint(0, 6)
+        k = self.r.randint(0, 8)
         if k == 0:
             return 'tci = %s' % q(self.pick([w, w.upper(), w.lower()]))
         if k == 1:
@@ -459,7 +502,15 @@ class Gen:
         if k == 5:
             return 'tci IS %sDISTINCT FROM %s' % (self.pick(['', 'NOT ']),
                                                   q(w.upper()))
-        return '%s = tci' % q(w.lower())
+        if k == 6:
+            return '%s = tci' % q(w.lower())
+        if k == 7:  # a deterministic collation over the nondeterministic column
+            return 'tci COLLATE "C" %s %s' % (self.pick(['=', '<>', '<', '>=']),
+                                              q(w))
+        # and the nondeterministic collation over deterministic columns
+        return '%s COLLATE diff.ci %s %s' % (
+            self.pick(['t', 'vc', 'tc']), self.pick(['=', '=', '<>', '<', '>=']),
+            q(self.pick([w, w.upper()])))
 
     # constant <op> column
     def a_compare_flipped(self):
@@ -618,6 +669,9 @@ class Gen:
     def a_like(self):
         col = self.pick(['t', 'vc', 'tc'])
         op = self.pick(['LIKE', 'LIKE', 'NOT LIKE', 'ILIKE', 'NOT ILIKE'])
+        if self.chance(0.15):
+            pat = self.pick(['a#%c', 'ab#_%', 'a#%%', '#%', 'abc#%', 'a\\c%'])
+            return "%s %s %s ESCAPE '#'" % (col, op, q(pat))
         return '%s %s %s' % (col, op, q(self.pick(LIKES)))
 
     # ~ ~* !~ !~*
@@ -1119,20 +1173,24 @@ def main():
                     else:
                         refusals.append((i, preds[i], ex.pgcode,
                                          str(ex).strip()))
-    ids_in_order = [s for s in shape_of if s is not None]
+    ids_in_order = [sid for sid in shape_of if sid is not None]
     if ids_in_order != sorted(ids_in_order) or \
             len(set(ids_in_order)) != len(ids_in_order):
         print('matching_diff: shape ids not ascending/unique in '
               'registration order')
         sys.exit(1)
-    pred_of = {sid: i for i, sid in enumerate(shape_of) if sid is not None}
 
     # ---- engine ----
+    # A phase: a label, the row documents (column of docs) and the active
+    # shapes (predicate index -> shape id, None = not registered).
     t1 = time.time()
-    got = {}   # (variant, row id) -> frozenset of shape ids
+    phases = []                 # (label, doc column, shape_of)
+    got = {}                    # (label, row id) -> frozenset, None = error
     engine_errors = []
     bad_arrays = []
-    for name, col in variants:
+
+    def run_engine(label, col, active):
+        phases.append((label, col, list(active)))
         for r in docs:
             rid = r[0]
             try:
@@ -1142,38 +1200,82 @@ def main():
             except psycopg2.Error as ex:
                 if db.lost():
                     crashes.append(('matching_shapes of %s row id=%d: %s'
-                                    % (name, rid, r[col]), str(ex).strip()))
-                engine_errors.append((name, rid, str(ex).strip()))
-                got[(name, rid)] = None     # not compared
+                                    % (label, rid, r[col]), str(ex).strip()))
+                engine_errors.append((label, rid, str(ex).strip()))
+                got[(label, rid)] = None     # not compared
                 continue
             if arr is None:
-                engine_errors.append((name, rid, 'matching_shapes returned NULL'))
-                got[(name, rid)] = None
+                engine_errors.append((label, rid,
+                                      'matching_shapes returned NULL'))
+                got[(label, rid)] = None
                 continue
             if list(arr) != sorted(set(arr)):
-                bad_arrays.append((name, rid, arr))
-            got[(name, rid)] = frozenset(arr)
+                bad_arrays.append((label, rid, arr))
+            got[(label, rid)] = frozenset(arr)
+
+    for name, col in variants:
+        run_engine(name, col, shape_of)
+
+    # Then remove a third of the shapes (remove_shape), check that the rest
+    # still match and the removed ones never do, and register the removed
+    # clauses again (new ids).  The choice has its own generator, so that it
+    # does not change the rows and predicates of a seed.
+    pick = random.Random(seed * 7919 + 1)
+    removed = sorted(i for i, sid in enumerate(shape_of)
+                     if sid is not None and pick.random() < 1 / 3)
+    after_remove = list(shape_of)
+    for i in removed:
+        try:
+            db.cur.execute("SELECT shape_router.remove_shape(%s)",
+                           (shape_of[i],))
+            ok_removed = db.cur.fetchone()[0]
+        except psycopg2.Error as ex:
+            if db.lost():
+                crashes.append(('remove_shape(%d) of P%d' % (shape_of[i], i),
+                                str(ex).strip()))
+            engine_errors.append(('remove', shape_of[i], str(ex).strip()))
+            ok_removed = None
+        if ok_removed is not True:
+            engine_errors.append(('remove', shape_of[i],
+                                  'remove_shape returned %r' % ok_removed))
+        after_remove[i] = None
+    run_engine('removed', 1, after_remove)
+
+    readded = list(after_remove)
+    if removed:
+        try:
+            db.cur.execute("SELECT shape_router.add_shapes('diff.t', %s::text[])",
+                           ([preds[i] for i in removed],))
+            for i, sid in zip(removed, db.cur.fetchone()[0]):
+                readded[i] = sid
+        except psycopg2.Error as ex:
+            if db.lost():
+                crashes.append(('add_shapes of the removed clauses',
+                                str(ex).strip()))
+            engine_errors.append(('re-add', 0, str(ex).strip()))
+    run_engine('readded', 1, readded)
     t_engine = time.time() - t1
 
     # ---- compare ----
-    mismatches = {name: [] for name, _ in variants}
+    mismatches = {label: [] for label, _, _ in phases}
     unknown = []
-    pairs = {name: 0 for name, _ in variants}
-    for name, _ in variants:
+    pairs = {label: 0 for label, _, _ in phases}
+    for label, _, active in phases:
+        ours = {sid: i for i, sid in enumerate(active) if sid is not None}
         for rid in row_ids:
-            g = got[(name, rid)]
+            g = got[(label, rid)]
             if g is None:
                 continue
             for sid in g:
-                if sid not in pred_of:
-                    unknown.append((name, rid, sid))
-            for i, sid in enumerate(shape_of):
+                if sid not in ours:
+                    unknown.append((label, rid, sid))
+            for i, sid in enumerate(active):
                 if sid is None:
                     continue
-                pairs[name] += 1
+                pairs[label] += 1
                 exp = rid in expected[i]
                 if exp != (sid in g):
-                    mismatches[name].append((i, sid, rid, exp))
+                    mismatches[label].append((i, sid, rid, exp))
 
     nmain = len(mismatches['main'])
     nvar = sum(len(v) for k, v in mismatches.items() if k != 'main')
@@ -1186,22 +1288,25 @@ def main():
     for i, p, code, err in refusals:
         print('REFUSED P%d (SQLSTATE %s): %s\n  %s' % (i, code, p,
                                                      err.replace('\n', '\n  ')))
-    for name, rid, err in engine_errors[:args.max_report]:
-        print('ENGINE ERROR (%s row id=%d): %s\n  row: %s' % (
-            name, rid, err, row_json[rid]))
-    for name, rid, arr in bad_arrays[:args.max_report]:
-        print('NOT ASCENDING/UNIQUE (%s row id=%d): %r' % (name, rid, arr))
-    for name, rid, sid in unknown[:args.max_report]:
-        print('UNKNOWN SHAPE ID %d returned (%s row id=%d)' % (sid, name, rid))
+    for label, rid, err in engine_errors[:args.max_report]:
+        print('ENGINE ERROR (%s, id %d): %s\n  row: %s' % (
+            label, rid, err, row_json.get(rid)))
+    for label, rid, arr in bad_arrays[:args.max_report]:
+        print('NOT ASCENDING/UNIQUE (%s row id=%d): %r' % (label, rid, arr))
+    for label, rid, sid in unknown[:args.max_report]:
+        print('SHAPE ID %d returned but not registered on diff.t in phase %s '
+              '(row id=%d)%s' % (sid, label, rid,
+                                 ' (a removed shape)' if sid in shape_of
+                                 else ''))
 
     reported = 0
     explained = {}
-    for name, _ in variants:
-        ms = mismatches[name]
+    for label, col, _ in phases:
+        ms = mismatches[label]
         if ms:
             bad_preds = sorted(set(m[0] for m in ms))
             print('%s: %d mismatching pairs over %d predicates and %d rows' % (
-                name, len(ms), len(bad_preds), len(set(m[2] for m in ms))))
+                label, len(ms), len(bad_preds), len(set(m[2] for m in ms))))
         # the first two rows of each mismatching predicate, so that one
         # broken predicate does not hide the others
         per_pred = {}
@@ -1221,7 +1326,7 @@ def main():
                 except psycopg2.Error as ex:
                     explained[sid] = ('explain_shape failed: %s'
                                       % str(ex).strip(), None)
-            doc = docs[row_ids.index(rid)][dict(variants)[name]]
+            doc = docs[row_ids.index(rid)][col]
             expl = str(explained[sid][0]).split('\n')
             if len(expl) > 40:
                 expl = expl[:40] + ['... (%d more lines)' % (len(expl) - 40)]
@@ -1231,23 +1336,24 @@ def main():
                   '  explain:    %s\n'
                   '  row:        %s\n'
                   '  expected %s (predicate evaluates to %s), got %s' % (
-                      name, i, sid, rid, clip(preds[i]), clip(explained[sid][1]),
-                      '\n              '.join(expl),
-                      doc,
-                      'match' if exp else 'no match',
+                      label, i, sid, rid, clip(preds[i]),
+                      clip(explained[sid][1]), '\n              '.join(expl),
+                      doc, 'match' if exp else 'no match',
                       'NULL' if val is None else str(val).lower(),
                       'no match' if exp else 'match'))
 
     total_pairs = pairs['main']
     print('matching_diff: seed=%d rows=%d predicates=%d pairs=%d '
           'mismatches=%d variant_pairs=%d variant_mismatches=%d refused=%d '
-          'engine_errors=%d crashes=%d engine=%.2fs total=%.1fs' % (
+          'engine_errors=%d crashes=%d stray_ids=%d engine=%.2fs '
+          'total=%.1fs' % (
               seed, len(row_ids), len(preds), total_pairs, nmain,
-              pairs['sparse'] + pairs['strings'], nvar, len(refusals),
-              len(engine_errors), len(crashes), t_engine, time.time() - t0))
+              sum(pairs.values()) - total_pairs, nvar, len(refusals),
+              len(engine_errors), len(crashes), len(unknown) + len(bad_arrays),
+              t_engine, time.time() - t0))
     ok = (nmain == 0 and nvar == 0 and not refusals and not engine_errors
-          and not crashes
-          and not bad_arrays and not unknown and total_pairs >= args.min_pairs)
+          and not crashes and not bad_arrays and not unknown
+          and total_pairs >= args.min_pairs)
     if total_pairs < args.min_pairs:
         print('matching_diff: only %d pairs, need %d' % (total_pairs,
                                                           args.min_pairs))
