@@ -532,17 +532,23 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		SrShapeDef	def;
+		int64		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
+		bool		isnull;
+		Datum		relid;
 		ShapeEntry *entry;
 
 		CHECK_FOR_INTERRUPTS();
-		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
-		if (!Selected(&st->filter, def.shape_id))
+		/* only the id and table: quals are read when a table is compiled */
+		if (!Selected(&st->filter, shape_id))
 			continue;
-		entry = hash_search(st->shapes, &def.shape_id, HASH_ENTER, NULL);
-		entry->relid = def.relid;
+		relid = heap_getattr(tup, Anum_shapes_relid, RelationGetDescr(shapes),
+							 &isnull);
+		if (isnull)
+			continue;
+		entry = hash_search(st->shapes, &shape_id, HASH_ENTER, NULL);
+		entry->relid = DatumGetObjectId(relid);
 		entry->invalid = false;
-		RelEntry(st, def.relid)->nshapes++;
+		RelEntry(st, entry->relid)->nshapes++;
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
@@ -628,10 +634,17 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	{
 		BuildContext bc = {st, rs, events};
 
+		MemoryContext scancxt = AllocSetContextCreate(CurrentMemoryContext,
+													  "shape_router catalog scan",
+													  ALLOCSET_DEFAULT_SIZES);
+
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
+		old = MemoryContextSwitchTo(scancxt);
 		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeCallback, &bc);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(scancxt);
 	}
 
 	old = MemoryContextSwitchTo(rs->router->cxt);
