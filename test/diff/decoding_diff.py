@@ -1,0 +1,1687 @@
+#!/usr/bin/python3
+"""Seeded, randomised, end-to-end differential test of the shape_router
+logical decoding output plugin.
+
+Anchor: wal2json (format version 2) decodes the same WAL from a slot created
+at the same point.  From its stream the script takes, for every committed
+change, the old row ("identity", the whole row under REPLICA IDENTITY FULL)
+and the new row (unchanged TOASTed values, which wal2json leaves out, are
+taken from the old row), and, from the changes to shape_router.shapes, which
+shapes exist when each transaction commits.  PostgreSQL itself is the oracle
+for the predicates: every old/new row image goes into a scratch table
+dd.img (image_id + the table's columns) and every predicate runs once as
+`SELECT image_id FROM dd.img WHERE <predicate>`.  The routing rules of
+design.md section 2 then give the records shape_router must write for each
+change, and the script compares them, per change (keyed by the change LSN,
+include-lsn), with what the shape_router slots wrote: the (action, move,
+shapes) of every record, in order; the S records; B/C framing, xids and
+commit LSNs; commit order; and the "new" / "key" values of every record.
+
+Contract applied (design.md section 2):
+  * a shape routes exactly the changes of transactions that commit after the
+    one that added it and before the one that removed it; so in the
+    transaction that removes a shape, that shape routes nothing;
+  * INSERT -> I to the shapes new matches; DELETE -> D to the shapes old
+    matches; UPDATE, key unchanged -> U (both), I move in (new only), D move
+    out (old only), in that order; UPDATE changing the key -> D (old) then I
+    (new) without "move"; TRUNCATE -> one T to every shape on the table;
+  * B/C only around transactions with at least one record, "lsn" = commit
+    LSN; S added / removed in the transaction that made the catalog change,
+    at its place in the WAL.
+Mismatches fully explained by applying a removal at the remove's place in
+the WAL instead of at commit (the plugin's behaviour before a009784) are
+counted separately as "removal-timing deviations"; they fail the run only
+with --strict-removal.
+
+The workload (all randomness from --seed): multi-row INSERTs, INSERT ... ON
+CONFLICT DO UPDATE / DO NOTHING (speculative insertions), UPDATEs of random
+columns by id list or by a random predicate, no-op UPDATEs, key changes
+(UPDATE ... SET id = ...), large incompressible (TOASTed) text values and
+UPDATEs that leave them unchanged, DELETEs, TRUNCATE of one or two tables,
+changes to dd.u (a table without shapes), savepoints rolled back or
+released, aborted transactions, ANALYZE / VACUUM / ALTER TABLE SET / COMMENT
+(relation cache invalidations) often followed by shape changes, shape
+add/remove in transactions of their own, inside DML transactions and in
+subtransactions, and a second session whose transactions stay open across
+other sessions' commits (including shape additions and removals).
+logical_decoding_work_mem is small (--work-mem), so transactions spill.
+
+Two shape_router slots are created at the same point as the wal2json one:
+`sr` is read in batches of random size (--sr-batch), so that the plugin
+restarts from the slot's confirmed position many times, and `sr1` is read
+in one call.  Both streams are compared; a mismatch in `sr` only is a
+restart problem.  The slots are created (before the workload) and read from
+the main session (--fresh-connections: one new connection per decoding
+call).
+
+Harness notes: wal2json writes numeric NaN/Infinity as null, so the table
+has n_txt, generated as n::text, from which the harness takes n.  The
+contract writes a jsonb JSON null as null, like SQL NULL; the value check
+accepts that.
+
+Run (as root, from the repository):
+  make -s && make -s install && . test/lib.sh && \
+  sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --seed 1
+
+Exit status: 0 = no mismatch and enough changes and shapes; 1 = mismatches
+(or too few changes / shapes); 2 = harness problem.
+"""
+
+import argparse
+import json
+import random
+import sys
+import time
+from decimal import Decimal
+
+import psycopg2
+
+TABLE = 'dd.t'
+
+# The table: id + 9 columns (+ n_txt, see below).  big is sometimes large
+# and incompressible, so that it is stored out of line (TOAST) and UPDATEs
+# leave it unchanged.
+COLUMNS = [
+    ('id', 'int'),
+    ('a', 'int'),
+    ('b', 'bigint'),
+    ('t', 'text'),
+    ('f', 'bool'),
+    ('n', 'numeric'),
+    ('ts', 'timestamptz'),
+    ('j', 'jsonb'),
+    ('arr', 'int[]'),
+    ('big', 'text'),
+    ('n_txt', 'text'),
+]
+COLNAMES = [c for c, _ in COLUMNS]
+COLTYPE = dict(COLUMNS)
+NONKEY = COLNAMES[1:-1]         # the columns DML writes
+
+# wal2json writes numeric NaN and infinities as null; n_txt, generated from
+# n, gives the harness n's exact text.
+GENERATED = {'n_txt': 'text GENERATED ALWAYS AS (n::text) STORED'}
+
+SETUP_SQL = """
+DROP SCHEMA IF EXISTS dd CASCADE;
+CREATE SCHEMA dd;
+CREATE TABLE dd.t (%s, PRIMARY KEY (id));
+ALTER TABLE dd.t REPLICA IDENTITY FULL;
+CREATE TABLE dd.u (id int PRIMARY KEY, a int);
+ALTER TABLE dd.u REPLICA IDENTITY FULL;
+""" % ', '.join('%s %s' % (c, GENERATED.get(c, t)) for c, t in COLUMNS)
+
+W2J_OPTIONS = ("'format-version', '2', 'include-transaction', 'true', "
+               "'include-lsn', 'true', 'include-types', 'false', "
+               "'add-tables', 'dd.t,dd.u,shape_router.shapes'")
+SR_OPTIONS = "'include-lsn', 'true', 'include-xid', 'true'"
+
+MAIN_ID_BASE = 1
+SIDE_ID_BASE = 1000000       # the second session's rows
+
+
+def q(s):
+    """SQL string literal (standard_conforming_strings is on)."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def lsn_int(s):
+    hi, lo = s.split('/')
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def fail_harness(msg):
+    print('decoding_diff: HARNESS PROBLEM: %s' % msg, flush=True)
+    sys.exit(2)
+
+
+# --------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------
+
+TEXTS = ['', 'a', 'A', 'ab', 'abc', 'Abc', 'abd', 'abcdef', 'b', 'ba', 'z',
+         'héllo', 'HÉLLO', '日本語', '😀', 'a%c', 'a_c', "it's", 'x y', '0',
+         '10', 'p1', 'p2x', 'null']
+NUMERICS = ['0', '1', '-1', '2', '3', '1.5', '1.50', '-0.5', '0.000', '10',
+            "'NaN'", "'Infinity'", "'-Infinity'", '1e20', '-5', '5', '0.1',
+            '123456789.123456789']
+TIMESTAMPTZS = ['2020-01-01 00:00:00+00', '2020-01-01 01:00:00+01',
+                '2019-12-31 19:00:00-05', '2020-01-01 00:00:00.5+00',
+                '2020-01-01 12:00:00+00', '2020-01-02 00:00:00+14',
+                '2019-12-31 23:59:59.999999+00', '2020-06-01 00:00:00+02',
+                'infinity', '-infinity']
+JSON_KEYS = ['a', 'b', 'c', 'é']
+JSON_STRS = ['', 'x', 'y', '1', 'é']
+BIG_PREFIXES = ['p1', 'p2', 'q', 'P1']
+ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+OPS = ['=', '<>', '<', '<=', '>', '>=']
+
+
+class Gen:
+    """Rows, predicates and statements.  All randomness comes from self.r."""
+
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+
+    def chance(self, p):
+        return self.r.random() < p
+
+    def pick(self, seq):
+        return self.r.choice(seq)
+
+    # ---- constants ---------------------------------------------------------
+
+    def int_lit(self, wide=False):
+        x = self.r.random()
+        if x < 0.88:
+            return str(self.r.randint(-5, 5))
+        if x < 0.95:
+            return self.pick(['100', '-100', '0'])
+        if wide:
+            return self.pick(['9223372036854775807', '-9223372036854775808',
+                              '1099511627776'])
+        return self.pick(['2147483647', '-2147483648'])
+
+    def text_lit(self):
+        return q(self.pick(TEXTS))
+
+    def num_lit(self):
+        return self.pick(NUMERICS)
+
+    def ts_lit(self):
+        return q(self.pick(TIMESTAMPTZS))
+
+    def json_scalar(self):
+        return self.pick([0, 1, 2, -1, 1.5, True, False, None,
+                          self.pick(JSON_STRS)])
+
+    def json_value(self, depth=0):
+        x = self.r.random()
+        if depth < 2 and x < 0.2:
+            return {self.pick(JSON_KEYS): self.json_value(depth + 1)
+                    for _ in range(self.r.randint(0, 2))}
+        if depth < 2 and x < 0.3:
+            return [self.json_value(depth + 1)
+                    for _ in range(self.r.randint(0, 3))]
+        return self.json_scalar()
+
+    def json_doc(self):
+        x = self.r.random()
+        if x < 0.65:
+            v = {k: self.json_value(1) for k in
+                 self.r.sample(JSON_KEYS, self.r.randint(0, 3))}
+        elif x < 0.8:
+            v = [self.json_value(1) for _ in range(self.r.randint(0, 3))]
+        else:
+            v = self.json_scalar()      # top-level scalars, JSON null too
+        return q(json.dumps(v, ensure_ascii=False)) + '::jsonb'
+
+    def arr_lit(self, maxlen=4):
+        elems = []
+        for _ in range(self.r.randint(0, maxlen)):
+            elems.append('NULL' if self.chance(0.1)
+                         else str(self.r.randint(-3, 3)))
+        return "'{%s}'::int[]" % ','.join(elems)
+
+    def big_lit(self):
+        x = self.r.random()
+        if x < 0.45:
+            return 'NULL'
+        pre = self.pick(BIG_PREFIXES)
+        if x < 0.75:
+            return q(pre + self.pick(['', 'a', 'short', '1']))
+        # incompressible and larger than the TOAST threshold: out of line
+        n = self.r.randint(2500, 4500)
+        return q(pre + ''.join(self.r.choice(ALNUM) for _ in range(n)))
+
+    def value(self, col):
+        if col != 'big' and self.chance(0.1):
+            return 'NULL'
+        return {
+            'a': lambda: self.int_lit(),
+            'b': lambda: self.int_lit(wide=True),
+            't': self.text_lit,
+            'f': lambda: self.pick(['true', 'false']),
+            'n': self.num_lit,
+            'ts': self.ts_lit,
+            'j': self.json_doc,
+            'arr': self.arr_lit,
+            'big': self.big_lit,
+        }[col]()
+
+    def row_values(self, rid):
+        return '(%d, %s)' % (rid, ', '.join(self.value(c) for c in NONKEY))
+
+    # a value for SET: a literal or a simple expression of the old value
+    # that cannot raise an error
+    def set_expr(self, col):
+        if self.chance(0.7):
+            return self.value(col)
+        return self.pick({
+            'a': ['a % 3', 'abs(a % 7)', 'COALESCE(a, 0) % 5 + 1', 'NULL'],
+            'b': ['b % 4', 'COALESCE(b % 1000, 7)', 'a'],
+            't': ["t || 'x'", 'upper(t)', "left(t, 1)", "COALESCE(t, 'a')"],
+            'f': ['NOT f', 'f IS NULL', 'COALESCE(a > 0, f)'],
+            'n': ['n + 1', "n * 2", 'round(n, 0)', "a::numeric"],
+            'ts': ["ts + interval '1 hour'", "ts - interval '1 day'"],
+            'j': ["j || '{\"c\": 1}'",
+                  "CASE WHEN jsonb_typeof(j) = 'object' THEN j - 'a' END",
+                  "jsonb_build_object('a', a)",
+                  "'null'::jsonb"],
+            'arr': ["arr[1:2]", "COALESCE(arr, '{}') || a",
+                    "ARRAY[a, a]"],
+            'big': ["big || 'z'", "left(big, 3)", "'p1' || repeat('x', 5)"],
+        }[col])
+
+    # ---- predicate grammar ---------------------------------------------------
+
+    def pred(self, depth=0):
+        p_atom = [0.4, 0.55, 0.7, 0.9][min(depth, 3)]
+        if depth >= 4 or self.chance(p_atom):
+            return self.atom()
+        k = self.r.random()
+        if k < 0.38:
+            return '(%s)' % ' AND '.join(
+                self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
+        if k < 0.76:
+            return '(%s)' % ' OR '.join(
+                self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
+        if k < 0.88:
+            return 'NOT (%s)' % self.pred(depth + 1)
+        if k < 0.94:
+            return '(%s) IS %s%s' % (self.pred(depth + 1),
+                                     self.pick(['', 'NOT ']),
+                                     self.pick(['TRUE', 'FALSE', 'UNKNOWN']))
+        return 'COALESCE(%s, %s)' % (self.pred(depth + 1),
+                                     self.pick(['true', 'false']))
+
+    def atom(self):
+        forms = [
+            (10, self.a_compare),
+            (3, self.a_compare_flipped),
+            (5, self.a_in_list),
+            (3, self.a_any_all),
+            (4, self.a_between),
+            (4, self.a_null_test),
+            (3, self.a_bool),
+            (3, self.a_like),
+            (6, self.a_jsonb),
+            (5, self.a_array),
+            (5, self.a_id),
+            (2, self.a_col_col),
+            (2, self.a_distinct),
+            (3, self.a_big),
+            (1, self.a_constant),
+        ]
+        total = sum(w for w, _ in forms)
+        x = self.r.uniform(0, total)
+        for w, f in forms:
+            x -= w
+            if x <= 0:
+                return f()
+        return forms[-1][1]()
+
+    def const_for(self, col):
+        return {
+            'id': lambda: str(self.r.randint(0, 400)),
+            'a': self.int_lit,
+            'b': lambda: self.int_lit(wide=True),
+            't': self.text_lit,
+            'f': lambda: self.pick(['true', 'false']),
+            'n': self.num_lit,
+            'ts': self.ts_lit,
+        }[col]()
+
+    SCALARS = ['id', 'a', 'b', 't', 'f', 'n', 'ts']
+
+    def a_compare(self):
+        col = self.pick(self.SCALARS[1:])
+        if self.chance(0.03):
+            return '%s %s NULL' % (col, self.pick(OPS))
+        return '%s %s %s' % (col, self.pick(OPS), self.const_for(col))
+
+    def a_compare_flipped(self):
+        col = self.pick(self.SCALARS)
+        return '%s %s %s' % (self.const_for(col), self.pick(OPS), col)
+
+    def a_in_list(self):
+        col = self.pick(['a', 'b', 't', 'n', 'ts', 'f', 'id'])
+        n = self.r.randint(15, 30) if self.chance(0.2) else self.r.randint(1, 5)
+        elems = []
+        for _ in range(n):
+            if self.chance(0.05):
+                elems.append('NULL')
+            else:
+                elems.append(self.const_for(col))
+        return '%s %sIN (%s)' % (col, 'NOT ' if self.chance(0.3) else '',
+                                 ', '.join(elems))
+
+    def a_any_all(self):
+        col = self.pick(['a', 'b', 'id'])
+        elems = ['NULL' if self.chance(0.06) else str(self.r.randint(-5, 5))
+                 for _ in range(self.r.randint(0, 5))]
+        return "%s %s %s('{%s}'%s)" % (
+            col, self.pick(['=', '=', '<>', '<', '>=']),
+            self.pick(['ANY', 'ALL']), ','.join(elems),
+            self.pick(['', '::int8[]']))
+
+    def a_between(self):
+        col = self.pick(['a', 'b', 'n', 'ts', 't', 'id'])
+        lo, hi = self.const_for(col), self.const_for(col)
+        return '%s %sBETWEEN %s%s AND %s' % (
+            col, 'NOT ' if self.chance(0.25) else '',
+            'SYMMETRIC ' if self.chance(0.25) else '', lo, hi)
+
+    def a_null_test(self):
+        return '%s IS %sNULL' % (self.pick(COLNAMES[1:]),
+                                 self.pick(['', 'NOT ']))
+
+    def a_bool(self):
+        return self.pick(['f', 'NOT f', 'f = true', 'f = false', 'f <> true',
+                          'f IS TRUE', 'f IS NOT TRUE', 'f IS FALSE',
+                          'f IS NOT FALSE', 'f IS UNKNOWN', 'f IS NOT UNKNOWN',
+                          'f = (a > 0)'])
+
+    def a_like(self):
+        col = self.pick(['t', 't', 'big'])
+        op = self.pick(['LIKE', 'LIKE', 'LIKE', 'NOT LIKE', 'ILIKE'])
+        pat = self.pick(['a%', 'ab%', 'abc%', 'p1%', 'p2%', 'h%', 'A%', '%c',
+                         'a_c', '%', '', 'x%', 'q%', '日%', 'a\\%%'])
+        return '%s %s %s' % (col, op, q(pat))
+
+    def a_jsonb(self):
+        k = self.r.randint(0, 9)
+        key = self.pick(JSON_KEYS)
+        if k == 0:
+            return "j ->> %s = %s" % (q(key), q(str(self.pick(
+                [0, 1, 2, 'x', 'y', '', 'true', 'false', '1.5']))))
+        if k == 1:
+            return "j ->> %s IS %sNULL" % (q(key), self.pick(['', 'NOT ']))
+        if k == 2:
+            doc = {key: self.json_scalar()} if self.chance(0.8) else {}
+            return "j @> %s" % q(json.dumps(doc, ensure_ascii=False))
+        if k == 3:
+            return "j ? %s" % q(key)
+        if k == 4:
+            return "j -> %s = %s::jsonb" % (q(key), q(json.dumps(
+                self.json_scalar())))
+        if k == 5:
+            return "jsonb_typeof(j) = %s" % q(self.pick(
+                ['object', 'array', 'number', 'string', 'boolean', 'null']))
+        if k == 6:
+            return "j = %s::jsonb" % q(self.pick(
+                ['{}', '[]', 'null', '1', '"x"', '{"a": 1}', 'true']))
+        if k == 7:
+            return "j @> %s" % q(json.dumps([self.json_scalar()]))
+        if k == 8:
+            return "j ?| %s" % q('{%s}' % ','.join(
+                self.r.sample(JSON_KEYS, 2)))
+        return "j <@ %s" % q(json.dumps(
+            {kk: self.json_scalar() for kk in self.r.sample(JSON_KEYS, 3)}))
+
+    def a_array(self):
+        k = self.r.randint(0, 7)
+        lit = self.arr_lit(3).replace('::int[]', '')
+        if k == 0:
+            return 'arr @> %s' % lit
+        if k == 1:
+            return 'arr && %s' % lit
+        if k == 2:
+            return 'arr <@ %s' % lit
+        if k == 3:
+            return '%d = ANY(arr)' % self.r.randint(-3, 3)
+        if k == 4:
+            return "arr = '{}'"
+        if k == 5:
+            return 'cardinality(arr) %s %d' % (self.pick(OPS),
+                                               self.r.randint(0, 3))
+        if k == 6:
+            return 'arr[1] %s %d' % (self.pick(OPS), self.r.randint(-3, 3))
+        return 'arr %s %s' % (self.pick(OPS), lit)
+
+    def a_id(self):
+        k = self.r.randint(0, 4)
+        if k == 0:
+            return 'id %% %d = %d' % (self.pick([2, 3, 5, 7]),
+                                      self.r.randint(0, 1))
+        if k == 1:
+            return 'id %s %d' % (self.pick(['<', '>', '<=', '>=']),
+                                 self.r.randint(0, 600))
+        if k == 2:
+            lo = self.r.randint(0, 500)
+            return 'id BETWEEN %d AND %d' % (lo, lo + self.r.randint(0, 200))
+        if k == 3:
+            return 'id >= %d' % SIDE_ID_BASE
+        return 'id % 10 = COALESCE(a, 0)'
+
+    def a_col_col(self):
+        return self.pick(['a < b', 'a = b', 'a::bigint <> b', 'a >= id % 5',
+                          'a IS DISTINCT FROM b', 'n > a', "t = big",
+                          'b = id'])
+
+    def a_distinct(self):
+        col = self.pick(['a', 'b', 't', 'n', 'f'])
+        v = 'NULL' if self.chance(0.2) else self.const_for(col)
+        return '%s IS %sDISTINCT FROM %s' % (col, self.pick(['', 'NOT ']), v)
+
+    def a_big(self):
+        return self.pick(['length(big) > 3000', 'length(big) < 10',
+                          'big IS NULL', 'big IS NOT NULL', "big > 'p2'",
+                          "big = 'p1short'", "big LIKE 'p1%'",
+                          "left(big, 1) = 'q'", "big ~ '^P'"])
+
+    def a_constant(self):
+        return self.pick(['true', 'false', 'NULL::bool', '1 = 1'])
+
+    # a shape: (where clause or None for "every row")
+    def shape(self):
+        if self.chance(0.02):
+            return None
+        return self.pred()
+
+
+# --------------------------------------------------------------------------
+# Database helpers
+# --------------------------------------------------------------------------
+
+def connect(name):
+    conn = psycopg2.connect('', application_name='decoding_diff_' + name)
+    return conn
+
+
+def one_shot(sql, params=None, setup=None, fetch=True):
+    """Run one statement in a fresh connection, closed right after.  Used for
+    every logical decoding call with --fresh-connections)."""
+    conn = connect('decode')
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        for s in setup or []:
+            cur.execute(s)
+        cur.execute(sql, params)
+        return cur.fetchall() if fetch else None
+    finally:
+        conn.close()
+
+
+class Workload:
+    """Runs the DML and shape changes; keeps what each session believes."""
+
+    def __init__(self, gen, main, side, args):
+        self.g = gen
+        self.args = args
+        self.c1 = main
+        self.c2 = side
+        self.cur1 = main.cursor()
+        self.cur2 = side.cursor()
+        self.ids = {1: set(), 2: set()}        # committed rows per session
+        self.next_id = {1: MAIN_ID_BASE, 2: SIDE_ID_BASE}
+        self.preds = {}         # shape id -> where clause (None = all rows)
+        self.live = set()       # committed shapes (harness' view)
+        self.changes = 0        # committed row changes (approximate)
+        self.side_open = False
+        self.side_pending = None     # (ids, live, changes) to apply at commit
+        self.stats = {k: 0 for k in [
+            'txns', 'rollbacks', 'savepoint_rollbacks', 'inserts', 'upserts',
+            'updates', 'key_changes', 'noop_updates', 'pred_updates',
+            'deletes', 'truncates', 'shape_adds', 'shape_removes',
+            'shape_ops_in_dml', 'side_txns', 'dml_errors',
+            'savepoint_releases', 'other_table_stmts', 'maintenance']}
+
+    # ---- one statement -------------------------------------------------
+
+    def new_id(self, s):
+        self.next_id[s] += 1 + (self.g.r.randint(0, 3) == 0)
+        return self.next_id[s]
+
+    def some_ids(self, ids, lo, hi):
+        if not ids:
+            return []
+        k = min(len(ids), self.g.r.randint(lo, hi))
+        return self.g.r.sample(sorted(ids), k)
+
+    def stmt(self, s, cur, ids, counter):
+        """One random DML statement of session s on its rows (ids: the
+        session's working set, changed in place).  counter: list of one int,
+        the changes done."""
+        g = self.g
+        x = g.r.random()
+        if x < 0.25 or len(ids) < 20:
+            n = g.r.randint(1, 40)
+            rows = [g.row_values(self.new_id(s)) for _ in range(n)]
+            cur.execute('INSERT INTO dd.t VALUES %s RETURNING id'
+                        % ', '.join(rows))
+            for (rid,) in cur.fetchall():
+                ids.add(rid)
+            counter[0] += n
+            self.stats['inserts'] += 1
+        elif x < 0.32:
+            # upsert: existing and new keys
+            keys = self.some_ids(ids, 1, 10) + \
+                [self.new_id(s) for _ in range(g.r.randint(0, 5))]
+            cols = g.r.sample(NONKEY, g.r.randint(1, 3))
+            rows = [g.row_values(k) for k in keys]
+            if g.chance(0.2):
+                conflict = 'DO NOTHING'
+            else:
+                conflict = 'DO UPDATE SET %s' % ', '.join(
+                    '%s = EXCLUDED.%s' % (c, c) for c in cols)
+            cur.execute('INSERT INTO dd.t AS r VALUES %s ON CONFLICT (id) %s '
+                        'RETURNING id' % (', '.join(rows), conflict))
+            res = cur.fetchall()
+            for (rid,) in res:
+                ids.add(rid)
+            counter[0] += len(res)
+            self.stats['upserts'] += 1
+        elif x < 0.55:
+            targets = self.some_ids(ids, 1, 40)
+            cols = g.r.sample(NONKEY, g.r.randint(1, 4))
+            cur.execute('UPDATE dd.t SET %s WHERE id IN (%s) RETURNING id' % (
+                ', '.join('%s = %s' % (c, g.set_expr(c)) for c in cols),
+                ', '.join(map(str, targets))))
+            counter[0] += len(cur.fetchall())
+            self.stats['updates'] += 1
+        elif x < 0.62:
+            # UPDATE the rows a random predicate selects (bounded)
+            cols = g.r.sample(NONKEY, g.r.randint(1, 3))
+            lo = SIDE_ID_BASE if s == 2 else 0
+            hi = SIDE_ID_BASE if s == 1 else 2 ** 31 - 1
+            cur.execute(
+                'UPDATE dd.t SET %s WHERE id IN (SELECT id FROM dd.t WHERE '
+                'id >= %d AND id < %d AND (%s) ORDER BY id LIMIT %d) '
+                'RETURNING id' % (
+                    ', '.join('%s = %s' % (c, g.set_expr(c)) for c in cols),
+                    lo, hi, g.pred(1), g.r.randint(1, 40)))
+            counter[0] += len(cur.fetchall())
+            self.stats['pred_updates'] += 1
+        elif x < 0.66:
+            targets = self.some_ids(ids, 1, 20)
+            col = g.pick(NONKEY)
+            cur.execute('UPDATE dd.t SET %s = %s WHERE id IN (%s) RETURNING id'
+                        % (col, col, ', '.join(map(str, targets))))
+            counter[0] += len(cur.fetchall())
+            self.stats['noop_updates'] += 1
+        elif x < 0.78:
+            # key change, sometimes with other columns
+            targets = self.some_ids(ids, 1, 12)
+            pairs = [(o, self.new_id(s)) for o in targets]
+            extra = ''
+            if g.chance(0.5):
+                extra = ', ' + ', '.join(
+                    '%s = %s' % (c, g.set_expr(c))
+                    for c in g.r.sample(NONKEY, g.r.randint(1, 3)))
+            cur.execute(
+                'UPDATE dd.t AS r SET id = v.nid%s FROM (VALUES %s) AS '
+                'v(oid_, nid) WHERE r.id = v.oid_ RETURNING v.oid_, r.id' % (
+                    extra, ', '.join('(%d, %d)' % p for p in pairs)))
+            for o, nid in cur.fetchall():
+                ids.discard(o)
+                ids.add(nid)
+                counter[0] += 1
+            self.stats['key_changes'] += 1
+        elif x < 0.84:
+            # update the big column, or columns of rows with a TOASTed big
+            targets = self.some_ids(ids, 1, 15)
+            if g.chance(0.5):
+                sets = 'big = %s' % g.big_lit()
+            else:
+                sets = ', '.join('%s = %s' % (c, g.set_expr(c)) for c in
+                                 g.r.sample(NONKEY[:-1], g.r.randint(1, 2)))
+            cur.execute(
+                'UPDATE dd.t SET %s WHERE id IN (%s) OR id IN (SELECT id FROM '
+                'dd.t WHERE length(big) > 2000 AND id >= %d AND id < %d '
+                'ORDER BY id LIMIT 5) RETURNING id' % (
+                    sets, ', '.join(map(str, targets)),
+                    SIDE_ID_BASE if s == 2 else 0,
+                    SIDE_ID_BASE if s == 1 else 2 ** 31 - 1))
+            counter[0] += len(cur.fetchall())
+            self.stats['updates'] += 1
+        else:
+            targets = self.some_ids(ids, 1, 25)
+            cur.execute('DELETE FROM dd.t WHERE id IN (%s) RETURNING id'
+                        % ', '.join(map(str, targets)))
+            for (rid,) in cur.fetchall():
+                ids.discard(rid)
+                counter[0] += 1
+            self.stats['deletes'] += 1
+
+    # ---- shapes ----------------------------------------------------------
+
+    def add_shapes(self, cur, n, pending_live):
+        clauses = [self.g.shape() for _ in range(n)]
+        ids = []
+        plain = [c for c in clauses if c is not None]
+        if plain:
+            cur.execute("SELECT shape_router.add_shapes('dd.t', %s::text[])",
+                        (plain,))
+            ids = list(cur.fetchone()[0])
+        out = []
+        it = iter(ids)
+        for c in clauses:
+            if c is None:
+                cur.execute("SELECT shape_router.add_shape('dd.t')")
+                sid = cur.fetchone()[0]
+            else:
+                sid = next(it)
+            self.preds[sid] = c
+            pending_live.add(sid)
+            out.append(sid)
+        self.stats['shape_adds'] += len(out)
+        return out
+
+    def remove_shape(self, cur, pending_live, protected):
+        cands = sorted(pending_live - protected)
+        if not cands:
+            return
+        sid = self.g.pick(cands)
+        cur.execute('SELECT shape_router.remove_shape(%s)', (sid,))
+        if not cur.fetchone()[0]:
+            fail_harness('remove_shape(%d) returned false' % sid)
+        pending_live.discard(sid)
+        self.stats['shape_removes'] += 1
+
+    # ---- transactions ------------------------------------------------------
+
+    def side_busy_shapes(self):
+        """Shapes the open side transaction removed or may remove."""
+        if self.side_pending is None:
+            return set()
+        return self.side_pending['touched']
+
+    def main_txn(self):
+        g = self.g
+        cur = self.cur1
+        ids = set(self.ids[1])
+        live = set(self.live)
+        counter = [0]
+        touched = set()
+        protected = self.side_busy_shapes()
+        self.stats['txns'] += 1
+        try:
+            cur.execute('BEGIN')
+            nstmt = g.r.randint(1, 6)
+            shape_at = g.r.randint(0, nstmt) if g.chance(0.04) else -1
+            for i in range(nstmt + 1):
+                if i == shape_at:
+                    self.stats['shape_ops_in_dml'] += 1
+                    before = set(live)
+                    if g.chance(0.5):
+                        self.add_shapes(cur, g.r.randint(1, 3), live)
+                    else:
+                        self.remove_shape(cur, live, protected)
+                    touched |= before ^ live
+                if i == nstmt:
+                    break
+                if g.chance(0.08):
+                    # a subtransaction, rolled back (its changes never
+                    # happened) or released (they are the transaction's)
+                    cur.execute('SAVEPOINT s')
+                    ids_sp, live_sp, cnt_sp = set(ids), set(live), counter[0]
+                    self.stmt(1, cur, ids, counter)
+                    if g.chance(0.3):
+                        before = set(live)
+                        if g.chance(0.5):
+                            self.add_shapes(cur, 1, live)
+                        else:
+                            self.remove_shape(cur, live, protected)
+                        touched |= before ^ live
+                    if g.chance(0.6):
+                        cur.execute('ROLLBACK TO SAVEPOINT s')
+                        ids, live, counter[0] = ids_sp, live_sp, cnt_sp
+                        self.stats['savepoint_rollbacks'] += 1
+                    else:
+                        cur.execute('RELEASE SAVEPOINT s')
+                        self.stats['savepoint_releases'] += 1
+                if g.chance(0.05):
+                    self.other_table_stmt(cur)
+                self.stmt(1, cur, ids, counter)
+            if g.chance(0.04):
+                cur.execute('ROLLBACK')
+                self.stats['rollbacks'] += 1
+                return
+            cur.execute('COMMIT')
+        except psycopg2.Error as ex:
+            cur.execute('ROLLBACK')
+            self.stats['dml_errors'] += 1
+            if self.stats['dml_errors'] <= 5:
+                print('decoding_diff: note: DML error (transaction rolled '
+                      'back): %s' % str(ex).strip().split('\n')[0])
+            return
+        self.ids[1] = ids
+        self.live = live
+        self.changes += counter[0]
+
+    def shape_txn(self):
+        """Shapes added or removed in a transaction of their own; sometimes
+        aborted, sometimes in a rolled back subtransaction."""
+        g = self.g
+        cur = self.cur1
+        live = set(self.live)
+        protected = self.side_busy_shapes()
+        cur.execute('BEGIN')
+        for _ in range(g.r.randint(1, 3)):
+            if g.chance(0.55) or len(live) < self.args.shapes:
+                self.add_shapes(cur, g.r.randint(1, 5), live)
+            else:
+                self.remove_shape(cur, live, protected)
+        if g.chance(0.15):
+            cur.execute('SAVEPOINT s')
+            live_sp = set(live)
+            self.remove_shape(cur, live, protected)
+            self.add_shapes(cur, 1, live)
+            cur.execute('ROLLBACK TO SAVEPOINT s')
+            live = live_sp
+        if g.chance(0.05):
+            cur.execute('ROLLBACK')
+            return
+        cur.execute('COMMIT')
+        self.live = live
+
+    def truncate_txn(self):
+        self.side_commit()
+        self.cur1.execute('BEGIN')
+        # one table or two (dd.u has no shapes: no T for it)
+        self.cur1.execute(self.g.pick(['TRUNCATE dd.t', 'TRUNCATE dd.t, dd.u',
+                                       'TRUNCATE dd.u, dd.t']))
+        if self.g.chance(0.5):
+            # refill in the same transaction
+            ids, counter = set(), [0]
+            self.stmt(1, self.cur1, ids, counter)
+        else:
+            ids, counter = set(), [0]
+        self.cur1.execute('COMMIT')
+        self.ids = {1: ids, 2: set()}
+        self.changes += 1 + counter[0]
+        self.stats['truncates'] += 1
+        self.stats['txns'] += 1
+
+    def other_table_stmt(self, cur):
+        """A change to dd.u, a table without shapes: routed nowhere."""
+        k = self.g.r.randint(1, 200)
+        cur.execute(self.g.pick([
+            'INSERT INTO dd.u SELECT g, g FROM generate_series(%d, %d) g '
+            'ON CONFLICT (id) DO UPDATE SET a = dd.u.a + 1' % (k, k + 5),
+            'UPDATE dd.u SET a = a + 1 WHERE id %% 7 = %d' % (k % 7),
+            'DELETE FROM dd.u WHERE id %% 11 = %d' % (k % 11)]))
+        self.stats['other_table_stmts'] += 1
+
+    def maintenance(self):
+        """Relation cache invalidations of dd.t in the decoded WAL, often
+        right before shapes are added or removed."""
+        self.cur1.execute(self.g.pick([
+            'ANALYZE dd.t', 'VACUUM dd.t',
+            'ALTER TABLE dd.t SET (fillfactor = %d)'
+            % self.g.pick([90, 100]),
+            'COMMENT ON TABLE dd.t IS %s' % q(str(self.g.r.random()))]))
+        self.stats['maintenance'] += 1
+        if self.g.chance(0.6):
+            self.shape_txn()
+
+    def side_step(self):
+        """The second session: transactions open across main commits."""
+        g = self.g
+        cur = self.cur2
+        if not self.side_open:
+            if self.args.no_side or not g.chance(0.2):
+                return
+            cur.execute('BEGIN')
+            self.side_open = True
+            self.side_pending = {'ids': set(self.ids[2]), 'counter': [0],
+                                 'added': set(), 'removed': set(),
+                                 'touched': set()}
+            self.stats['side_txns'] += 1
+        p = self.side_pending
+        x = g.r.random()
+        try:
+            if x < 0.55:
+                self.stmt(2, cur, p['ids'], p['counter'])
+            elif x < 0.6:
+                live = set(self.live) - p['removed']
+                new = set(self.add_shapes(cur, 1, live))
+                p['added'] |= new
+                p['touched'] |= new
+            elif x < 0.63:
+                live = set(self.live) - p['removed'] - p['added']
+                before = set(live)
+                # never one the main session might remove meanwhile: the
+                # main session's removals skip p['touched']
+                self.remove_shape(cur, live, set())
+                gone = before - live
+                p['removed'] |= gone
+                p['touched'] |= gone
+            elif x < 0.83:
+                self.side_commit()
+            elif x < 0.86:
+                cur.execute('ROLLBACK')
+                self.side_open = False
+                self.side_pending = None
+        except psycopg2.Error as ex:
+            cur.execute('ROLLBACK')
+            self.side_open = False
+            self.side_pending = None
+            self.stats['dml_errors'] += 1
+            print('decoding_diff: note: DML error in the side session '
+                  '(rolled back): %s' % str(ex).strip().split('\n')[0])
+
+    def side_commit(self):
+        if not self.side_open:
+            return
+        p = self.side_pending
+        self.cur2.execute('COMMIT')
+        self.ids[2] = p['ids']
+        self.live = (self.live - p['removed']) | p['added']
+        self.changes += p['counter'][0]
+        self.side_open = False
+        self.side_pending = None
+
+    def run(self, target):
+        g = self.g
+        while self.changes < target:
+            # the main session's removals avoid what the side txn touched
+            self.side_step()
+            x = g.r.random()
+            if x < 0.05:
+                self.shape_txn()
+            elif x < 0.053:
+                if self.args.no_truncate:
+                    continue
+                self.truncate_txn()
+                if g.chance(0.5):
+                    self.shape_txn()
+            elif x < 0.065:
+                if self.args.no_maintenance:
+                    continue
+                self.maintenance()
+            else:
+                self.main_txn()
+        self.side_commit()
+
+
+# --------------------------------------------------------------------------
+# Streams
+# --------------------------------------------------------------------------
+
+def w2j_value_text(col, v):
+    """A wal2json value as the text PostgreSQL's input function reads."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    if isinstance(v, (int, Decimal)):
+        return str(v)
+    return v        # strings: text, timestamptz, int[], jsonb (as text)
+
+
+def expected_json_value(col, text):
+    """What shape_router writes for a value, given its text."""
+    if text is None:
+        return None
+    typ = COLTYPE[col]
+    if typ in ('int', 'bigint'):
+        return int(text)
+    if typ == 'numeric':
+        if text in ('NaN', 'Infinity', '-Infinity'):
+            return text
+        return Decimal(text)
+    if typ == 'bool':
+        return text == 'true'
+    if typ == 'jsonb':
+        return json.loads(text, parse_float=Decimal)
+    return text
+
+
+def same_json_value(col, exp, got):
+    if exp is None:
+        # (a jsonb JSON null is written as null too: the same as SQL NULL)
+        return got is None
+    if COLTYPE[col] == 'numeric' and isinstance(exp, Decimal):
+        # same digits, as numeric_out wrote them
+        return isinstance(got, (Decimal, int)) and str(got) == str(exp)
+    if COLTYPE[col] in ('int', 'bigint'):
+        return type(got) is int and got == exp
+    if COLTYPE[col] == 'bool':
+        return got is exp
+    if COLTYPE[col] == 'jsonb':
+        return json.dumps(exp, sort_keys=True, default=str) == \
+            json.dumps(got, sort_keys=True, default=str)
+    return type(got) is str and got == exp
+
+
+def parse_w2j(rows):
+    """-> list of transactions in commit order:
+    {xid, commit_lsn, changes: [change]}, change = {lsn, kind, table, old,
+    new, unchanged_toast}; old/new: {col: text or None}."""
+    txns = []
+    cur = None
+    for lsn, xid, data in rows:
+        rec = json.loads(data, parse_float=Decimal)
+        act = rec['action']
+        if act == 'B':
+            cur = {'xid': xid, 'commit_lsn': rec['lsn'], 'changes': []}
+            continue
+        if act == 'C':
+            if cur is None or cur['xid'] != xid:
+                fail_harness('wal2json C without B (xid %s)' % xid)
+            txns.append(cur)
+            cur = None
+            continue
+        if cur is None:
+            fail_harness('wal2json change outside a transaction: %s' % data[:200])
+        tab = '%s.%s' % (rec['schema'], rec['table'])
+        ch = {'lsn': rec['lsn'], 'kind': act, 'table': tab, 'old': None,
+              'new': None, 'unchanged_toast': []}
+        if act in ('I', 'U'):
+            ch['new'] = {c['name']: w2j_value_text(c['name'], c['value'])
+                         for c in rec['columns']}
+        if act in ('U', 'D'):
+            ch['old'] = {c['name']: w2j_value_text(c['name'], c['value'])
+                         for c in rec.get('identity', [])}
+        if tab == TABLE and act in ('I', 'U', 'D'):
+            if act in ('U', 'D') and set(ch['old']) != set(COLNAMES):
+                fail_harness('wal2json old row lacks columns (replica '
+                             'identity not FULL?): %s' % data[:300])
+            if ch['new'] is not None:
+                missing = [c for c in COLNAMES if c not in ch['new']]
+                if missing and act == 'I':
+                    fail_harness('wal2json INSERT lacks columns %s' % missing)
+                for c in missing:
+                    # unchanged TOASTed value: wal2json leaves it out
+                    ch['new'][c] = ch['old'][c]
+                    ch['unchanged_toast'].append(c)
+            for side in ('old', 'new'):
+                if ch[side] is not None:
+                    ch[side]['n'] = ch[side]['n_txt']
+        cur['changes'].append(ch)
+    if cur is not None:
+        fail_harness('wal2json stream ends inside a transaction')
+    return txns
+
+
+def parse_sr(batches):
+    """-> {xid: {'records': [(lsn column, rec)], 'batch': k}} in stream order,
+    plus the xids in order and framing problems."""
+    txns = {}
+    order = []
+    problems = []
+    for k, rows in enumerate(batches):
+        cur = None
+        for lsn, xid, data in rows:
+            try:
+                rec = json.loads(data, parse_float=Decimal)
+            except ValueError:
+                problems.append('not JSON: %r' % data[:200])
+                continue
+            act = rec.get('action')
+            if act == 'B':
+                if cur is not None:
+                    problems.append('B inside transaction %s' % cur['xid'])
+                if xid in txns:
+                    problems.append('transaction %s written twice' % xid)
+                cur = {'xid': xid, 'begin': rec, 'records': [], 'batch': k,
+                       'commit': None}
+                continue
+            if cur is None or cur['xid'] != xid:
+                problems.append('record outside its transaction: %s'
+                                % data[:200])
+                continue
+            if act == 'C':
+                cur['commit'] = rec
+                txns[xid] = cur
+                order.append(xid)
+                cur = None
+                continue
+            cur['records'].append((lsn, rec))
+        if cur is not None:
+            problems.append('batch %d ends inside transaction %s' % (k, cur['xid']))
+    return txns, order, problems
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--seed', type=int)
+    ap.add_argument('--min-changes', type=int, default=20000)
+    ap.add_argument('--shapes', type=int, default=200,
+                    help='shapes registered at the start (at least)')
+    ap.add_argument('--sr-batch', type=int, default=800,
+                    help='read the shape_router slot in batches of about '
+                         'this many rows (random sizes up to twice it); '
+                         '0 = in one call')
+    ap.add_argument('--no-single', action='store_true',
+                    help='without the second shape_router slot (sr1), read '
+                         'in one call, that tells restart problems from '
+                         'others')
+    ap.add_argument('--work-mem', default='64kB',
+                    help='logical_decoding_work_mem while decoding (small: '
+                         'transactions spill to disk)')
+    ap.add_argument('--strict-removal', action='store_true',
+                    help='removal-timing deviations fail the run too')
+    ap.add_argument('--fresh-connections', action='store_true',
+                    help='create and read the slots in one new connection '
+                         'per call instead of in the main session (which '
+                         'then goes on with the workload)')
+    ap.add_argument('--max-report', type=int, default=20)
+    # triage only: leave out a part of the workload (a different workload
+    # for the same seed)
+    ap.add_argument('--no-truncate', action='store_true',
+                    help='triage: no TRUNCATE')
+    ap.add_argument('--no-maintenance', action='store_true',
+                    help='triage: no ANALYZE/VACUUM/ALTER TABLE/COMMENT')
+    ap.add_argument('--no-side', action='store_true',
+                    help='triage: no second session (no transaction open '
+                         'across other commits)')
+    ap.add_argument('--value-sample', type=float, default=1.0,
+                    help='share of records whose "new"/"key" values are '
+                         'compared')
+    args = ap.parse_args()
+
+    seed = args.seed if args.seed is not None else \
+        random.SystemRandom().randrange(1, 2 ** 31)
+    print('decoding_diff: seed=%d' % seed, flush=True)
+    t0 = time.time()
+    gen = Gen(seed)
+
+    main_conn = connect('main')
+    main_conn.autocommit = True
+    cur = main_conn.cursor()
+    cur.execute('SET client_min_messages = warning')
+
+    def decode_call(sql, setup=None):
+        if not args.fresh_connections:
+            for s in setup or []:
+                cur.execute(s)
+            cur.execute(sql)
+            return cur.fetchall()
+        return one_shot(sql, setup=setup)
+
+    # ---- setup ----
+    single = args.sr_batch > 0 and not args.no_single
+    for slot in ('sr', 'sr1', 'w2j'):
+        cur.execute('SELECT pg_drop_replication_slot(slot_name) FROM '
+                    'pg_replication_slots WHERE slot_name = %s', (slot,))
+    cur.execute('CREATE EXTENSION IF NOT EXISTS shape_router')
+    cur.execute("SELECT to_regclass('dd.t')")
+    if cur.fetchone()[0] is not None:
+        cur.execute("SELECT shape_router.remove_shape(shape_id) FROM "
+                    "shape_router.shapes WHERE relid = 'dd.t'::regclass")
+    cur.execute(SETUP_SQL)
+
+    side_conn = connect('side')
+    side_conn.autocommit = True
+    wl = Workload(gen, main_conn, side_conn, args)
+
+    # Half of the first shapes exist before the slots (loaded from the
+    # catalog when decoding starts), half are added after.
+    first = args.shapes // 2
+    live = set()
+    wl.add_shapes(cur, first, live)
+    wl.live = live
+    # some rows before the slots too
+    cur.execute('BEGIN')
+    ids, counter = set(), [0]
+    for _ in range(3):
+        wl.stmt(1, cur, ids, counter)
+    cur.execute('COMMIT')
+    wl.ids[1] = ids
+
+    cur.execute("SELECT shape_id FROM shape_router.shapes "
+                "WHERE relid = 'dd.t'::regclass")
+    initial_shapes = set(r[0] for r in cur.fetchall())
+    if initial_shapes != wl.live:
+        fail_harness('catalog has %d shapes, the harness expects %d'
+                     % (len(initial_shapes), len(wl.live)))
+
+    decode_call("SELECT 'x' FROM pg_create_logical_replication_slot("
+                "'sr', 'shape_router')")
+    if single:
+        decode_call("SELECT 'x' FROM pg_create_logical_replication_slot("
+                    "'sr1', 'shape_router')")
+    decode_call("SELECT 'x' FROM pg_create_logical_replication_slot("
+                "'w2j', 'wal2json')")
+    cur.execute("SELECT slot_name, confirmed_flush_lsn FROM "
+                "pg_replication_slots WHERE slot_name IN ('sr', 'sr1', 'w2j')")
+    print('decoding_diff: slots at %s' % dict(cur.fetchall()), flush=True)
+
+    live = set(wl.live)
+    cur.execute('BEGIN')
+    wl.add_shapes(cur, args.shapes - first, live)
+    cur.execute('COMMIT')
+    wl.live = live
+
+    # ---- workload ----
+    t1 = time.time()
+    wl.run(int(args.min_changes * 1.08) + 200)
+    cur.execute('SELECT pg_current_wal_lsn()')
+    end_lsn = cur.fetchone()[0]
+    t_work = time.time() - t1
+    print('decoding_diff: workload: %s (%.1fs)' % (
+        ' '.join('%s=%d' % kv for kv in sorted(wl.stats.items())), t_work),
+        flush=True)
+    side_conn.close()
+
+    # ---- decode ----
+    t1 = time.time()
+    setup = ["SET logical_decoding_work_mem = '%s'" % args.work_mem]
+    w2j_rows = decode_call(
+        "SELECT lsn::text, xid::text::bigint, data FROM "
+        "pg_logical_slot_get_changes('w2j', '%s', NULL, %s)"
+        % (end_lsn, W2J_OPTIONS), setup)
+    batches = []
+    brand = random.Random(seed * 7919 + 1)
+    while True:
+        n = brand.randint(1, 2 * args.sr_batch) if args.sr_batch > 0 else None
+        rows = decode_call(
+            "SELECT lsn::text, xid::text::bigint, data FROM "
+            "pg_logical_slot_get_changes('sr', '%s', %s, %s)"
+            % (end_lsn, 'NULL' if n is None else n, SR_OPTIONS), setup)
+        if not rows:
+            break
+        batches.append(rows)
+        if n is None:
+            break
+    sr1_rows = None
+    if single:
+        sr1_rows = decode_call(
+            "SELECT lsn::text, xid::text::bigint, data FROM "
+            "pg_logical_slot_get_changes('sr1', '%s', NULL, %s)"
+            % (end_lsn, SR_OPTIONS), setup)
+    t_decode = time.time() - t1
+    print('decoding_diff: decoded: wal2json %d rows, shape_router %d rows '
+          'in %d calls%s (%.1fs)' % (
+              len(w2j_rows), sum(map(len, batches)), len(batches) + 1,
+              ', and %d rows in one call' % len(sr1_rows) if single else '',
+              t_decode), flush=True)
+
+    w2j = parse_w2j(w2j_rows)
+    del w2j_rows
+    sr, sr_order, sr_problems = parse_sr(batches)
+    sr_single = parse_sr([sr1_rows]) if single else None
+
+    # ---- shapes per transaction, from the WAL ----
+    cur.execute("SELECT shape_id FROM shape_router.shapes "
+                "WHERE relid = 'dd.t'::regclass")
+    final_shapes = set(r[0] for r in cur.fetchall())
+    active = set(initial_shapes)
+    txn_info = []            # per w2j txn: active (contract), removed in txn
+    shape_life = {}          # shape id -> {'added': (txn, lsn), 'removed': ..}
+    all_shapes = set(initial_shapes)
+    nchanges = 0
+    nother = 0               # changes of dd.u, a table without shapes
+    for tx in w2j:
+        added, removed = {}, {}
+        for ch in tx['changes']:
+            if ch['table'] != 'shape_router.shapes':
+                if ch['table'] == TABLE:
+                    nchanges += 1
+                else:
+                    nother += 1
+                continue
+            if ch['kind'] == 'I':
+                sid = int(ch['new']['shape_id'])
+                if ch['new']['relid'] is not None:
+                    added[sid] = ch['lsn']
+            elif ch['kind'] == 'D':
+                removed[int(ch['old']['shape_id'])] = ch['lsn']
+            else:
+                fail_harness('UPDATE of shape_router.shapes in the stream')
+        # contract: neither the shapes this txn adds nor those it removes
+        A = frozenset(active - set(removed))
+        txn_info.append({'active': A, 'removed': removed,
+                         'removed_active': {s: l for s, l in removed.items()
+                                            if s in active}})
+        active = (active | set(added)) - set(removed)
+        all_shapes |= set(added)
+        for sid, l in added.items():
+            shape_life.setdefault(sid, {})['added'] = (len(txn_info) - 1, l)
+        for sid, l in removed.items():
+            shape_life.setdefault(sid, {})['removed'] = (len(txn_info) - 1, l)
+    # how many earlier-committing transactions committed after this one's
+    # first change (it was open across their commits)
+    overlaps = []
+    for ti, tx in enumerate(w2j):
+        first = min((lsn_int(c['lsn']) for c in tx['changes']),
+                    default=lsn_int(tx['commit_lsn']))
+        k = 0
+        for tj in range(ti - 1, -1, -1):
+            if lsn_int(w2j[tj]['commit_lsn']) > first:
+                k += 1
+            elif ti - tj > 200:
+                break
+        overlaps.append(k)
+    if active != final_shapes or final_shapes != wl.live:
+        fail_harness('shapes after the stream (%d) != catalog (%d) != '
+                     'harness (%d)' % (len(active), len(final_shapes),
+                                       len(wl.live)))
+    unknown_preds = [s for s in all_shapes if s not in wl.preds]
+    if unknown_preds:
+        fail_harness('shapes of unknown predicate: %s' % unknown_preds[:10])
+    nshapes = len(all_shapes)
+
+    # ---- oracle: every row image, every predicate ----
+    t1 = time.time()
+    images = []         # image id -> row (texts)
+    for tx in w2j:
+        for ch in tx['changes']:
+            if ch['table'] != TABLE:
+                continue
+            for side in ('old', 'new'):
+                if ch[side] is not None:
+                    ch[side + '_img'] = len(images)
+                    images.append(ch[side])
+    cur.execute('DROP TABLE IF EXISTS dd.img')
+    cur.execute('CREATE TABLE dd.img (image_id int PRIMARY KEY, LIKE dd.t)')
+    rs_cols = ', '.join('%s text' % c for c in COLNAMES)
+    casts = ', '.join('x.%s::%s' % (c, COLTYPE[c]) for c in COLNAMES)
+    step = 2000
+    for start in range(0, len(images), step):
+        docs = []
+        for i in range(start, min(start + step, len(images))):
+            d = dict(images[i])
+            d['image_id'] = str(i)
+            docs.append(d)
+        cur.execute('INSERT INTO dd.img SELECT x.image_id::int, %s FROM '
+                    'jsonb_to_recordset(%%s::jsonb) AS x(image_id text, %s)'
+                    % (casts, rs_cols), (json.dumps(docs),))
+    # the images must be the rows as stored: compare with what the slot saw
+    cur.execute('ANALYZE dd.img')
+    matches = {}        # shape id -> set of image ids
+    oracle_errors = []
+    for sid in sorted(all_shapes):
+        p = wl.preds[sid]
+        try:
+            cur.execute('SELECT image_id FROM dd.img WHERE %s'
+                        % ('true' if p is None else p))
+            matches[sid] = frozenset(r[0] for r in cur.fetchall())
+        except psycopg2.Error as ex:
+            oracle_errors.append((sid, p, str(ex).strip()))
+    if oracle_errors:
+        for sid, p, err in oracle_errors[:20]:
+            print('oracle error shape %d: %s\n  %s' % (sid, p, err))
+        fail_harness('%d predicates raise errors in plain PostgreSQL'
+                     % len(oracle_errors))
+    # per image: the shapes it matches
+    img_shapes = [set() for _ in images]
+    for sid, imgs in matches.items():
+        for i in imgs:
+            img_shapes[i].add(sid)
+    t_oracle = time.time() - t1
+
+    # ---- expected records ----
+    def expect(ch, A):
+        """[(action, move, (shape ids))] for one change and active shapes."""
+        if ch['kind'] == 'T':
+            return [('T', None, tuple(sorted(A)))] if A else []
+        out = []
+
+        def add(action, move, ids):
+            if ids:
+                out.append((action, move, tuple(sorted(ids))))
+        old = img_shapes[ch['old_img']] & A if ch['old'] is not None else None
+        new = img_shapes[ch['new_img']] & A if ch['new'] is not None else None
+        if ch['kind'] == 'I':
+            add('I', None, new)
+        elif ch['kind'] == 'D':
+            add('D', None, old)
+        elif ch['old']['id'] != ch['new']['id']:
+            add('D', None, old)
+            add('I', None, new)
+        else:
+            add('U', None, old & new)
+            add('I', 'in', new - old)
+            add('D', 'out', old - new)
+        return out
+
+    # ---- compare ----
+    def compare(sr, sr_order, sr_problems):
+        """Compare one shape_router stream with the expectation."""
+        mismatches = []          # real
+        deviations = []          # removal timing
+        value_mismatches = []
+        framing = list(sr_problems)
+        compared_pairs = 0
+        value_checked = 0
+        vrand = random.Random(seed + 17)
+        w2j_xids = set()
+        session_start = set()
+        # the transaction after the last one each batch wrote starts a session
+        last_of_batch = {}
+        for xid in sr_order:
+            last_of_batch[sr[xid]['batch']] = xid
+        last_xids = set(last_of_batch.values())
+        prev_last = True
+        cov = {'unchanged_toast': 0, 'key_change': 0, 'move_in': 0,
+               'move_out': 0, 'U': 0, 'I': 0, 'D': 0, 'T': 0, 'S': 0,
+               'concurrent_txns': 0}
+
+        for ti, tx in enumerate(w2j):
+            xid = tx['xid']
+            w2j_xids.add(xid)
+            if prev_last:
+                session_start.add(xid)
+            prev_last = xid in last_xids
+            info = txn_info[ti]
+            A = info['active']
+            exp_by_lsn = {}
+            for ch in tx['changes']:
+                lsn = ch['lsn']
+                if ch['table'] == 'shape_router.shapes':
+                    ev = ('S', 'added' if ch['kind'] == 'I' else 'removed',
+                          int((ch['new'] if ch['kind'] == 'I' else ch['old'])
+                              ['shape_id']))
+                    exp_by_lsn.setdefault(lsn, []).append(ev)
+                    continue
+                if ch['table'] != TABLE:
+                    continue
+                e = expect(ch, A)
+                exp_by_lsn.setdefault(lsn, []).extend(e)
+                compared_pairs += len(A)
+                if ch['unchanged_toast']:
+                    cov['unchanged_toast'] += 1
+                if ch['kind'] == 'U' and ch['old']['id'] != ch['new']['id']:
+                    cov['key_change'] += 1
+            got_tx = sr.get(xid)
+            got_by_lsn = {}
+            recs_by_lsn = {}
+            if got_tx is not None:
+                for lsncol, rec in got_tx['records']:
+                    act = rec.get('action')
+                    if act == 'S':
+                        key = lsncol
+                        item = ('S', rec.get('event'), rec.get('shape'))
+                        if rec.get('reason'):
+                            item = item + (rec['reason'],)
+                    else:
+                        key = rec.get('lsn', lsncol)
+                        item = (act, rec.get('move'), tuple(rec.get('shapes', [])))
+                    got_by_lsn.setdefault(key, []).append(item)
+                    recs_by_lsn.setdefault(key, []).append(rec)
+                if got_tx['begin'].get('lsn') != tx['commit_lsn'] or \
+                        got_tx['commit'].get('lsn') != tx['commit_lsn']:
+                    framing.append('xid %s: B/C lsn %s/%s, commit LSN is %s' % (
+                        xid, got_tx['begin'].get('lsn'),
+                        got_tx['commit'].get('lsn'), tx['commit_lsn']))
+                if got_tx['begin'].get('xid') != xid or \
+                        got_tx['commit'].get('xid') != xid:
+                    framing.append('xid %s: B/C carry xid %s/%s' % (
+                        xid, got_tx['begin'].get('xid'),
+                        got_tx['commit'].get('xid')))
+            any_expected = any(exp_by_lsn.values())
+            if got_tx is None and any_expected:
+                framing.append('xid %s: expected records but no transaction '
+                               'written' % xid)
+            if got_tx is not None and not got_tx['records']:
+                framing.append('xid %s: B/C written around no record' % xid)
+
+            changes_by_lsn = {ch['lsn']: ch for ch in tx['changes']}
+            for lsn in sorted(set(exp_by_lsn) | set(got_by_lsn), key=lsn_int):
+                exp = exp_by_lsn.get(lsn, [])
+                got = got_by_lsn.get(lsn, [])
+                for item in got:
+                    if item[0] in cov:
+                        cov[item[0]] += 1
+                    if item[1] == 'in':
+                        cov['move_in'] += 1
+                    elif item[1] == 'out':
+                        cov['move_out'] += 1
+                ch = changes_by_lsn.get(lsn)
+                if exp != got:
+                    entry = {'xid': xid, 'txn': ti, 'lsn': lsn, 'change': ch,
+                             'expected': exp, 'got': got, 'active': A,
+                             'session_start': xid in session_start,
+                             'batch': got_tx['batch'] if got_tx else None}
+                    # explained by removals applied at the remove, not at commit?
+                    if ch is not None and ch['table'] == TABLE and \
+                            info['removed_active']:
+                        alt = A | {s for s, l in info['removed_active'].items()
+                                   if lsn_int(l) > lsn_int(lsn)}
+                        if expect(ch, alt) == got:
+                            deviations.append(entry)
+                            continue
+                    mismatches.append(entry)
+                    continue
+                # values of the records ("new", "key")
+                if ch is None or ch['table'] != TABLE or \
+                        vrand.random() >= args.value_sample:
+                    continue
+                for rec in recs_by_lsn.get(lsn, []):
+                    act = rec.get('action')
+                    if act in ('I', 'U'):
+                        value_checked += 1
+                        newv = rec.get('new')
+                        if not isinstance(newv, dict) or \
+                                list(newv.keys()) != COLNAMES or \
+                                any(not same_json_value(
+                                    c, expected_json_value(c, ch['new'][c]),
+                                    newv[c]) for c in COLNAMES):
+                            value_mismatches.append((xid, lsn, act, 'new',
+                                                     ch['new'], newv))
+                        if 'unchanged_toast' in rec:
+                            value_mismatches.append((xid, lsn, act,
+                                                     'unchanged_toast', None,
+                                                     rec['unchanged_toast']))
+                    if act in ('U', 'D'):
+                        value_checked += 1
+                        keyv = rec.get('key')
+                        if keyv != {'id': int(ch['old']['id'])}:
+                            value_mismatches.append((xid, lsn, act, 'key',
+                                                     {'id': ch['old']['id']},
+                                                     keyv))
+                    if act == 'D' and 'new' in rec or act == 'I' and 'key' in rec:
+                        value_mismatches.append((xid, lsn, act, 'fields', None,
+                                                 sorted(rec)))
+            if got_tx is not None:
+                keys = [k for k in got_by_lsn]
+                if keys != sorted(keys, key=lsn_int):
+                    framing.append('xid %s: records not in WAL order' % xid)
+        for xid in sr:
+            if xid not in w2j_xids:
+                framing.append('xid %s written by shape_router only' % xid)
+        if [x for x in sr_order] != [t['xid'] for t in w2j if t['xid'] in sr]:
+            framing.append('transactions not in commit order')
+        cov['concurrent_txns'] = wl.stats['side_txns']
+        cov['other_table_changes'] = nother
+        return {'mismatches': mismatches, 'deviations': deviations,
+                'framing': framing, 'value_mismatches': value_mismatches,
+                'compared_pairs': compared_pairs,
+                'value_checked': value_checked, 'cov': cov}
+
+    t1 = time.time()
+    results = [('batched' if sr_single is not None else 'stream',
+                compare(sr, sr_order, sr_problems))]
+    if sr_single is not None:
+        results.append(('single', compare(*sr_single)))
+    t_compare = time.time() - t1
+
+    # ---- report ----
+    def show_row(r):
+        if r is None:
+            return 'none'
+        return json.dumps({c: (r[c] if c != 'big' or r[c] is None or
+                               len(r[c]) < 40 else
+                               '%s...(%d chars)' % (r[c][:12], len(r[c])))
+                           for c in COLNAMES}, ensure_ascii=False)
+
+    def fmt_records(recs):
+        out = []
+        for r in recs:
+            if r[0] == 'S':
+                out.append('S %s %s' % (r[1], r[2]) +
+                           (' (%s)' % r[3] if len(r) > 3 else ''))
+            else:
+                out.append('%s%s[%d shapes]' % (
+                    r[0], ' ' + r[1] if r[1] else '', len(r[2])))
+        return ', '.join(out) or 'nothing'
+
+    def record_diff(exp, got):
+        """per (action, move): shapes only expected / only got"""
+        e = {}
+        g = {}
+        for r in exp:
+            if r[0] != 'S':
+                e.setdefault((r[0], r[1]), set()).update(r[2])
+        for r in got:
+            if r[0] != 'S':
+                g.setdefault((r[0], r[1]), set()).update(r[2])
+        out = []
+        for k in sorted(set(e) | set(g), key=str):
+            miss = sorted(e.get(k, set()) - g.get(k, set()))
+            extra = sorted(g.get(k, set()) - e.get(k, set()))
+            if miss or extra:
+                out.append((k, miss, extra))
+        return out
+
+    def shape_history(sid):
+        h = shape_life.get(sid, {})
+        parts = []
+        if sid in initial_shapes:
+            parts.append('existed before the slots')
+        if 'added' in h:
+            ti, l = h['added']
+            parts.append('added by xid %s (txn #%d) at %s' % (
+                w2j[ti]['xid'], ti, l))
+        if 'removed' in h:
+            ti, l = h['removed']
+            parts.append('removed by xid %s (txn #%d) at %s' % (
+                w2j[ti]['xid'], ti, l))
+        return '; '.join(parts) or 'never committed'
+
+    def report(title, entries):
+        for m in entries[:args.max_report]:
+            ch = m['change']
+            ti = m['txn']
+            print('%s xid=%s (txn #%d, commit %s, decoding batch %s%s%s) '
+                  'lsn=%s' % (
+                      title, m['xid'], ti, w2j[ti]['commit_lsn'], m['batch'],
+                      ', first txn of a decoding session'
+                      if m['session_start'] else '',
+                      ', began before %d earlier txns committed' %
+                      overlaps[ti] if overlaps[ti] else '', m['lsn']))
+            if ch is not None:
+                print('  change:   %s %s%s' % (
+                    ch['kind'], ch['table'],
+                    ' (unchanged TOAST: %s)' % ch['unchanged_toast']
+                    if ch['unchanged_toast'] else ''))
+                if ch['table'] == TABLE:
+                    print('  old:      %s' % show_row(ch['old']))
+                    print('  new:      %s' % show_row(ch['new']))
+            print('  active:   %d shapes' % len(m['active']))
+            print('  expected: %s' % fmt_records(m['expected']))
+            print('  got:      %s' % fmt_records(m['got']))
+            if [r[:2] for r in m['expected']] != [r[:2] for r in m['got']] \
+                    or any(r[0] == 'S' for r in m['expected'] + m['got']):
+                print('  expected records: %s' % m['expected'])
+                print('  got records:      %s' % m['got'])
+            diff = record_diff(m['expected'], m['got'])
+            for (act, move), miss, extra in diff:
+                print('  %s%s: missing %s, unexpected %s' % (
+                    act, ' ' + move if move else '', miss, extra))
+            shown = sorted(set(x for _, miss, extra in diff
+                               for x in miss + extra))
+            for sid in shown[:6]:
+                o = ch.get('old_img') if ch else None
+                n = ch.get('new_img') if ch else None
+                print('    shape %d (%s): %s\n      %s\n      oracle: '
+                      'old %s, new %s' % (
+                          sid, 'active' if sid in m['active'] else
+                          'not active', wl.preds.get(sid),
+                          shape_history(sid),
+                          '-' if o is None else sid in img_shapes[o],
+                          '-' if n is None else sid in img_shapes[n]))
+
+    def summarise(title, entries):
+        groups = {}
+        for m in entries:
+            g = groups.setdefault(m['xid'], {'n': 0, 'miss': set(),
+                                             'extra': set(), 'm': m})
+            g['n'] += 1
+            for _, mi, ex in record_diff(m['expected'], m['got']):
+                g['miss'].update(mi)
+                g['extra'].update(ex)
+            if not record_diff(m['expected'], m['got']):
+                g['extra'].add('order/S/framing')
+        # by shape: where it went missing or was routed unexpectedly
+        shapes = {}
+        for m in entries:
+            for _, mi, ex in record_diff(m['expected'], m['got']):
+                for sid, kind in [(x, 'missing') for x in mi] + \
+                        [(x, 'unexpected') for x in ex]:
+                    d = shapes.setdefault((sid, kind), {'n': 0, 'txns': set()})
+                    d['n'] += 1
+                    d['txns'].add(m['txn'])
+        if shapes:
+            print('decoding_diff: %s by shape:' % title)
+        for (sid, kind), d in sorted(shapes.items())[:40]:
+            print('  shape %d %s in %d changes of %d txns (#%d..#%d); %s' % (
+                sid, kind, d['n'], len(d['txns']), min(d['txns']),
+                max(d['txns']), shape_history(sid)))
+        if groups:
+            print('decoding_diff: %s by transaction:' % title)
+        for xid, g in sorted(groups.items(),
+                             key=lambda kv: kv[1]['m']['txn'])[:40]:
+            m = g['m']
+            print('  xid %s (txn #%d, batch %s%s%s): %d changes; shapes '
+                  'missing %s, unexpected %s' % (
+                      xid, m['txn'], m['batch'],
+                      ', session start' if m['session_start'] else '',
+                      ', open across %d commits' % overlaps[m['txn']]
+                      if overlaps[m['txn']] else '', g['n'],
+                      sorted(g['miss'], key=str)[:10],
+                      sorted(g['extra'], key=str)[:10]))
+
+    total = {'mismatches': 0, 'deviations': 0, 'framing': 0,
+             'value_mismatches': 0, 'compared_pairs': 0, 'value_checked': 0}
+    per_stream = []
+    for name, r in results:
+        tag = '' if len(results) == 1 else ' [%s]' % name
+        report('MISMATCH' + tag, r['mismatches'])
+        summarise('mismatches' + tag, r['mismatches'])
+        if r['deviations']:
+            print('decoding_diff:%s %d removal-timing deviations (a removed '
+                  'shape still routed the changes its own removing '
+                  'transaction made before the remove; the contract says: '
+                  'none):' % (tag, len(r['deviations'])))
+            report('REMOVAL-TIMING' + tag, r['deviations'][:5])
+        for p in r['framing'][:args.max_report]:
+            print('FRAMING%s: %s' % (tag, p))
+        for xid, lsn, act, what, exp, got in \
+                r['value_mismatches'][:args.max_report]:
+            print('VALUE MISMATCH%s xid=%s lsn=%s %s %s\n  expected %s\n'
+                  '  got      %s' % (
+                      tag, xid, lsn, act, what,
+                      show_row(exp) if isinstance(exp, dict) and 'a' in exp
+                      else exp, json.dumps(got, default=str)[:600]))
+        for k in total:
+            total[k] += r[k] if isinstance(r[k], int) else len(r[k])
+        per_stream.append('mismatches_%s=%d' % (name, len(r['mismatches'])))
+
+    print('decoding_diff: coverage: %s' % ' '.join(
+        '%s=%d' % kv for kv in sorted(results[0][1]['cov'].items())))
+    print('decoding_diff: timing: workload=%.1fs decode=%.1fs oracle=%.1fs '
+          'compare=%.1fs total=%.1fs' % (t_work, t_decode, t_oracle,
+                                         t_compare, time.time() - t0))
+    print('decoding_diff: seed=%d changes=%d shapes=%d compared_pairs=%d '
+          'mismatches=%d %s removal_timing_deviations=%d framing_errors=%d '
+          'value_checked=%d value_mismatches=%d' % (
+              seed, nchanges, nshapes, total['compared_pairs'],
+              total['mismatches'], ' '.join(per_stream), total['deviations'],
+              total['framing'], total['value_checked'],
+              total['value_mismatches']))
+    ok = total['mismatches'] == 0 and not total['framing'] and \
+        not total['value_mismatches']
+    if args.strict_removal and total['deviations']:
+        ok = False
+    if nchanges < args.min_changes:
+        print('decoding_diff: only %d changes, need %d' % (
+            nchanges, args.min_changes))
+        ok = False
+    if nshapes < args.shapes:
+        print('decoding_diff: only %d shapes, need %d' % (nshapes, args.shapes))
+        ok = False
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
