@@ -799,7 +799,13 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 		entry->invalid = false;
 		rs = RelEntry(st, def->relid);
 		rs->nshapes++;
-		if (rs->router && rs->valid)
+
+		/*
+		 * Into the table's router as it is; if the table changed meanwhile,
+		 * the recheck below recompiles the router from the catalog, which
+		 * now holds this shape.
+		 */
+		if (rs->router)
 		{
 			SrShape    *shape = SrRouterAddShape(rs->router, def);
 
