@@ -59,6 +59,12 @@ def main():
     ok = first == list(range(1, 6)) and second == list(range(6, 16))
     print('consumer: first session %s, second session %s: %s'
           % (first, second, 'ok' if ok else 'FAILED'))
+    # The walsender of the last session may still be exiting.
+    for _ in range(100):
+        if not sql(conn, 'SELECT active FROM pg_replication_slots '
+                   'WHERE slot_name = %s', SLOT)[0][0]:
+            break
+        time.sleep(0.1)
     sql(conn, 'SELECT pg_drop_replication_slot(%s)', SLOT)
     sql(conn, 'DROP TABLE consumer_t')
     sql(conn, 'SELECT shape_router.remove_shape(%s)', shape)
