@@ -17,7 +17,9 @@ CREATE TABLE items (
 	flag bool,
 	d date,
 	u uuid,
-	m mood
+	m mood,
+	arr int[],
+	tags text[]
 );
 ALTER TABLE items REPLICA IDENTITY FULL;
 
@@ -54,6 +56,11 @@ INSERT INTO clauses (label, clause) VALUES
 	('is false',        'flag IS FALSE'),
 	('is null',         't IS NULL'),
 	('is not null',     't IS NOT NULL'),
+	('array contains',  'arr @> ''{2,3}'''),
+	('array overlaps',  'tags && ''{x,y}'''),
+	('overlap commuted', '''{7}'' && arr'),
+	('array has null',  'arr @> ''{NULL,3}'''),
+	('scan: contains empty', 'arr @> ''{}'''),
 	('scan: ilike',     't ILIKE ''%b%'''),
 	('scan: or',        'n = 1 OR t ILIKE ''%b%'''),
 	('scan: not eq',    'n <> 3'),
@@ -64,12 +71,12 @@ SELECT label, split_part(shape_router.explain_shape(shape_id), E'\n', 1) AS acce
 FROM clauses ORDER BY label;
 
 INSERT INTO items VALUES
-	(1, 3, 5, 2.0, 1.5, 'abc', 'abc', true, '2024-01-02', '00000000-0000-0000-0000-000000000001', 'ok'),
-	(2, 1, 6, -0.0, 1.50, 'ABC', 'x', false, '2024-01-15', NULL, 'sad'),
-	(3, 2, NULL, 'NaN', NULL, 'a_b', NULL, NULL, '2023-12-31', NULL, 'happy'),
-	(4, 4, 7, 1.5, 2, 'zzz', 'abc', true, NULL, NULL, NULL),
-	(5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-	(6, 10, 5, 'Infinity', 'NaN', 'b', 'ab', false, '2024-02-01', '00000000-0000-0000-0000-000000000002', 'ok');
+	(1, 3, 5, 2.0, 1.5, 'abc', 'abc', true, '2024-01-02', '00000000-0000-0000-0000-000000000001', 'ok', '{1,2,3}', '{x}'),
+	(2, 1, 6, -0.0, 1.50, 'ABC', 'x', false, '2024-01-15', NULL, 'sad', '{3,3,2,NULL}', '{y,y,x}'),
+	(3, 2, NULL, 'NaN', NULL, 'a_b', NULL, NULL, '2023-12-31', NULL, 'happy', '{}', '{}'),
+	(4, 4, 7, 1.5, 2, 'zzz', 'abc', true, NULL, NULL, NULL, '{7,NULL}', '{NULL}'),
+	(5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+	(6, 10, 5, 'Infinity', 'NaN', 'b', 'ab', false, '2024-02-01', '00000000-0000-0000-0000-000000000002', 'ok', '{2}', '{X}');
 
 -- For every row, the shapes matched through the index and the shapes
 -- PostgreSQL's own WHERE selects must be the same.

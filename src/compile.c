@@ -29,6 +29,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/typcache.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -806,6 +807,8 @@ KeyPriority(const SrIndexKey *key)
 		case SR_KEY_TRUE:
 		case SR_KEY_FALSE:
 			return 6;
+		case SR_KEY_ELEM:
+			return 3;
 		case SR_KEY_NULL:
 			return 8;
 		default:
@@ -924,6 +927,61 @@ RangeKey(OpExpr *op, Var *var, Const *c, bool var_left)
 	return NULL;
 }
 
+/*
+ * "array column @> constant array": a match contains every element, so any
+ * one is a key; "array column && constant array": a match contains at least
+ * one, so each is.  Elements hash with the hash function of the equality
+ * operator array_contains uses (the element type's default).
+ */
+static SrIndexKey *
+ElemKey(OpExpr *op, Var *var, Const *c, bool var_left)
+{
+	Oid			func = get_opcode(op->opno);
+	ArrayType  *arr;
+	Oid			elemtype;
+	TypeCacheEntry *tce;
+	RegProcedure lhs,
+				rhs;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	SrIndexKey *key;
+
+	if (!(func == F_ARRAYOVERLAP || (func == F_ARRAYCONTAINS && var_left)))
+		return NULL;
+	arr = DatumGetArrayTypeP(c->constvalue);
+	elemtype = ARR_ELEMTYPE(arr);
+	tce = lookup_type_cache(elemtype, TYPECACHE_EQ_OPR);
+	if (!OidIsValid(tce->eq_opr) ||
+		!get_op_hash_functions(tce->eq_opr, &lhs, &rhs) || lhs != rhs)
+		return NULL;
+	get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
+	deconstruct_array(arr, elemtype, elmlen, elmbyval, elmalign,
+					  &elems, &nulls, &n);
+	key = NewKey(SR_KEY_ELEM, var->varattno);
+	key->proc = lhs;
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->elemtype = elemtype;
+	key->hashes = palloc(sizeof(uint32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		key->hashes[key->nvalues++] =
+			DatumGetUInt32(OidFunctionCall1Coll(lhs, op->inputcollid, elems[i]));
+		if (func == F_ARRAYCONTAINS)
+			break;				/* one element is enough */
+	}
+	/* "@> '{}'" holds for every array: no key */
+	if (key->nvalues == 0 && func == F_ARRAYCONTAINS)
+		return NULL;
+	return key;
+}
+
 static SrIndexKey *
 OpKey(OpExpr *op)
 {
@@ -940,12 +998,14 @@ OpKey(OpExpr *op)
 	{
 		if ((key = EqKey(op, var, (Const *) r, true)) != NULL ||
 			(key = PrefixKey(op, var, (Const *) r)) != NULL ||
+			(key = ElemKey(op, var, (Const *) r, true)) != NULL ||
 			(key = RangeKey(op, var, (Const *) r, true)) != NULL)
 			return key;
 	}
 	else if ((var = ColumnOf(r)) != NULL && IsA(l, Const) && !((Const *) l)->constisnull)
 	{
 		if ((key = EqKey(op, var, (Const *) l, false)) != NULL ||
+			(key = ElemKey(op, var, (Const *) l, false)) != NULL ||
 			(key = RangeKey(op, var, (Const *) l, false)) != NULL)
 			return key;
 	}
@@ -1171,6 +1231,11 @@ SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 				break;
 			case SR_KEY_NOTNULL:
 				appendStringInfo(buf, "(%s IS NOT NULL)", col);
+				break;
+			case SR_KEY_ELEM:
+				appendStringInfo(buf, "(%s %s, elements: hash of %d value%s)",
+								 col, get_opname(k->opno), k->nvalues,
+								 k->nvalues == 1 ? "" : "s");
 				break;
 		}
 	}

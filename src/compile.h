@@ -122,7 +122,9 @@ typedef enum SrKeyKind
 	SR_KEY_TRUE,				/* boolean column is true */
 	SR_KEY_FALSE,				/* boolean column is false */
 	SR_KEY_NULL,				/* column IS NULL */
-	SR_KEY_NOTNULL				/* column IS NOT NULL */
+	SR_KEY_NOTNULL,				/* column IS NOT NULL */
+	SR_KEY_ELEM					/* array column has an element hashing to
+								 * one of hashes (@>, &&) */
 } SrKeyKind;
 
 typedef struct SrIndexKey
@@ -137,8 +139,9 @@ typedef struct SrIndexKey
 	Oid			sortproc;		/* RANGE: order proc (bound, bound) */
 	Oid			collation;
 	Oid			opno;			/* the operator, for explain_shape */
+	Oid			elemtype;		/* ELEM: the array's element type */
 	int			nvalues;		/* EQ: hashes; PREFIX: prefix length */
-	uint32	   *hashes;			/* EQ */
+	uint32	   *hashes;			/* EQ, ELEM */
 	char	   *prefix;			/* PREFIX, not NUL-terminated */
 	Datum		lower;			/* RANGE */
 	Datum		upper;

@@ -26,6 +26,8 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -62,6 +64,11 @@ typedef struct EqGroup
 	AttrNumber	attno;
 	Oid			proc;
 	Oid			collation;
+	bool		elem;			/* hashes of an array column's elements */
+	Oid			elemtype;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
 	FmgrInfo	fn;
 	HashTable	table;
 } EqGroup;
@@ -269,7 +276,7 @@ FindEq(SrPredIndex *index, const SrIndexKey *k, bool create)
 	{
 		g = index->eq[i];
 		if (g->attno == k->attno && g->proc == k->proc &&
-			g->collation == k->collation)
+			g->collation == k->collation && g->elem == (k->kind == SR_KEY_ELEM))
 			return g;
 	}
 	if (!create)
@@ -278,6 +285,12 @@ FindEq(SrPredIndex *index, const SrIndexKey *k, bool create)
 	g->attno = k->attno;
 	g->proc = k->proc;
 	g->collation = k->collation;
+	g->elem = (k->kind == SR_KEY_ELEM);
+	if (g->elem)
+	{
+		g->elemtype = k->elemtype;
+		get_typlenbyvalalign(k->elemtype, &g->elmlen, &g->elmbyval, &g->elmalign);
+	}
 	fmgr_info(k->proc, &g->fn);
 	index->eq = index->eq ? repalloc(index->eq, sizeof(EqGroup *) * (index->neq + 1)) :
 		palloc(sizeof(EqGroup *));
@@ -444,7 +457,8 @@ Postings(const SrIndexKey *keys, int nkeys)
 	if (nkeys == 0)
 		return 1;
 	for (int i = 0; i < nkeys; i++)
-		n += keys[i].kind == SR_KEY_EQ ? keys[i].nvalues : 1;
+		n += (keys[i].kind == SR_KEY_EQ || keys[i].kind == SR_KEY_ELEM) ?
+			keys[i].nvalues : 1;
 	return n;
 }
 
@@ -471,6 +485,7 @@ SrPredIndexInsert(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 		switch ((SrKeyKind) k->kind)
 		{
 			case SR_KEY_EQ:
+			case SR_KEY_ELEM:
 				{
 					EqGroup    *g = FindEq(index, k, true);
 
@@ -530,6 +545,7 @@ SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 		switch ((SrKeyKind) k->kind)
 		{
 			case SR_KEY_EQ:
+			case SR_KEY_ELEM:
 				{
 					EqGroup    *g = FindEq(index, k, false);
 
@@ -570,6 +586,48 @@ SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 	}
 }
 
+static int
+CompareUint32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Each distinct element of the row's array probes once: a shape keyed by
+ * several elements (&&) is listed once per hit, and the router removes
+ * repeats, but a row repeating an element must not overflow ids.
+ */
+static int
+ProbeElements(EqGroup *g, Datum value, int64 *ids, int n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	uint32	   *seen;
+	int			nseen = 0;
+
+	if (ARR_ELEMTYPE(arr) != g->elemtype)
+		return n;
+	deconstruct_array(arr, g->elemtype, g->elmlen, g->elmbyval, g->elmalign,
+					  &elems, &nulls, &nelems);
+	seen = palloc(sizeof(uint32) * Max(nelems, 1));
+	for (int i = 0; i < nelems; i++)
+		if (!nulls[i])
+			seen[nseen++] = DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation,
+															 elems[i]));
+	if (nseen > 1)
+		qsort(seen, nseen, sizeof(uint32), CompareUint32);
+	for (int i = 0; i < nseen; i++)
+		if (i == 0 || seen[i] != seen[i - 1])
+			n = HashProbe(&g->table, seen[i], ids, n);
+	pfree(seen);
+	return n;
+}
+
 int
 SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 {
@@ -587,9 +645,12 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 		/* the operators are strict: a NULL column matches no "=" */
 		if (isnull[a] || g->table.used == 0)
 			continue;
-		n = HashProbe(&g->table,
-					  DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation, values[a])),
-					  ids, n);
+		if (g->elem)
+			n = ProbeElements(g, values[a], ids, n);
+		else
+			n = HashProbe(&g->table,
+						  DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation, values[a])),
+						  ids, n);
 	}
 
 	for (int i = 0; i < index->nprefix; i++)

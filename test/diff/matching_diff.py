@@ -1180,6 +1180,20 @@ def main():
               'registration order')
         sys.exit(1)
 
+    # Which access paths the registered shapes got: the predicate index is
+    # proven exact only for the kinds that actually occur.
+    try:
+        db.cur.execute(
+            "SELECT regexp_replace(split_part(split_part("
+            "shape_router.explain_shape(shape_id), E'\\n', 1), 'access: ', 2), "
+            "'^index \\((\\S+) ([^, ]+( [A-Z]+)?).*', 'index \\2') AS kind, count(*) "
+            "FROM shape_router.shapes WHERE relid = 'diff.t'::regclass "
+            "GROUP BY 1 ORDER BY 2 DESC")
+        print('matching_diff: access paths: ' +
+              '; '.join('%s: %d' % (k, n) for k, n in db.cur.fetchall()))
+    except psycopg2.Error as ex:
+        print('matching_diff: access paths unavailable: %s' % str(ex).strip())
+
     # ---- engine ----
     # A phase: a label, the row documents (column of docs) and the active
     # shapes (predicate index -> shape id, None = not registered).
