@@ -39,8 +39,9 @@ columns by id list or by a random predicate, no-op UPDATEs, key changes
 (UPDATE ... SET id = ...), large incompressible (TOASTed) text values and
 UPDATEs that leave them unchanged, DELETEs, TRUNCATE of one or two tables,
 changes to dd.u (a table without shapes), savepoints rolled back or
-released, aborted transactions, ANALYZE / VACUUM / ALTER TABLE SET / COMMENT
-(relation cache invalidations) often followed by shape changes, shape
+released, aborted transactions, ANALYZE / VACUUM [FULL] / CLUSTER / REINDEX
+/ ALTER TABLE SET / COMMENT (relation cache invalidations, table rewrites)
+often followed by shape changes, shape
 add/remove in transactions of their own, inside DML transactions and in
 subtransactions, and a second session whose transactions stay open across
 other sessions' commits (including shape additions and removals).
@@ -808,11 +809,19 @@ class Workload:
     def maintenance(self):
         """Relation cache invalidations of dd.t in the decoded WAL, often
         right before shapes are added or removed."""
-        self.cur1.execute(self.g.pick([
-            'ANALYZE dd.t', 'VACUUM dd.t',
-            'ALTER TABLE dd.t SET (fillfactor = %d)'
-            % self.g.pick([90, 100]),
-            'COMMENT ON TABLE dd.t IS %s' % q(str(self.g.r.random()))]))
+        if self.g.chance(0.3):
+            # rewrites and index builds: they wait for the second session
+            self.side_commit()
+            self.cur1.execute(self.g.pick([
+                'VACUUM FULL dd.t', 'CLUSTER dd.t USING t_pkey',
+                'REINDEX TABLE dd.t']))
+        else:
+            self.cur1.execute(self.g.pick([
+                'ANALYZE dd.t', 'VACUUM dd.t',
+                'ALTER TABLE dd.t SET (fillfactor = %d)'
+                % self.g.pick([90, 100]),
+                'ALTER TABLE dd.t REPLICA IDENTITY FULL',
+                'COMMENT ON TABLE dd.t IS %s' % q(str(self.g.r.random()))]))
         self.stats['maintenance'] += 1
         if self.g.chance(0.6):
             self.shape_txn()
@@ -888,7 +897,7 @@ class Workload:
                 self.truncate_txn()
                 if g.chance(0.5):
                     self.shape_txn()
-            elif x < 0.065:
+            elif x < 0.075:
                 if self.args.no_maintenance:
                     continue
                 self.maintenance()
@@ -1069,7 +1078,8 @@ def main():
     ap.add_argument('--no-truncate', action='store_true',
                     help='triage: no TRUNCATE')
     ap.add_argument('--no-maintenance', action='store_true',
-                    help='triage: no ANALYZE/VACUUM/ALTER TABLE/COMMENT')
+                    help='triage: no ANALYZE/VACUUM/CLUSTER/REINDEX/ALTER '
+                         'TABLE/COMMENT')
     ap.add_argument('--no-side', action='store_true',
                     help='triage: no second session (no transaction open '
                          'across other commits)')
