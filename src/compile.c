@@ -73,8 +73,8 @@ typedef struct CheckVarsContext
 	char	   *reason;
 } CheckVarsContext;
 
-char *
-SrCheckQualAgainstDesc(Node *qual, TupleDesc desc)
+static char *
+CheckQualAgainstDesc(Node *qual, TupleDesc desc)
 {
 	CheckVarsContext cxt;
 
@@ -134,7 +134,7 @@ SrCompile(Node *qual, TupleDesc desc, char **invalid_reason)
 	Bitmapset  *attnums = NULL;
 	int			attno;
 
-	*invalid_reason = SrCheckQualAgainstDesc(qual, desc);
+	*invalid_reason = CheckQualAgainstDesc(qual, desc);
 	if (*invalid_reason != NULL)
 		return NULL;
 

@@ -151,7 +151,6 @@ extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
 extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
 extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 						  StringInfo buf);
-extern char *SrCheckQualAgainstDesc(Node *qual, TupleDesc desc);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,
 							   const char *str, int len);
 extern void SrExplainProgram(const SrProgram *prog, TupleDesc desc,

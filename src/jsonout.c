@@ -73,8 +73,8 @@ SrJsonTableCreate(TupleDesc desc, const char *schema, const char *table)
 	return jt;
 }
 
-void
-SrJsonAppendValue(StringInfo buf, const SrJsonColumn *col, Datum value,
+static void
+AppendValue(StringInfo buf, const SrJsonColumn *col, Datum value,
 				  bool isnull)
 {
 	char	   *str;
@@ -136,7 +136,7 @@ SrJsonAppendRow(StringInfo buf, const SrJsonTable *jt, Datum *values,
 		first = false;
 		appendStringInfoString(buf, col->name);
 		appendStringInfoChar(buf, ':');
-		SrJsonAppendValue(buf, col, values[i], nulls[i]);
+		AppendValue(buf, col, values[i], nulls[i]);
 	}
 	appendStringInfoChar(buf, '}');
 }

@@ -31,8 +31,6 @@ typedef struct SrJsonTable
 
 extern SrJsonTable *SrJsonTableCreate(TupleDesc desc, const char *schema,
 									  const char *table);
-extern void SrJsonAppendValue(StringInfo buf, const SrJsonColumn *col,
-							  Datum value, bool isnull);
 
 /*
  * Append {"col":value,...} for the columns in table order that are in

@@ -439,13 +439,6 @@ ShapeColumns(SrRelState *rs, SrShape *shape)
 	return NULL;
 }
 
-/* Shapes whose records would carry the same columns share a record. */
-static bool
-SameProjection(SrRelState *rs, SrShape *a, SrShape *b)
-{
-	return bms_equal(ShapeColumns(rs, a), ShapeColumns(rs, b));
-}
-
 typedef struct RecordSpec
 {
 	char		action;			/* I, U, D */
@@ -466,10 +459,15 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 {
 	SrPluginData *data = ctx->output_plugin_private;
 	bool	   *done;
+	Bitmapset **colsof;
 
 	if (n == 0)
 		return;
 	done = palloc0(sizeof(bool) * n);
+	/* each shape's columns once; shapes with the same columns share a record */
+	colsof = palloc(sizeof(Bitmapset *) * n);
+	for (int i = 0; i < n; i++)
+		colsof[i] = ShapeColumns(rs, SrRouterFindShape(rs->router, ids[i]));
 	if (spec->newrow)
 		slot_getallattrs(spec->newrow->slot);
 	if (spec->keyrow)
@@ -479,15 +477,12 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	for (int i = 0; i < n; i++)
 	{
-		SrShape    *first;
-		Bitmapset  *cols;
+		Bitmapset  *cols = colsof[i];
 		StringInfo	out;
 		bool		comma = false;
 
 		if (done[i])
 			continue;
-		first = SrRouterFindShape(rs->router, ids[i]);
-		cols = ShapeColumns(rs, first);
 
 		MaybeWriteBegin(ctx, txn);
 		OutputPluginPrepareWrite(ctx, true);
@@ -498,8 +493,7 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		appendStringInfoString(out, ",\"shapes\":[");
 		for (int j = i; j < n; j++)
 		{
-			if (done[j] ||
-				(j > i && !SameProjection(rs, first, SrRouterFindShape(rs->router, ids[j]))))
+			if (done[j] || !bms_equal(cols, colsof[j]))
 				continue;
 			done[j] = true;
 			appendStringInfo(out, "%s" INT64_FORMAT, comma ? "," : "", ids[j]);
@@ -639,9 +633,8 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	TupleDesc	desc = RelationGetDescr(relation);
 	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
 	ReorderBufferTupleBuf *newt = change->data.tp.newtuple;
-	int			cap = Max(rs->router->nshapes, 1);
-	int64	   *oldids = palloc(sizeof(int64) * cap);
-	int64	   *newids = palloc(sizeof(int64) * cap);
+	int64	   *oldids = SrRouterIdBuffer(rs->router, 0);
+	int64	   *newids = SrRouterIdBuffer(rs->router, 1);
 	int			nold = 0,
 				nnew = 0;
 	RowSlot		oldrow = {0},
@@ -680,9 +673,9 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
 			{
-				int64	   *both = palloc(sizeof(int64) * cap);
-				int64	   *onlyold = palloc(sizeof(int64) * cap);
-				int64	   *onlynew = palloc(sizeof(int64) * cap);
+				int64	   *both = SrRouterIdBuffer(rs->router, 2);
+				int64	   *onlyold = SrRouterIdBuffer(rs->router, 3);
+				int64	   *onlynew = SrRouterIdBuffer(rs->router, 4);
 				int			nboth,
 							nonlyold,
 							nonlynew;

@@ -19,13 +19,6 @@
 #include "eval.h"
 #include "predindex.h"
 #include "router.h"
-#include "sqlfuncs.h"
-
-void
-SrRouterInit(void)
-{
-	SrSqlFuncsInit();
-}
 
 SrTableRouter *
 SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
@@ -59,6 +52,29 @@ SrRouterDestroy(SrTableRouter *router)
 	for (int i = 0; i < 4; i++)
 		ExecDropSingleTupleTableSlot(router->slots[i]);
 	MemoryContextDelete(router->cxt);
+}
+
+/*
+ * Buffer number which (0-4) with room for every shape's id, kept across
+ * changes: allocating nshapes ids per change is the hot path's largest cost
+ * at 100,000 shapes.
+ */
+int64 *
+SrRouterIdBuffer(SrTableRouter *router, int which)
+{
+	if (router->idcap < Max(router->nshapes, 1))
+	{
+		int			cap = Max(Max(router->nshapes, 1), router->idcap * 2);
+
+		for (int i = 0; i < 5; i++)
+		{
+			if (router->idbuf[i])
+				pfree(router->idbuf[i]);
+			router->idbuf[i] = MemoryContextAlloc(router->cxt, sizeof(int64) * cap);
+		}
+		router->idcap = cap;
+	}
+	return router->idbuf[which];
 }
 
 /* Index of the first shape with shape_id >= id */

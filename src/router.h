@@ -38,9 +38,10 @@ typedef struct SrTableRouter
 	int64	   *cand;			/* lookup buffers, grown as needed */
 	int		   *work;
 	int			candcap;
+	int64	   *idbuf[5];		/* per-change id lists, nshapes each */
+	int			idcap;
 } SrTableRouter;
 
-extern void SrRouterInit(void);
 extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 									 MemoryContext parent);
 extern void SrRouterDestroy(SrTableRouter *router);
@@ -49,6 +50,7 @@ extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
 extern void SrRouterDisableShape(SrTableRouter *router, SrShape *shape,
 								 const char *reason);
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
+extern int64 *SrRouterIdBuffer(SrTableRouter *router, int which);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 *ids);
 

@@ -9,7 +9,7 @@
 
 #include "fmgr.h"
 
-#include "router.h"
+#include "sqlfuncs.h"
 
 PG_MODULE_MAGIC;
 
@@ -18,5 +18,5 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	SrRouterInit();
+	SrSqlFuncsInit();
 }
