@@ -115,13 +115,17 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 
 /*
  * Call callback for every shape on relid, under snapshot (NULL: the current
- * catalog snapshot).
+ * catalog snapshot).  Each row is decoded in a context reset after its
+ * callback, which copies what it keeps: a table can have 100,000s of shapes.
  */
 void
 SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeCallback callback,
 					  void *arg)
 {
 	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "shape_router catalog row",
+												 ALLOCSET_DEFAULT_SIZES);
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
@@ -134,13 +138,18 @@ SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeCallback callback,
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		SrShapeDef	def;
+		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(rowcxt);
 		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
 		callback(&def, arg);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
+	MemoryContextDelete(rowcxt);
 }
 
 static HeapTuple

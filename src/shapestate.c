@@ -588,6 +588,8 @@ typedef struct BuildContext
 	SrShapeState *st;
 	SrRelState *rs;
 	List	  **events;
+	MemoryContext cxt;			/* where events live; rows are decoded in a
+								 * context reset after each */
 } BuildContext;
 
 static void
@@ -603,8 +605,13 @@ BuildShapeCallback(const SrShapeDef *def, void *arg)
 		return;
 	shape = SrRouterAddShape(bc->rs->router, def);
 	if (shape->prog == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(bc->cxt);
+
 		InvalidateShape(bc->st, bc->rs, NULL, entry, shape->invalid_reason,
 						bc->events);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 static void
@@ -632,19 +639,12 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 
 	if (rs->router == NULL || !equalTupleDescs(rs->router->desc, desc))
 	{
-		BuildContext bc = {st, rs, events};
-
-		MemoryContext scancxt = AllocSetContextCreate(CurrentMemoryContext,
-													  "shape_router catalog scan",
-													  ALLOCSET_DEFAULT_SIZES);
+		BuildContext bc = {st, rs, events, CurrentMemoryContext};
 
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
-		old = MemoryContextSwitchTo(scancxt);
 		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeCallback, &bc);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(scancxt);
 	}
 
 	old = MemoryContextSwitchTo(rs->router->cxt);
