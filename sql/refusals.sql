@@ -288,6 +288,9 @@ SELECT label, length(clause) AS bytes, pg_temp.try_state('t', clause) FROM (VALU
 -- the length limit, with its message
 SELECT pg_temp.try_shape('t', 'x = 1' || repeat(' OR x = 1', 100000));
 
+-- a short clause whose folded constants exceed the stored-qual limit
+SELECT pg_temp.try_shape('t', 's = repeat(''x'', 10000000)');
+
 -- big, but within limits: accepted or refused, and matching still works
 SELECT label, length(clause) AS bytes, pg_temp.try_state('t', clause) FROM (VALUES
     ('6000-way OR', 'x = -1' || repeat(' OR x = -1', 6000)),
