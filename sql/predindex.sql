@@ -61,8 +61,18 @@ INSERT INTO clauses (label, clause) VALUES
 	('overlap commuted', '''{7}'' && arr'),
 	('array has null',  'arr @> ''{NULL,3}'''),
 	('scan: contains empty', 'arr @> ''{}'''),
-	('scan: ilike',     't ILIKE ''%b%'''),
-	('scan: or',        'n = 1 OR t ILIKE ''%b%'''),
+	('infix ilike 1',   't ILIKE ''%b%'''),
+	('infix like',      't LIKE ''%bc%'''),
+	('infix ilike',     't ILIKE ''%AB_%'''),
+	('infix runs',      't LIKE ''%é_lo%x'''),
+	('infix escape',    't LIKE ''%a\_b%'''),
+	('infix unicode',   't ILIKE ''%HÉL%'''),
+	('infix varchar',   'v ILIKE ''_b%'''),
+	('infix C',         't LIKE ''%bc'' COLLATE "C"'),
+	('or eq, ilike',    'n = 1 OR t ILIKE ''%b%'''),
+	('scan: wildcards', 't LIKE ''%_%'''),
+	('scan: regex',     't ~ ''b'''),
+	('scan: or',        'n = 1 OR t ~ ''b'''),
 	('scan: not eq',    'n <> 3'),
 	('scan: expr',      'n + 1 = 4');
 UPDATE clauses SET shape_id = shape_router.add_shape('items', clause);
@@ -76,7 +86,11 @@ INSERT INTO items VALUES
 	(3, 2, NULL, 'NaN', NULL, 'a_b', NULL, NULL, '2023-12-31', NULL, 'happy', '{}', '{}'),
 	(4, 4, 7, 1.5, 2, 'zzz', 'abc', true, NULL, NULL, NULL, '{7,NULL}', '{NULL}'),
 	(5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-	(6, 10, 5, 'Infinity', 'NaN', 'b', 'ab', false, '2024-02-01', '00000000-0000-0000-0000-000000000002', 'ok', '{2}', '{X}');
+	(6, 10, 5, 'Infinity', 'NaN', 'b', 'ab', false, '2024-02-01', '00000000-0000-0000-0000-000000000002', 'ok', '{2}', '{X}'),
+	(7, 0, 0, 0, 0, 'xHéllox', 'AB', NULL, NULL, NULL, NULL, NULL, NULL),
+	(8, 0, 0, 0, 0, 'ΣHÉLLO abc', 'Ab', NULL, NULL, NULL, NULL, NULL, NULL),
+	(9, 0, 0, 0, 0, 'zz a_b zz', 'XBC', NULL, NULL, NULL, NULL, NULL, NULL),
+	(10, 0, 0, 0, 0, 'éxloabcx', 'abc', NULL, NULL, NULL, NULL, NULL, NULL);
 
 -- For every row, the shapes matched through the index and the shapes
 -- PostgreSQL's own WHERE selects must be the same.
@@ -103,8 +117,8 @@ SELECT i.id,
 FROM items i ORDER BY i.id;
 
 -- Removing shapes takes them out of the index.
-SELECT shape_router.remove_shape(shape_id) FROM clauses WHERE label IN ('eq int', 'in list', 'between', 'prefix', 'bool true', 'is null');
-DELETE FROM clauses WHERE label IN ('eq int', 'in list', 'between', 'prefix', 'bool true', 'is null');
+SELECT shape_router.remove_shape(shape_id) FROM clauses WHERE label IN ('eq int', 'in list', 'between', 'prefix', 'bool true', 'is null', 'infix like', 'infix ilike 1', 'infix unicode');
+DELETE FROM clauses WHERE label IN ('eq int', 'in list', 'between', 'prefix', 'bool true', 'is null', 'infix like', 'infix ilike 1', 'infix unicode');
 SELECT i.id, shape_router.matching_shapes('items', to_jsonb(i)) = pidx.expected(i.id) AS agrees
 FROM items i ORDER BY i.id;
 

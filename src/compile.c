@@ -21,6 +21,7 @@
 #include "catalog/pg_amop.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -808,6 +809,7 @@ KeyPriority(const SrIndexKey *key)
 		case SR_KEY_FALSE:
 			return 6;
 		case SR_KEY_ELEM:
+		case SR_KEY_INFIX:
 			return 3;
 		case SR_KEY_NULL:
 			return 8;
@@ -878,6 +880,100 @@ PrefixKey(OpExpr *op, Var *var, Const *c)
 	key->nvalues = i;
 	key->prefix = palloc(i);
 	memcpy(key->prefix, p, i);
+	return key;
+}
+
+/*
+ * "column [I]LIKE '%infix%'" on text under a deterministic collation: every
+ * literal run of the pattern (between unescaped '%' and '_') is a byte
+ * substring of any value that matches, so each of its n-grams is too.  ILIKE
+ * in a multibyte encoding matches lower(value) against lower(pattern)
+ * bytewise (like.c, Generic_Text_IC_like), so the key holds n-grams of the
+ * lowered pattern and the index lowers the value the same way.  Single-byte
+ * encodings fold per character instead: no key there.
+ *
+ * The key lists every n-gram of the longest runs (trigrams when a run has
+ * three bytes or more); the index files the shape under one of them.
+ */
+static SrIndexKey *
+InfixKey(OpExpr *op, Var *var, Const *c)
+{
+	Oid			func = get_opcode(op->opno);
+	text	   *pat;
+	const char *p;
+	int			len,
+				gram = 0,
+				ncodes = 0;
+	char	   *run;
+	int			runlen = 0;
+	uint32	   *codes;
+	SrIndexKey *key;
+
+	if ((func != F_TEXTLIKE && func != F_TEXTICLIKE) ||
+		ColTypeOf(var->vartype) != SR_COL_TEXT ||
+		!OidIsValid(op->inputcollid) ||
+		!get_collation_isdeterministic(op->inputcollid))
+		return NULL;
+	if (func == F_TEXTICLIKE && pg_database_encoding_max_length() == 1)
+		return NULL;
+	pat = DatumGetTextPP(c->constvalue);
+	if (func == F_TEXTICLIKE)
+		pat = DatumGetTextPP(DirectFunctionCall1Coll(lower, op->inputcollid,
+													 PointerGetDatum(pat)));
+	p = VARDATA_ANY(pat);
+	len = VARSIZE_ANY_EXHDR(pat);
+
+	/* the longest literal run decides the n-gram length */
+	run = palloc(len + 1);
+	codes = palloc(sizeof(uint32) * (len + 1));
+	for (int pass = 0; pass < 2; pass++)
+	{
+		runlen = 0;
+		for (int i = 0; i <= len; i++)
+		{
+			bool		end = (i == len || p[i] == '%' || p[i] == '_');
+
+			if (!end)
+			{
+				if (p[i] == '\\')
+				{
+					/* PostgreSQL refuses a trailing escape: leave it to it */
+					if (++i == len)
+						return NULL;
+				}
+				run[runlen++] = p[i];
+				continue;
+			}
+			if (pass == 0)
+				gram = Max(gram, Min(runlen, 3));
+			else if (runlen >= gram && gram > 0)
+			{
+				for (int s = 0; s + gram <= runlen; s++)
+				{
+					uint32		code = SrNgramCode(run + s, gram);
+					int			j;
+
+					for (j = 0; j < ncodes && codes[j] != code; j++)
+						;
+					if (j == ncodes)
+						codes[ncodes++] = code;
+				}
+			}
+			runlen = 0;
+		}
+	}
+	pfree(run);
+	if (ncodes == 0)
+	{
+		pfree(codes);
+		return NULL;
+	}
+	key = NewKey(SR_KEY_INFIX, var->varattno);
+	key->icase = (func == F_TEXTICLIKE);
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->nvalues = ncodes;
+	key->hashes = codes;
 	return key;
 }
 
@@ -998,6 +1094,7 @@ OpKey(OpExpr *op)
 	{
 		if ((key = EqKey(op, var, (Const *) r, true)) != NULL ||
 			(key = PrefixKey(op, var, (Const *) r)) != NULL ||
+			(key = InfixKey(op, var, (Const *) r)) != NULL ||
 			(key = ElemKey(op, var, (Const *) r, true)) != NULL ||
 			(key = RangeKey(op, var, (Const *) r, true)) != NULL)
 			return key;
@@ -1231,6 +1328,13 @@ SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 				break;
 			case SR_KEY_NOTNULL:
 				appendStringInfo(buf, "(%s IS NOT NULL)", col);
+				break;
+			case SR_KEY_INFIX:
+				appendStringInfo(buf, "(%s %s, substring: %d n-gram%s of %d byte%s)",
+								 col, k->icase ? "ILIKE" : "LIKE", k->nvalues,
+								 k->nvalues == 1 ? "" : "s",
+								 (int) (k->hashes[0] >> 24),
+								 (k->hashes[0] >> 24) == 1 ? "" : "s");
 				break;
 			case SR_KEY_ELEM:
 				appendStringInfo(buf, "(%s %s, elements: hash of %d value%s)",

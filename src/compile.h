@@ -123,8 +123,11 @@ typedef enum SrKeyKind
 	SR_KEY_FALSE,				/* boolean column is false */
 	SR_KEY_NULL,				/* column IS NULL */
 	SR_KEY_NOTNULL,				/* column IS NOT NULL */
-	SR_KEY_ELEM					/* array column has an element hashing to
+	SR_KEY_ELEM,				/* array column has an element hashing to
 								 * one of hashes (@>, &&) */
+	SR_KEY_INFIX				/* text column contains one of the pattern's
+								 * n-grams (LIKE/ILIKE '%...%'); hashes are
+								 * n-gram codes, see SrNgramCode */
 } SrKeyKind;
 
 typedef struct SrIndexKey
@@ -132,6 +135,7 @@ typedef struct SrIndexKey
 	uint8		kind;			/* SrKeyKind */
 	bool		has_lower;		/* RANGE */
 	bool		has_upper;
+	bool		icase;			/* INFIX: ILIKE, n-grams of lower() */
 	AttrNumber	attno;			/* 1-based column */
 	Oid			proc;			/* EQ: hash of the column's type; RANGE:
 								 * btree order proc (column type, bound
@@ -140,12 +144,27 @@ typedef struct SrIndexKey
 	Oid			collation;
 	Oid			opno;			/* the operator, for explain_shape */
 	Oid			elemtype;		/* ELEM: the array's element type */
-	int			nvalues;		/* EQ: hashes; PREFIX: prefix length */
-	uint32	   *hashes;			/* EQ, ELEM */
+	int			nvalues;		/* EQ, ELEM, INFIX: hashes; PREFIX: prefix
+								 * length */
+	uint32	   *hashes;			/* EQ, ELEM, INFIX */
 	char	   *prefix;			/* PREFIX, not NUL-terminated */
 	Datum		lower;			/* RANGE */
 	Datum		upper;
 } SrIndexKey;
+
+/*
+ * An n-gram of 1 to 3 bytes as a number: exact (no two n-grams share a
+ * code), so an n-gram hit is a substring hit.
+ */
+static inline uint32
+SrNgramCode(const char *p, int len)
+{
+	uint32		code = (uint32) len << 24;
+
+	for (int i = 0; i < len; i++)
+		code |= (uint32) (unsigned char) p[i] << (16 - 8 * i);
+	return code;
+}
 
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
 extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);

@@ -11,6 +11,10 @@
  *     distinct prefix length;
  *   - ranges: entries sorted by lower bound (binary search, then the upper
  *     bound checked), and upper-only entries sorted by upper bound;
+ *   - LIKE/ILIKE infixes: a hash table keyed by n-gram codes (1 to 3 bytes,
+ *     exact), each shape filed under the least loaded n-gram of its
+ *     pattern; a lookup probes every n-gram of the value (lowered for
+ *     ILIKE), behind a bitmap of the codes present;
  *   - boolean and NULL tests: id lists per column and outcome;
  *   - shapes without an access path: the scan list.
  * A lookup returns candidates; the router runs each candidate's program, so
@@ -27,6 +31,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #define XXH_INLINE_ALL
@@ -82,6 +87,18 @@ typedef struct PrefixGroup
 	HashTable	table;			/* hash of (prefix bytes) */
 } PrefixGroup;
 
+#define INFIX_BITS	65536			/* presence bitmap of n-gram codes */
+
+typedef struct InfixGroup
+{
+	AttrNumber	attno;
+	Oid			collation;
+	bool		icase;			/* n-grams of lower(value) */
+	int			lencount[4];	/* shapes filed under n-grams of 1..3 bytes */
+	uint64	   *present;		/* INFIX_BITS bits, never cleared */
+	HashTable	table;			/* n-gram code -> shape ids */
+} InfixGroup;
+
 typedef struct RangeEntry
 {
 	Datum		bound;			/* lower bound, or upper for upper-only */
@@ -116,10 +133,12 @@ struct SrPredIndex
 {
 	int			neq,
 				nprefix,
+				ninfix,
 				nrange,
 				nflag;
 	EqGroup   **eq;
 	PrefixGroup **prefix;
+	InfixGroup **infix;
 	RangeGroup **range;
 	FlagGroup **flag;
 	IdList		scan;
@@ -144,15 +163,16 @@ IdListAdd(IdList *l, int64 id)
 	l->ids[l->n++] = id;
 }
 
-static void
+static bool
 IdListRemove(IdList *l, int64 id)
 {
 	for (int i = 0; i < l->n; i++)
 		if (l->ids[i] == id)
 		{
 			l->ids[i] = l->ids[--l->n];
-			return;
+			return true;
 		}
+	return false;
 }
 
 static int
@@ -231,18 +251,22 @@ HashAdd(HashTable *t, uint32 hash, int64 id)
 	}
 }
 
-static void
+static bool
 HashRemove(HashTable *t, uint32 hash, int64 id)
 {
-	HashEntry  *e = HashFind(t, hash, false);
+	HashEntry  *e = t->entries ? HashFind(t, hash, false) : NULL;
 
 	/* The entry stays, empty: open addressing needs it as a tombstone. */
 	if (e == NULL)
-		return;
+		return false;
 	if (e->list)
-		IdListRemove(e->list, id);
-	else if (e->has_one && e->one == id)
+		return IdListRemove(e->list, id);
+	if (e->has_one && e->one == id)
+	{
 		e->has_one = false;
+		return true;
+	}
+	return false;
 }
 
 static int
@@ -315,6 +339,132 @@ FindPrefix(SrPredIndex *index, const SrIndexKey *k, bool create)
 		palloc(sizeof(PrefixGroup *));
 	index->prefix[index->nprefix++] = g;
 	return g;
+}
+
+static InfixGroup *
+FindInfix(SrPredIndex *index, const SrIndexKey *k, bool create)
+{
+	InfixGroup *g;
+
+	for (int i = 0; i < index->ninfix; i++)
+	{
+		g = index->infix[i];
+		if (g->attno == k->attno && g->collation == k->collation &&
+			g->icase == k->icase)
+			return g;
+	}
+	if (!create)
+		return NULL;
+	g = palloc0(sizeof(InfixGroup));
+	g->attno = k->attno;
+	g->collation = k->collation;
+	g->icase = k->icase;
+	g->present = palloc0(INFIX_BITS / 8);
+	index->infix = index->infix ?
+		repalloc(index->infix, sizeof(InfixGroup *) * (index->ninfix + 1)) :
+		palloc(sizeof(InfixGroup *));
+	index->infix[index->ninfix++] = g;
+	return g;
+}
+
+/* n-gram codes are exact but clustered: spread them (a bijection) */
+static inline uint32
+InfixHash(uint32 code)
+{
+	code ^= code >> 16;
+	code *= 0x85ebca6b;
+	code ^= code >> 13;
+	code *= 0xc2b2ae35;
+	code ^= code >> 16;
+	return code;
+}
+
+static int
+HashCount(HashTable *t, uint32 hash)
+{
+	HashEntry  *e = t->entries ? HashFind(t, hash, false) : NULL;
+
+	if (e == NULL)
+		return 0;
+	return e->list ? e->list->n : (e->has_one ? 1 : 0);
+}
+
+/*
+ * File the shape under the n-gram with the fewest shapes so far: patterns
+ * sharing a common n-gram ("#tag1", "#tag2") spread over their rarer ones.
+ */
+static void
+InfixInsert(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
+{
+	int			best = 0,
+				bestcount = INT_MAX;
+	uint32		h;
+
+	for (int v = 0; v < k->nvalues && bestcount > 0; v++)
+	{
+		int			c = HashCount(&g->table, InfixHash(k->hashes[v]));
+
+		if (c < bestcount)
+			best = v, bestcount = c;
+	}
+	h = InfixHash(k->hashes[best]);
+	HashAdd(&g->table, h, shape_id);
+	g->present[(h % INFIX_BITS) / 64] |= UINT64CONST(1) << (h % 64);
+	g->lencount[k->hashes[best] >> 24]++;
+}
+
+/* The shape is under one of its n-grams; a removal from the others is a no-op. */
+static void
+InfixRemove(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
+{
+	for (int v = 0; v < k->nvalues; v++)
+		if (HashRemove(&g->table, InfixHash(k->hashes[v]), shape_id))
+		{
+			g->lencount[k->hashes[v] >> 24]--;
+			return;
+		}
+}
+
+static int CompareUint32(const void *a, const void *b);
+
+/*
+ * Probe each distinct n-gram of the value once: a shape is filed under one
+ * n-gram, so it comes back at most once.
+ */
+static int
+InfixProbe(InfixGroup *g, Datum value, int64 *ids, int n)
+{
+	text	   *t;
+	const char *p;
+	int			len,
+				nseen = 0;
+	uint32	   *seen;
+
+	if (g->icase)
+		value = DirectFunctionCall1Coll(lower, g->collation, value);
+	t = DatumGetTextPP(value);
+	p = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	seen = palloc(sizeof(uint32) * (3 * len + 1));
+	for (int gl = 1; gl <= 3; gl++)
+	{
+		if (g->lencount[gl] == 0)
+			continue;
+		for (int i = 0; i + gl <= len; i++)
+		{
+			uint32		h = InfixHash(SrNgramCode(p + i, gl));
+
+			if (g->present[(h % INFIX_BITS) / 64] & (UINT64CONST(1) << (h % 64)))
+				seen[nseen++] = h;
+		}
+	}
+	if (nseen > 1)
+		qsort(seen, nseen, sizeof(uint32), CompareUint32);
+	for (int i = 0; i < nseen; i++)
+		if (i == 0 || seen[i] != seen[i - 1])
+			n = HashProbe(&g->table, seen[i], ids, n);
+	pfree(seen);
+	return n;
 }
 
 static RangeGroup *
@@ -458,7 +608,7 @@ Postings(const SrIndexKey *keys, int nkeys)
 		return 1;
 	for (int i = 0; i < nkeys; i++)
 		n += (keys[i].kind == SR_KEY_EQ || keys[i].kind == SR_KEY_ELEM) ?
-			keys[i].nvalues : 1;
+			keys[i].nvalues : 1;	/* INFIX: filed under one n-gram */
 	return n;
 }
 
@@ -517,6 +667,9 @@ SrPredIndexInsert(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 					HashAdd(&g->table, PrefixHash(k->prefix, k->nvalues), shape_id);
 					break;
 				}
+			case SR_KEY_INFIX:
+				InfixInsert(FindInfix(index, k, true), k, shape_id);
+				break;
 			case SR_KEY_RANGE:
 				RangeInsert(FindRange(index, k, true), k, shape_id);
 				break;
@@ -561,6 +714,14 @@ SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 					if (g)
 						HashRemove(&g->table, PrefixHash(k->prefix, k->nvalues),
 								   shape_id);
+					break;
+				}
+			case SR_KEY_INFIX:
+				{
+					InfixGroup *g = FindInfix(index, k, false);
+
+					if (g)
+						InfixRemove(g, k, shape_id);
 					break;
 				}
 			case SR_KEY_RANGE:
@@ -668,6 +829,16 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 		for (int l = 0; l < g->nlens && g->lens[l] <= len; l++)
 			n = HashProbe(&g->table, PrefixHash(VARDATA_ANY(t), g->lens[l]),
 						  ids, n);
+	}
+
+	for (int i = 0; i < index->ninfix; i++)
+	{
+		InfixGroup *g = index->infix[i];
+		int			a = g->attno - 1;
+
+		slot_getsomeattrs(slot, g->attno);
+		if (!isnull[a])
+			n = InfixProbe(g, values[a], ids, n);
 	}
 
 	for (int i = 0; i < index->nrange; i++)

@@ -21,7 +21,9 @@ Outline:
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -329,6 +331,36 @@ def run_once(d, upto, timeout, measure_memory):
         conn.close()
 
 
+def profile_once(d, upto, timeout):
+    """One decode of d with perf sampling its backend; prints perf's report."""
+    out = "/tmp/sr_bench_perf_%s.data" % d.slot
+    conn = connect()
+    try:
+        cur = conn.cursor()
+        pid = q(cur, "SELECT pg_backend_pid()")[0][0]
+        q(cur, "SET statement_timeout = %d" % int(timeout * 1000))
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-o", out,
+                                 "-p", str(pid)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        q(cur, d.sql(upto))
+        el = time.perf_counter() - t0
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    finally:
+        conn.close()
+    rep = subprocess.run(["perf", "report", "-i", out, "--stdio", "--no-children",
+                          "-g", "none", "--percent-limit", "0.7",
+                          "--sort", "dso,symbol"],
+                         capture_output=True, text=True)
+    print()
+    print("== perf profile of %s (%.3fs under perf; %s)" % (d.name, el, out))
+    for line in rep.stdout.splitlines():
+        if line.strip() and not line.startswith("#"):
+            print(line)
+
+
 # --------------------------------------------------------------------------
 # verification: expected shape_router record counts from the wal2json stream
 
@@ -487,6 +519,10 @@ def main():
                     help="per-action record check (one more decode) only for "
                     "decoders whose median is below this many seconds")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--profile", metavar="NAMES",
+                    help="after the table, decode once more under 'perf record' for "
+                    "each decoder whose name contains one of these comma-separated "
+                    "words (e.g. eq,pgoutput) and print perf's top symbols")
     a = ap.parse_args()
     if a.quick:
         a.changes = a.changes or 100_000
@@ -721,6 +757,12 @@ def main():
         }
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
+
+    if a.profile:
+        words = [w for w in a.profile.split(",") if w]
+        for d in decoders:
+            if any(w in d.name for w in words):
+                profile_once(d, end_lsn, p.timeout)
 
     errors = [d for d in decoders if d.error]
     timeouts = [d for d in decoders if d.timed_out]

@@ -387,7 +387,10 @@ class Gen:
         col = self.pick(['t', 't', 'big'])
         op = self.pick(['LIKE', 'LIKE', 'LIKE', 'NOT LIKE', 'ILIKE'])
         pat = self.pick(['a%', 'ab%', 'abc%', 'p1%', 'p2%', 'h%', 'A%', '%c',
-                         'a_c', '%', '', 'x%', 'q%', '日%', 'a\\%%'])
+                         'a_c', '%', '', 'x%', 'q%', '日%', 'a\\%%',
+                         # infixes (n-gram index)
+                         '%bc%', '%ABC%', '%b_d%', '%1s%', '%hort%', '%本%',
+                         '%Hé%', '%x%'])
         return '%s %s %s' % (col, op, q(pat))
 
     def a_jsonb(self):

@@ -135,7 +135,7 @@ TEXTS = ['', 'a', 'A', 'ab', 'abc', 'ABC', 'Abc', 'abc ', 'abc  ', ' abc',
          'abd', 'abcdef', 'b', 'B', 'ba', 'z', 'Z', 'héllo', 'HÉLLO', 'Héllo',
          'straße', 'STRASSE', 'ß', '日本語', '😀', 'a%c', 'a_c', 'a\\c', "it's",
          'NULL', 'zeta', 'alpha', 'abc\n', 'ǅ', 'x y', '0', '10', '9', 'hello',
-         'strasse', 'ǆ', 'Ǆ']
+         'strasse', 'ǆ', 'Ǆ', 'xABCDy', 'la abc la', 'ta tb 10', 'é1lo Ǆ']
 
 DATES = ['2020-01-01', '2020-01-02', '2020-01-03', '2019-12-31', '2020-02-29',
          '2000-02-29', '1999-12-31', '2038-01-19', '0044-03-15 BC', 'infinity',
@@ -167,7 +167,13 @@ REGEXES = ['^a', '^ab', 'c$', '^[a-c]+$', '^$', 'É', 'é', '[[:upper:]]',
 
 LIKES = ['ab%', 'abc%', 'a%', '%c', '%c %', 'a_c', '%', '', 'A%', 'h%',
          'H_LLO', '%ß%', 'a\\%c', 'a\\_c', 'abc', '_', '__', '%é%', 'z%',
-         'abc _']
+         'abc _',
+         # infixes (n-gram index): runs of 1, 2, 3+ bytes, escapes, case,
+         # multibyte characters whose lower() changes bytes
+         '%bc%', '%abc%', '%ABC%', '%bcd%', '%b_d%', '%é_lo%', '%HÉL%', '%ll%',
+         '%LLO', '%a\\%c%', '%a\\_c%', '%\\\\%', '%STRA%E%', '%日本%',
+         '%本語', '%ǅ%', '%ǆ%', '%c  %', "%'s%", '%😀%', '_b%c%', '%ta%', '%0%',
+         '%1_%']
 
 OPS = ['=', '<>', '<', '<=', '>', '>=']
 
@@ -1186,7 +1192,8 @@ def main():
         db.cur.execute(
             "SELECT regexp_replace(split_part(split_part("
             "shape_router.explain_shape(shape_id), E'\\n', 1), 'access: ', 2), "
-            "'^index \\((\\S+) ([^, ]+( [A-Z]+)?).*', 'index \\2') AS kind, count(*) "
+            "'^index \\((\\S+) ([^, ]+( [A-Z]+)?)(, (prefix|substring))?.*', "
+            "'index \\2 \\5') AS kind, count(*) "
             "FROM shape_router.shapes WHERE relid = 'diff.t'::regclass "
             "GROUP BY 1 ORDER BY 2 DESC")
         print('matching_diff: access paths: ' +
