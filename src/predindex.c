@@ -9,8 +9,8 @@
  *     hash opfamily function, so "=" and the hash agree) to shape ids;
  *   - LIKE prefixes: a hash table keyed by prefix bytes, probed once per
  *     distinct prefix length;
- *   - ranges: entries sorted by lower bound (binary search, then the upper
- *     bound checked), and upper-only entries sorted by upper bound;
+ *   - ranges: an interval tree (a treap by lower bound whose nodes keep
+ *     their subtree's highest upper bound);
  *   - LIKE/ILIKE infixes: a hash table keyed by n-gram codes (1 to 3 bytes,
  *     exact), each shape filed under the least loaded n-gram of its
  *     pattern; a lookup probes every n-gram of the value (lowered for
@@ -21,8 +21,8 @@
  * hash collisions and loose bounds cost time, never correctness.
  *
  * Adding or removing a shape touches only its own entries: O(1) for hash
- * tables and lists (removal from a list is linear in that list), a binary
- * search plus a memmove for the sorted range arrays.
+ * tables and lists (removal from a list is linear in that list), O(log n)
+ * expected for the range treap.
  *
  *-------------------------------------------------------------------------
  */
@@ -99,13 +99,26 @@ typedef struct InfixGroup
 	HashTable	table;			/* n-gram code -> shape ids */
 } InfixGroup;
 
-typedef struct RangeEntry
+/*
+ * Ranges live in a treap ordered by (lower bound, shape id), a missing lower
+ * bound first; each node keeps the highest upper bound of its subtree, so a
+ * lookup skips every subtree whose intervals all end below the value (an
+ * interval tree).  Priorities come from the shape id: deterministic, and
+ * expected depth O(log n) all the same.
+ */
+typedef struct RangeNode
 {
-	Datum		bound;			/* lower bound, or upper for upper-only */
+	struct RangeNode *left,
+			   *right;
+	Datum		lower;
 	Datum		upper;
-	bool		has_upper;
+	Datum		maxupper;		/* highest upper bound below, unless maxinf */
 	int64		shape_id;
-} RangeEntry;
+	uint32		prio;
+	bool		has_lower;
+	bool		has_upper;
+	bool		maxinf;			/* an interval below has no upper bound */
+} RangeNode;
 
 typedef struct RangeGroup
 {
@@ -115,12 +128,7 @@ typedef struct RangeGroup
 	Oid			collation;
 	FmgrInfo	cmp;			/* (column, bound) */
 	FmgrInfo	sortcmp;		/* (bound, bound) */
-	int			nlow,
-				caplow;
-	RangeEntry *low;			/* with a lower bound, by lower bound */
-	int			nup,
-				capup;
-	RangeEntry *up;				/* upper bound only, by upper bound */
+	RangeNode  *root;
 } RangeGroup;
 
 typedef struct FlagGroup
@@ -514,72 +522,175 @@ FindFlag(SrPredIndex *index, AttrNumber attno, bool create)
 	return g;
 }
 
-/* First position in entries (sorted by bound) whose bound is > value */
-static int
-UpperPosition(RangeGroup *g, RangeEntry *entries, int n, Datum value,
-			  FmgrInfo *fn)
+static inline int32
+BoundCmp(RangeGroup *g, Datum a, Datum b)
 {
-	int			lo = 0,
-				hi = n;
+	return DatumGetInt32(FunctionCall2Coll(&g->sortcmp, g->collation, a, b));
+}
 
-	while (lo < hi)
+/* Order of (has_lower, lower, shape_id) against a node */
+static int
+RangeKeyCmp(RangeGroup *g, bool has_lower, Datum lower, int64 shape_id,
+			const RangeNode *node)
+{
+	if (has_lower != node->has_lower)
+		return has_lower ? 1 : -1;
+	if (has_lower)
 	{
-		int			mid = lo + (hi - lo) / 2;
-		int32		c = DatumGetInt32(FunctionCall2Coll(fn, g->collation,
-														value, entries[mid].bound));
+		int32		c = BoundCmp(g, lower, node->lower);
 
-		if (c >= 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (c != 0)
+			return c;
 	}
-	return lo;
+	return (shape_id > node->shape_id) - (shape_id < node->shape_id);
+}
+
+static void
+RangeNodeUpdate(RangeGroup *g, RangeNode *node)
+{
+	node->maxinf = !node->has_upper;
+	node->maxupper = node->upper;
+	for (int i = 0; i < 2; i++)
+	{
+		RangeNode  *c = i == 0 ? node->left : node->right;
+
+		if (c == NULL || node->maxinf)
+			continue;
+		if (c->maxinf)
+			node->maxinf = true;
+		else if (BoundCmp(g, c->maxupper, node->maxupper) > 0)
+			node->maxupper = c->maxupper;
+	}
+}
+
+static RangeNode *
+RangeRotate(RangeGroup *g, RangeNode *root, bool right)
+{
+	RangeNode  *child = right ? root->left : root->right;
+
+	if (right)
+	{
+		root->left = child->right;
+		child->right = root;
+	}
+	else
+	{
+		root->right = child->left;
+		child->left = root;
+	}
+	RangeNodeUpdate(g, root);
+	RangeNodeUpdate(g, child);
+	return child;
+}
+
+static RangeNode *
+RangeNodeInsert(RangeGroup *g, RangeNode *root, RangeNode *node)
+{
+	check_stack_depth();
+	if (root == NULL)
+	{
+		RangeNodeUpdate(g, node);
+		return node;
+	}
+	if (RangeKeyCmp(g, node->has_lower, node->lower, node->shape_id, root) < 0)
+	{
+		root->left = RangeNodeInsert(g, root->left, node);
+		if (root->left->prio > root->prio)
+			return RangeRotate(g, root, true);
+	}
+	else
+	{
+		root->right = RangeNodeInsert(g, root->right, node);
+		if (root->right->prio > root->prio)
+			return RangeRotate(g, root, false);
+	}
+	RangeNodeUpdate(g, root);
+	return root;
+}
+
+static RangeNode *
+RangeNodeMerge(RangeGroup *g, RangeNode *a, RangeNode *b)
+{
+	check_stack_depth();
+	if (a == NULL)
+		return b;
+	if (b == NULL)
+		return a;
+	if (a->prio > b->prio)
+	{
+		a->right = RangeNodeMerge(g, a->right, b);
+		RangeNodeUpdate(g, a);
+		return a;
+	}
+	b->left = RangeNodeMerge(g, a, b->left);
+	RangeNodeUpdate(g, b);
+	return b;
+}
+
+static RangeNode *
+RangeNodeDelete(RangeGroup *g, RangeNode *root, const SrIndexKey *k,
+				int64 shape_id)
+{
+	int			c;
+
+	check_stack_depth();
+	if (root == NULL)
+		return NULL;
+	c = RangeKeyCmp(g, k->has_lower, k->lower, shape_id, root);
+	if (c == 0)
+	{
+		RangeNode  *merged = RangeNodeMerge(g, root->left, root->right);
+
+		pfree(root);
+		return merged;
+	}
+	if (c < 0)
+		root->left = RangeNodeDelete(g, root->left, k, shape_id);
+	else
+		root->right = RangeNodeDelete(g, root->right, k, shape_id);
+	RangeNodeUpdate(g, root);
+	return root;
 }
 
 static void
 RangeInsert(RangeGroup *g, const SrIndexKey *k, int64 shape_id)
 {
-	RangeEntry	e;
-	RangeEntry **arr;
-	int		   *n,
-			   *cap;
-	int			pos;
+	RangeNode  *node = palloc0(sizeof(RangeNode));
+	uint64		h = (uint64) shape_id * UINT64CONST(0x9E3779B97F4A7C15);
 
-	e.shape_id = shape_id;
-	e.has_upper = k->has_upper;
-	e.upper = k->upper;
-	if (k->has_lower)
-	{
-		e.bound = k->lower;
-		arr = &g->low, n = &g->nlow, cap = &g->caplow;
-	}
-	else
-	{
-		e.bound = k->upper;
-		arr = &g->up, n = &g->nup, cap = &g->capup;
-	}
-	if (*n >= *cap)
-	{
-		*cap = Max(8, *cap * 2);
-		*arr = *arr ? repalloc(*arr, sizeof(RangeEntry) * *cap) :
-			palloc(sizeof(RangeEntry) * *cap);
-	}
-	pos = UpperPosition(g, *arr, *n, e.bound, &g->sortcmp);
-	memmove(&(*arr)[pos + 1], &(*arr)[pos], sizeof(RangeEntry) * (*n - pos));
-	(*arr)[pos] = e;
-	(*n)++;
+	node->shape_id = shape_id;
+	node->prio = (uint32) (h >> 32);
+	node->has_lower = k->has_lower;
+	node->lower = k->lower;
+	node->has_upper = k->has_upper;
+	node->upper = k->upper;
+	g->root = RangeNodeInsert(g, g->root, node);
 }
 
-static void
-RangeRemove(RangeEntry *arr, int *n, int64 shape_id)
+/* Append the shapes whose interval contains value */
+static int
+RangeStab(RangeGroup *g, RangeNode *node, Datum value, int64 *ids, int n)
 {
-	for (int i = 0; i < *n; i++)
-		if (arr[i].shape_id == shape_id)
-		{
-			memmove(&arr[i], &arr[i + 1], sizeof(RangeEntry) * (*n - i - 1));
-			(*n)--;
-			return;
-		}
+	while (node != NULL)
+	{
+		check_stack_depth();
+		if (!node->maxinf &&
+			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
+											node->maxupper)) > 0)
+			break;
+		n = RangeStab(g, node->left, value, ids, n);
+		/* this node and everything to its right start above the value */
+		if (node->has_lower &&
+			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
+											node->lower)) < 0)
+			break;
+		if (!node->has_upper ||
+			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
+											node->upper)) <= 0)
+			ids[n++] = node->shape_id;
+		node = node->right;
+	}
+	return n;
 }
 
 static int
@@ -729,10 +840,7 @@ SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 					RangeGroup *g = FindRange(index, k, false);
 
 					if (g)
-					{
-						RangeRemove(g->low, &g->nlow, shape_id);
-						RangeRemove(g->up, &g->nup, shape_id);
-					}
+						g->root = RangeNodeDelete(g, g->root, k, shape_id);
 					break;
 				}
 			default:
@@ -845,43 +953,11 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 	{
 		RangeGroup *g = index->range[i];
 		int			a = g->attno - 1;
-		int			end,
-					start;
 
 		slot_getsomeattrs(slot, g->attno);
 		if (isnull[a])
 			continue;
-		/* lower bound <= value, then the upper bound if any */
-		end = UpperPosition(g, g->low, g->nlow, values[a], &g->cmp);
-		for (int e = 0; e < end; e++)
-		{
-			RangeEntry *r = &g->low[e];
-
-			if (!r->has_upper ||
-				DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation,
-												values[a], r->upper)) <= 0)
-				ids[n++] = r->shape_id;
-		}
-		/* upper-only entries with upper bound >= value */
-		start = 0;
-		{
-			int			lo = 0,
-						hi = g->nup;
-
-			while (lo < hi)
-			{
-				int			mid = lo + (hi - lo) / 2;
-
-				if (DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation,
-													values[a], g->up[mid].bound)) > 0)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			start = lo;
-		}
-		for (int e = start; e < g->nup; e++)
-			ids[n++] = g->up[e].shape_id;
+		n = RangeStab(g, g->root, values[a], ids, n);
 	}
 
 	for (int i = 0; i < index->nflag; i++)
