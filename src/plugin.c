@@ -633,8 +633,8 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	TupleDesc	desc = RelationGetDescr(relation);
 	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
 	ReorderBufferTupleBuf *newt = change->data.tp.newtuple;
-	int64	   *oldids = SrRouterIdBuffer(rs->router, 0);
-	int64	   *newids = SrRouterIdBuffer(rs->router, 1);
+	int64	   *oldids = NULL;
+	int64	   *newids = NULL;
 	int			nold = 0,
 				nnew = 0;
 	RowSlot		oldrow = {0},
@@ -647,7 +647,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		case REORDER_BUFFER_CHANGE_INSERT:
 			StoreRow(&newrow, rs, 1, &newt->tuple, NULL);
 			SrRouterMatchRows(rs->router, NULL, newrow.slot, NULL,
-							  data->econtext, NULL, NULL, newids, &nnew,
+							  data->econtext, NULL, NULL, &newids, &nnew,
 							  ShapeFailed, &fail);
 			spec.action = 'I';
 			spec.newrow = &newrow;
@@ -663,7 +663,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			}
 			StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
 			SrRouterMatchRows(rs->router, NULL, oldrow.slot, NULL,
-							  data->econtext, NULL, NULL, oldids, &nold,
+							  data->econtext, NULL, NULL, &oldids, &nold,
 							  ShapeFailed, &fail);
 			spec.action = 'D';
 			spec.keyrow = &oldrow;
@@ -673,9 +673,9 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
 			{
-				int64	   *both = SrRouterIdBuffer(rs->router, 2);
-				int64	   *onlyold = SrRouterIdBuffer(rs->router, 3);
-				int64	   *onlynew = SrRouterIdBuffer(rs->router, 4);
+				int64	   *both,
+						   *onlyold,
+						   *onlynew;
 				int			nboth,
 							nonlyold,
 							nonlynew;
@@ -700,8 +700,8 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					/* every column counts as changed: evaluate both rows */
 					SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
 									  bms_add_range(NULL, 1, desc->natts),
-									  data->econtext, oldids, &nold,
-									  newids, &nnew, ShapeFailed, &fail);
+									  data->econtext, &oldids, &nold,
+									  &newids, &nnew, ShapeFailed, &fail);
 					spec.action = 'D';
 					spec.keyrow = &oldrow;
 					spec.oldrow = &oldrow;
@@ -715,8 +715,12 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 				SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
 								  ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
-								  data->econtext, oldids, &nold, newids, &nnew,
+								  data->econtext, &oldids, &nold, &newids, &nnew,
 								  ShapeFailed, &fail);
+				/* room for the candidates of the match above */
+				both = SrRouterIdBuffer(rs->router, 2);
+				onlyold = SrRouterIdBuffer(rs->router, 3);
+				onlynew = SrRouterIdBuffer(rs->router, 4);
 				SplitIds(oldids, nold, newids, nnew, both, &nboth,
 						 onlyold, &nonlyold, onlynew, &nonlynew);
 

@@ -150,7 +150,6 @@ struct SrPredIndex
 	RangeGroup **range;
 	FlagGroup **flag;
 	IdList		scan;
-	int			npostings;		/* ids stored, an upper bound for a lookup */
 };
 
 SrPredIndex *
@@ -183,12 +182,36 @@ IdListRemove(IdList *l, int64 id)
 	return false;
 }
 
-static int
-IdListAppend(const IdList *l, int64 *ids, int n)
+void
+SrIdBufReserve(SrIdBuf *buf, int more)
+{
+	if (buf->n + more > buf->cap)
+	{
+		int			cap = Max(Max(buf->cap * 2, buf->n + more), 16);
+
+		buf->ids = buf->ids ? repalloc(buf->ids, sizeof(int64) * cap) :
+			MemoryContextAlloc(buf->cxt, sizeof(int64) * cap);
+		buf->cap = cap;
+	}
+}
+
+static inline void
+IdBufAdd(SrIdBuf *buf, int64 id)
+{
+	if (buf->n >= buf->cap)
+		SrIdBufReserve(buf, 1);
+	buf->ids[buf->n++] = id;
+}
+
+static void
+IdListAppend(const IdList *l, SrIdBuf *buf)
 {
 	if (l->n > 0)
-		memcpy(ids + n, l->ids, sizeof(int64) * l->n);
-	return n + l->n;
+	{
+		SrIdBufReserve(buf, l->n);
+		memcpy(buf->ids + buf->n, l->ids, sizeof(int64) * l->n);
+		buf->n += l->n;
+	}
 }
 
 /* ---- hash tables: open addressing, never shrinking ---- */
@@ -277,18 +300,17 @@ HashRemove(HashTable *t, uint32 hash, int64 id)
 	return false;
 }
 
-static int
-HashProbe(HashTable *t, uint32 hash, int64 *ids, int n)
+static void
+HashProbe(HashTable *t, uint32 hash, SrIdBuf *buf)
 {
 	HashEntry  *e;
 
 	if (t->entries == NULL || (e = HashFind(t, hash, false)) == NULL)
-		return n;
+		return;
 	if (e->list)
-		return IdListAppend(e->list, ids, n);
-	if (e->has_one)
-		ids[n++] = e->one;
-	return n;
+		IdListAppend(e->list, buf);
+	else if (e->has_one)
+		IdBufAdd(buf, e->one);
 }
 
 static inline uint32
@@ -439,8 +461,8 @@ static int CompareUint32(const void *a, const void *b);
  * Probe each distinct n-gram of the value once: a shape is filed under one
  * n-gram, so it comes back at most once.
  */
-static int
-InfixProbe(InfixGroup *g, Datum value, int64 *ids, int n)
+static void
+InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 {
 	text	   *t;
 	const char *p;
@@ -470,9 +492,8 @@ InfixProbe(InfixGroup *g, Datum value, int64 *ids, int n)
 		qsort(seen, nseen, sizeof(uint32), CompareUint32);
 	for (int i = 0; i < nseen; i++)
 		if (i == 0 || seen[i] != seen[i - 1])
-			n = HashProbe(&g->table, seen[i], ids, n);
+			HashProbe(&g->table, seen[i], buf);
 	pfree(seen);
-	return n;
 }
 
 static RangeGroup *
@@ -668,8 +689,8 @@ RangeInsert(RangeGroup *g, const SrIndexKey *k, int64 shape_id)
 }
 
 /* Append the shapes whose interval contains value */
-static int
-RangeStab(RangeGroup *g, RangeNode *node, Datum value, int64 *ids, int n)
+static void
+RangeStab(RangeGroup *g, RangeNode *node, Datum value, SrIdBuf *buf)
 {
 	while (node != NULL)
 	{
@@ -678,7 +699,7 @@ RangeStab(RangeGroup *g, RangeNode *node, Datum value, int64 *ids, int n)
 			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
 											node->maxupper)) > 0)
 			break;
-		n = RangeStab(g, node->left, value, ids, n);
+		RangeStab(g, node->left, value, buf);
 		/* this node and everything to its right start above the value */
 		if (node->has_lower &&
 			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
@@ -687,10 +708,9 @@ RangeStab(RangeGroup *g, RangeNode *node, Datum value, int64 *ids, int n)
 		if (!node->has_upper ||
 			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
 											node->upper)) <= 0)
-			ids[n++] = node->shape_id;
+			IdBufAdd(buf, node->shape_id);
 		node = node->right;
 	}
-	return n;
 }
 
 static int
@@ -709,31 +729,10 @@ FlagList(SrKeyKind kind)
 	}
 }
 
-/* How many ids a shape's keys store */
-static int
-Postings(const SrIndexKey *keys, int nkeys)
-{
-	int			n = 0;
-
-	if (nkeys == 0)
-		return 1;
-	for (int i = 0; i < nkeys; i++)
-		n += (keys[i].kind == SR_KEY_EQ || keys[i].kind == SR_KEY_ELEM) ?
-			keys[i].nvalues : 1;	/* INFIX: filed under one n-gram */
-	return n;
-}
-
-int
-SrPredIndexMaxCandidates(SrPredIndex *index)
-{
-	return index->npostings;
-}
-
 void
 SrPredIndexInsert(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 				  int nkeys)
 {
-	index->npostings += Postings(keys, nkeys);
 	if (nkeys == 0)
 	{
 		IdListAdd(&index->scan, shape_id);
@@ -796,7 +795,6 @@ void
 SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 				  int nkeys)
 {
-	index->npostings -= Postings(keys, nkeys);
 	if (nkeys == 0)
 	{
 		IdListRemove(&index->scan, shape_id);
@@ -869,8 +867,8 @@ CompareUint32(const void *a, const void *b)
  * several elements (&&) is listed once per hit, and the router removes
  * repeats, but a row repeating an element must not overflow ids.
  */
-static int
-ProbeElements(EqGroup *g, Datum value, int64 *ids, int n)
+static void
+ProbeElements(EqGroup *g, Datum value, SrIdBuf *buf)
 {
 	ArrayType  *arr = DatumGetArrayTypeP(value);
 	Datum	   *elems;
@@ -880,7 +878,7 @@ ProbeElements(EqGroup *g, Datum value, int64 *ids, int n)
 	int			nseen = 0;
 
 	if (ARR_ELEMTYPE(arr) != g->elemtype)
-		return n;
+		return;
 	deconstruct_array(arr, g->elemtype, g->elmlen, g->elmbyval, g->elmalign,
 					  &elems, &nulls, &nelems);
 	seen = palloc(sizeof(uint32) * Max(nelems, 1));
@@ -892,18 +890,17 @@ ProbeElements(EqGroup *g, Datum value, int64 *ids, int n)
 		qsort(seen, nseen, sizeof(uint32), CompareUint32);
 	for (int i = 0; i < nseen; i++)
 		if (i == 0 || seen[i] != seen[i - 1])
-			n = HashProbe(&g->table, seen[i], ids, n);
+			HashProbe(&g->table, seen[i], buf);
 	pfree(seen);
-	return n;
 }
 
-int
-SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
+void
+SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, SrIdBuf *buf)
 {
 	Datum	   *values = slot->tts_values;
 	bool	   *isnull = slot->tts_isnull;
 
-	n = IdListAppend(&index->scan, ids, n);
+	IdListAppend(&index->scan, buf);
 
 	for (int i = 0; i < index->neq; i++)
 	{
@@ -915,11 +912,11 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 		if (isnull[a] || g->table.used == 0)
 			continue;
 		if (g->elem)
-			n = ProbeElements(g, values[a], ids, n);
+			ProbeElements(g, values[a], buf);
 		else
-			n = HashProbe(&g->table,
-						  DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation, values[a])),
-						  ids, n);
+			HashProbe(&g->table,
+					  DatumGetUInt32(FunctionCall1Coll(&g->fn, g->collation, values[a])),
+					  buf);
 	}
 
 	for (int i = 0; i < index->nprefix; i++)
@@ -935,8 +932,7 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 		t = DatumGetTextPP(values[a]);
 		len = VARSIZE_ANY_EXHDR(t);
 		for (int l = 0; l < g->nlens && g->lens[l] <= len; l++)
-			n = HashProbe(&g->table, PrefixHash(VARDATA_ANY(t), g->lens[l]),
-						  ids, n);
+			HashProbe(&g->table, PrefixHash(VARDATA_ANY(t), g->lens[l]), buf);
 	}
 
 	for (int i = 0; i < index->ninfix; i++)
@@ -946,7 +942,7 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 
 		slot_getsomeattrs(slot, g->attno);
 		if (!isnull[a])
-			n = InfixProbe(g, values[a], ids, n);
+			InfixProbe(g, values[a], buf);
 	}
 
 	for (int i = 0; i < index->nrange; i++)
@@ -957,7 +953,7 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 		slot_getsomeattrs(slot, g->attno);
 		if (isnull[a])
 			continue;
-		n = RangeStab(g, g->root, values[a], ids, n);
+		RangeStab(g, g->root, values[a], buf);
 	}
 
 	for (int i = 0; i < index->nflag; i++)
@@ -967,16 +963,15 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, int64 *ids, int n)
 
 		slot_getsomeattrs(slot, g->attno);
 		if (isnull[a])
-			n = IdListAppend(&g->lists[2], ids, n);
+			IdListAppend(&g->lists[2], buf);
 		else
 		{
-			n = IdListAppend(&g->lists[3], ids, n);
+			IdListAppend(&g->lists[3], buf);
 			/* TRUE/FALSE lists hold boolean columns only */
 			if (g->lists[0].n > 0 && DatumGetBool(values[a]))
-				n = IdListAppend(&g->lists[0], ids, n);
+				IdListAppend(&g->lists[0], buf);
 			if (g->lists[1].n > 0 && !DatumGetBool(values[a]))
-				n = IdListAppend(&g->lists[1], ids, n);
+				IdListAppend(&g->lists[1], buf);
 		}
 	}
-	return n;
 }

@@ -19,13 +19,22 @@ extern void SrPredIndexInsert(SrPredIndex *index, int64 shape_id,
 extern void SrPredIndexDelete(SrPredIndex *index, int64 shape_id,
 							  const SrIndexKey *keys, int nkeys);
 
-extern int	SrPredIndexMaxCandidates(SrPredIndex *index);
+/* Candidate shape ids, grown in cxt as a lookup needs */
+typedef struct SrIdBuf
+{
+	int64	   *ids;
+	int			n;
+	int			cap;
+	MemoryContext cxt;
+} SrIdBuf;
+
+extern void SrIdBufReserve(SrIdBuf *buf, int more);
 
 /*
- * Append to ids (room for SrPredIndexMaxCandidates() more) the ids of the shapes
- * that may match the row; returns the new count.  Unsorted, may repeat.
+ * Append to buf the ids of the shapes that may match the row.  Unsorted;
+ * an id may repeat (once per row looked up, or per OR branch).
  */
-extern int	SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot,
-							  int64 *ids, int n);
+extern void SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot,
+							  SrIdBuf *buf);
 
 #endif							/* SR_PREDINDEX_H */

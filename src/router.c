@@ -20,6 +20,8 @@
 #include "predindex.h"
 #include "router.h"
 
+static void ReserveWork(SrTableRouter *router, int n);
+
 SrTableRouter *
 SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 {
@@ -37,6 +39,8 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 	router->maxshapes = 16;
 	router->shapes = palloc(sizeof(SrShape) * router->maxshapes);
 	router->index = SrPredIndexCreate();
+	router->cand.cxt = cxt;
+	ReserveWork(router, 16);
 	/* Reused for every change; they hold no tuple between changes. */
 	router->slots[0] = MakeSingleTupleTableSlot(router->desc, &TTSOpsHeapTuple);
 	router->slots[1] = MakeSingleTupleTableSlot(router->desc, &TTSOpsHeapTuple);
@@ -55,26 +59,36 @@ SrRouterDestroy(SrTableRouter *router)
 }
 
 /*
- * Buffer number which (0-4) with room for every shape's id, kept across
- * changes: allocating nshapes ids per change is the hot path's largest cost
- * at 100,000 shapes.
+ * Id buffer number which (2-4 are the caller's), with room for as many ids
+ * as the last match had candidates: sized by the matches, not by the number
+ * of shapes.
  */
 int64 *
 SrRouterIdBuffer(SrTableRouter *router, int which)
 {
-	if (router->idcap < Max(router->nshapes, 1))
-	{
-		int			cap = Max(Max(router->nshapes, 1), router->idcap * 2);
-
-		for (int i = 0; i < 5; i++)
-		{
-			if (router->idbuf[i])
-				pfree(router->idbuf[i]);
-			router->idbuf[i] = MemoryContextAlloc(router->cxt, sizeof(int64) * cap);
-		}
-		router->idcap = cap;
-	}
+	Assert(which >= 0 && which < 5);
 	return router->idbuf[which];
+}
+
+/* Room for n candidates in work and every id buffer */
+static void
+ReserveWork(SrTableRouter *router, int n)
+{
+	int			cap;
+
+	if (n <= router->workcap)
+		return;
+	cap = Max(Max(n, router->workcap * 2), 16);
+	if (router->work)
+		pfree(router->work);
+	router->work = MemoryContextAlloc(router->cxt, sizeof(int) * cap);
+	for (int i = 0; i < 5; i++)
+	{
+		if (router->idbuf[i])
+			pfree(router->idbuf[i]);
+		router->idbuf[i] = MemoryContextAlloc(router->cxt, sizeof(int64) * cap);
+	}
+	router->workcap = cap;
 }
 
 /* Index of the first shape with shape_id >= id */
@@ -254,34 +268,27 @@ static int
 Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
 		   TupleTableSlot *newslot)
 {
-	int			need = SrPredIndexMaxCandidates(router->index) * 2 + 1;
-	int			n = 0,
+	int64	   *cand;
+	int			n,
 				nwork = 0;
 
-	if (need > router->candcap)
-	{
-		router->candcap = Max(need, router->candcap * 2);
-		if (router->cand)
-		{
-			pfree(router->cand);
-			pfree(router->work);
-		}
-		router->cand = MemoryContextAlloc(router->cxt, sizeof(int64) * router->candcap);
-		router->work = MemoryContextAlloc(router->cxt, sizeof(int) * router->candcap);
-	}
+	router->cand.n = 0;
 	if (oldslot)
-		n = SrPredIndexLookup(router->index, oldslot, router->cand, n);
-	n = SrPredIndexLookup(router->index, newslot, router->cand, n);
+		SrPredIndexLookup(router->index, oldslot, &router->cand);
+	SrPredIndexLookup(router->index, newslot, &router->cand);
+	cand = router->cand.ids;
+	n = router->cand.n;
+	ReserveWork(router, n);
 	if (n > 1)
-		qsort(router->cand, n, sizeof(int64), CompareInt64);
+		qsort(cand, n, sizeof(int64), CompareInt64);
 	for (int i = 0; i < n; i++)
 	{
 		int			pos;
 
-		if (i > 0 && router->cand[i] == router->cand[i - 1])
+		if (i > 0 && cand[i] == cand[i - 1])
 			continue;
-		pos = LowerBound(router, router->cand[i]);
-		if (pos < router->nshapes && router->shapes[pos].shape_id == router->cand[i])
+		pos = LowerBound(router, cand[i]);
+		if (pos < router->nshapes && router->shapes[pos].shape_id == cand[i])
 			router->work[nwork++] = pos;
 	}
 	return nwork;
@@ -289,7 +296,7 @@ Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
 
 /*
  * Match one row (oldslot NULL) or both rows of an UPDATE against every
- * valid shape; ids come out ascending, with room for nshapes each.
+ * valid shape; *oldids and *newids (id buffers 0 and 1) come out ascending.
  *
  * With on_error set, a data error raised by a shape's operators (division
  * by zero, a bad regular expression) makes that shape invalid instead of
@@ -299,8 +306,8 @@ Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
 void
 SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 				  TupleTableSlot *newslot, const Bitmapset *changed,
-				  ExprContext *econtext, int64 *oldids, int *nold,
-				  int64 *newids, int *nnew, SrEvalErrorHook on_error,
+				  ExprContext *econtext, int64 **oldidsp, int *nold,
+				  int64 **newidsp, int *nnew, SrEvalErrorHook on_error,
 				  void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -308,6 +315,8 @@ SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 	volatile int vold = 0;
 	volatile int vnew = 0;
 	int			nwork = Candidates(router, oldslot, newslot);
+	int64	   *oldids = router->idbuf[0];
+	int64	   *newids = router->idbuf[1];
 
 	for (;;)
 	{
@@ -349,14 +358,17 @@ SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 		PG_END_TRY();
 		break;
 	}
+	if (oldidsp)
+		*oldidsp = oldids;
 	if (nold)
 		*nold = vold;
+	*newidsp = newids;
 	*nnew = vnew;
 }
 
 int
 SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
-			  ExprContext *econtext, int64 *ids)
+			  ExprContext *econtext, int64 **ids)
 {
 	int			n;
 

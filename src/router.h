@@ -12,6 +12,7 @@
 #include "catalog.h"
 #include "compile.h"
 #include "executor/tuptable.h"
+#include "predindex.h"
 
 typedef struct SrShape
 {
@@ -33,13 +34,13 @@ typedef struct SrTableRouter
 	int			nshapes;
 	int			maxshapes;
 	SrShape    *shapes;			/* ascending shape_id */
-	struct SrPredIndex *index;	/* candidates for a row */
+	SrPredIndex *index;			/* candidates for a row */
 	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
-	int64	   *cand;			/* lookup buffers, grown as needed */
-	int		   *work;
-	int			candcap;
-	int64	   *idbuf[5];		/* per-change id lists, nshapes each */
-	int			idcap;
+	SrIdBuf		cand;			/* index lookup results */
+	/* per change, room for the distinct candidates; grown as needed */
+	int		   *work;			/* positions in shapes of the candidates */
+	int64	   *idbuf[5];		/* id lists: old, new, and three for callers */
+	int			workcap;
 } SrTableRouter;
 
 extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
@@ -52,7 +53,7 @@ extern void SrRouterDisableShape(SrTableRouter *router, SrShape *shape,
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
 extern int64 *SrRouterIdBuffer(SrTableRouter *router, int which);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
-						  ExprContext *econtext, int64 *ids);
+						  ExprContext *econtext, int64 **ids);
 
 typedef void (*SrEvalErrorHook) (SrShape *shape, const char *message,
 								 void *arg);
@@ -60,8 +61,8 @@ extern void SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
 							  TupleTableSlot *newslot,
 							  const Bitmapset *changed,
 							  ExprContext *econtext,
-							  int64 *oldids, int *nold,
-							  int64 *newids, int *nnew,
+							  int64 **oldids, int *nold,
+							  int64 **newids, int *nnew,
 							  SrEvalErrorHook on_error, void *arg);
 
 #endif							/* SR_ROUTER_H */

@@ -209,8 +209,7 @@ matching_shapes(PG_FUNCTION_ARGS)
 					 errdetail("The shape's WHERE clause no longer fits the table: %s.",
 							   router->shapes[i].invalid_reason)));
 
-	ids = palloc(sizeof(int64) * Max(router->nshapes, 1));
-	n = SrRouterMatch(router, slot, econtext, ids);
+	n = SrRouterMatch(router, slot, econtext, &ids);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(ids[i]);
