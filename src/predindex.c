@@ -47,14 +47,24 @@ typedef struct IdList
 	int64	   *ids;
 } IdList;
 
-/* A hash table slot: one id inline, more in a list */
+/* A hash table slot, 16 bytes: one id inline, more in a list */
+typedef enum SlotState
+{
+	SLOT_FREE = 0,				/* never used: ends a probe */
+	SLOT_EMPTY,					/* used, no ids now (a tombstone) */
+	SLOT_ONE,					/* one id, inline */
+	SLOT_LIST					/* ids in list */
+} SlotState;
+
 typedef struct HashEntry
 {
 	uint32		hash;
-	bool		used;
-	int64		one;			/* valid when list is NULL and has_one */
-	bool		has_one;
-	IdList	   *list;
+	uint32		state;			/* SlotState */
+	union
+	{
+		int64		one;
+		IdList	   *list;
+	}			u;
 } HashEntry;
 
 typedef struct HashTable
@@ -236,7 +246,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 		bigger.used = 0;
 		bigger.entries = palloc0(sizeof(HashEntry) * (bigger.mask + 1));
 		for (uint32 i = 0; i <= t->mask; i++)
-			if (t->entries[i].used)
+			if (t->entries[i].state != SLOT_FREE)
 			{
 				HashEntry  *e = HashFind(&bigger, t->entries[i].hash, true);
 
@@ -247,7 +257,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 	}
 
 	pos = hash & t->mask;
-	while (t->entries[pos].used)
+	while (t->entries[pos].state != SLOT_FREE)
 	{
 		if (t->entries[pos].hash == hash)
 			return &t->entries[pos];
@@ -255,7 +265,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 	}
 	if (!create)
 		return NULL;
-	t->entries[pos].used = true;
+	t->entries[pos].state = SLOT_EMPTY;
 	t->entries[pos].hash = hash;
 	t->used++;
 	return &t->entries[pos];
@@ -266,19 +276,25 @@ HashAdd(HashTable *t, uint32 hash, int64 id)
 {
 	HashEntry  *e = HashFind(t, hash, true);
 
-	if (e->list)
-		IdListAdd(e->list, id);
-	else if (!e->has_one)
+	switch ((SlotState) e->state)
 	{
-		e->one = id;
-		e->has_one = true;
-	}
-	else
-	{
-		e->list = palloc0(sizeof(IdList));
-		IdListAdd(e->list, e->one);
-		IdListAdd(e->list, id);
-		e->has_one = false;
+		case SLOT_LIST:
+			IdListAdd(e->u.list, id);
+			break;
+		case SLOT_ONE:
+			{
+				IdList	   *l = palloc0(sizeof(IdList));
+
+				IdListAdd(l, e->u.one);
+				IdListAdd(l, id);
+				e->u.list = l;
+				e->state = SLOT_LIST;
+				break;
+			}
+		default:
+			e->u.one = id;
+			e->state = SLOT_ONE;
+			break;
 	}
 }
 
@@ -290,11 +306,11 @@ HashRemove(HashTable *t, uint32 hash, int64 id)
 	/* The entry stays, empty: open addressing needs it as a tombstone. */
 	if (e == NULL)
 		return false;
-	if (e->list)
-		return IdListRemove(e->list, id);
-	if (e->has_one && e->one == id)
+	if (e->state == SLOT_LIST)
+		return IdListRemove(e->u.list, id);
+	if (e->state == SLOT_ONE && e->u.one == id)
 	{
-		e->has_one = false;
+		e->state = SLOT_EMPTY;
 		return true;
 	}
 	return false;
@@ -307,10 +323,10 @@ HashProbe(HashTable *t, uint32 hash, SrIdBuf *buf)
 
 	if (t->entries == NULL || (e = HashFind(t, hash, false)) == NULL)
 		return;
-	if (e->list)
-		IdListAppend(e->list, buf);
-	else if (e->has_one)
-		IdBufAdd(buf, e->one);
+	if (e->state == SLOT_LIST)
+		IdListAppend(e->u.list, buf);
+	else if (e->state == SLOT_ONE)
+		IdBufAdd(buf, e->u.one);
 }
 
 static inline uint32
@@ -416,7 +432,7 @@ HashCount(HashTable *t, uint32 hash)
 
 	if (e == NULL)
 		return 0;
-	return e->list ? e->list->n : (e->has_one ? 1 : 0);
+	return e->state == SLOT_LIST ? e->u.list->n : (e->state == SLOT_ONE ? 1 : 0);
 }
 
 /*
