@@ -27,6 +27,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -173,6 +174,168 @@ SrCompile(Node *qual, TupleDesc desc, char **invalid_reason)
 		prog->maxattno = Max(prog->maxattno, a);
 	}
 	return prog;
+}
+
+/*
+ * Flattening: a program, its attnums and its index keys copied into one
+ * allocation, with nothing pointing into the parsed qual, so the tree and
+ * every compile-time allocation can go (about 1 KB per shape otherwise).
+ * Two passes over the same code: the first (base NULL) only sums sizes.
+ */
+typedef struct Flat
+{
+	char	   *base;
+	Size		off;
+} Flat;
+
+static void *
+FlatCopy(Flat *f, const void *src, Size size)
+{
+	void	   *p = f->base ? f->base + f->off : NULL;
+
+	if (p && src)
+		memcpy(p, src, size);
+	f->off += MAXALIGN(size);
+	return p;
+}
+
+static SrValueSet *
+FlattenSet(Flat *f, const SrValueSet *set)
+{
+	SrValueSet *ns = FlatCopy(f, set, sizeof(SrValueSet));
+	int32	   *slots = set->mask ?
+		FlatCopy(f, set->slots, sizeof(int32) * (set->mask + 1)) : NULL;
+
+	if (ns)
+		ns->slots = slots;
+	if (!set->is_text)
+	{
+		int64	   *ints = FlatCopy(f, set->ints, sizeof(int64) * set->nvalues);
+
+		if (ns)
+			ns->ints = ints;
+		return ns;
+	}
+	{
+		const char **strs = FlatCopy(f, NULL, sizeof(char *) * set->nvalues);
+		int32	   *lens = FlatCopy(f, set->lens, sizeof(int32) * set->nvalues);
+
+		for (int i = 0; i < set->nvalues; i++)
+		{
+			const char *str = FlatCopy(f, set->strs[i], set->lens[i]);
+
+			if (strs)
+				strs[i] = str;
+		}
+		if (ns)
+		{
+			ns->strs = strs;
+			ns->lens = lens;
+		}
+	}
+	return ns;
+}
+
+static SrProgram *
+FlattenInto(Flat *f, const SrProgram *prog, const SrIndexKey *keys, int nkeys,
+			SrIndexKey **keys_out)
+{
+	SrProgram  *np = FlatCopy(f, prog, offsetof(SrProgram, steps) +
+							  sizeof(SrStep) * prog->nsteps);
+	Bitmapset  *attnums = prog->attnums ?
+		FlatCopy(f, prog->attnums, offsetof(Bitmapset, words) +
+				 sizeof(bitmapword) * prog->attnums->nwords) : NULL;
+	SrIndexKey *nk = nkeys > 0 ?
+		FlatCopy(f, keys, sizeof(SrIndexKey) * nkeys) : NULL;
+
+	if (np)
+		np->attnums = attnums;
+	for (int i = 0; i < prog->nsteps; i++)
+	{
+		const SrStep *step = &prog->steps[i];
+		void	   *aux = NULL;
+
+		if (step->opcode == SR_OP_TEXT_EQ)
+			aux = FlatCopy(f, step->aux, VARSIZE_ANY(step->aux));
+		else if (step->opcode == SR_OP_IN_SET)
+			aux = FlattenSet(f, step->aux);
+		if (np)
+			np->steps[i].aux = aux;
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		const SrIndexKey *k = &keys[i];
+
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_EQ:
+			case SR_KEY_ELEM:
+			case SR_KEY_INFIX:
+				{
+					uint32	   *hashes = FlatCopy(f, k->hashes,
+												  sizeof(uint32) * k->nvalues);
+
+					if (nk)
+						nk[i].hashes = hashes;
+					break;
+				}
+			case SR_KEY_PREFIX:
+				{
+					char	   *prefix = FlatCopy(f, k->prefix, k->nvalues);
+
+					if (nk)
+						nk[i].prefix = prefix;
+					break;
+				}
+			case SR_KEY_RANGE:
+				if (!k->boundbyval)
+				{
+					if (k->has_lower)
+					{
+						void	   *p = FlatCopy(f, DatumGetPointer(k->lower),
+												 datumGetSize(k->lower, false, k->boundlen));
+
+						if (nk)
+							nk[i].lower = PointerGetDatum(p);
+					}
+					if (k->has_upper)
+					{
+						void	   *p = FlatCopy(f, DatumGetPointer(k->upper),
+												 datumGetSize(k->upper, false, k->boundlen));
+
+						if (nk)
+							nk[i].upper = PointerGetDatum(p);
+					}
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	if (keys_out)
+		*keys_out = nk;
+	return np;
+}
+
+/*
+ * One allocation in cxt holding prog and keys (*keys_out points into it),
+ * or NULL if a step needs the qual tree: PostgreSQL's function calls and
+ * executor steps keep pointers into it.
+ */
+SrProgram *
+SrProgramFlatten(const SrProgram *prog, const SrIndexKey *keys, int nkeys,
+				 MemoryContext cxt, SrIndexKey **keys_out)
+{
+	Flat		f = {NULL, 0};
+
+	for (int i = 0; i < prog->nsteps; i++)
+		if (prog->steps[i].opcode == SR_OP_FMGR ||
+			prog->steps[i].opcode == SR_OP_EXPR)
+			return NULL;
+	FlattenInto(&f, prog, keys, nkeys, NULL);
+	f.base = MemoryContextAlloc(cxt, f.off);
+	f.off = 0;
+	return FlattenInto(&f, prog, keys, nkeys, keys_out);
 }
 
 static SrStep *
@@ -633,7 +796,6 @@ CompileInList(CompileState *cs, ScalarArrayOpExpr *saop)
 	step->coltype = vtype;
 	step->negate = negate;
 	step->aux = set;
-	step->value.d = PointerGetDatum(saop);
 	return true;
 }
 
@@ -1007,6 +1169,8 @@ RangeKey(OpExpr *op, Var *var, Const *c, bool var_left)
 		key->sortproc = sortproc;
 		key->collation = op->inputcollid;
 		key->opno = op->opno;
+		key->boundlen = c->constlen;
+		key->boundbyval = c->constbyval;
 		if (strategy == BTGreaterStrategyNumber ||
 			strategy == BTGreaterEqualStrategyNumber)
 		{

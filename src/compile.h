@@ -137,6 +137,8 @@ typedef struct SrIndexKey
 	bool		has_upper;
 	bool		icase;			/* INFIX: ILIKE, n-grams of lower() */
 	AttrNumber	attno;			/* 1-based column */
+	int16		boundlen;		/* RANGE: typlen and typbyval of the bounds */
+	bool		boundbyval;
 	Oid			proc;			/* EQ: hash of the column's type; RANGE:
 								 * btree order proc (column type, bound
 								 * type) */
@@ -168,6 +170,9 @@ SrNgramCode(const char *p, int len)
 
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
 extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
+extern SrProgram *SrProgramFlatten(const SrProgram *prog,
+								   const SrIndexKey *keys, int nkeys,
+								   MemoryContext cxt, SrIndexKey **keys_out);
 extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 						  StringInfo buf);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,

@@ -34,6 +34,11 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 	router->cxt = cxt;
 	router->evalcxt = AllocSetContextCreate(cxt, "shape_router evaluation",
 											ALLOCSET_DEFAULT_SIZES);
+	router->compilecxt = AllocSetContextCreate(cxt, "shape_router compile",
+											   ALLOCSET_DEFAULT_SIZES);
+	/* no power-of-two rounding, and chunks freed one by one on removal */
+	router->progcxt = GenerationContextCreate(cxt, "shape_router programs",
+											  0, 8 * 1024, 1024 * 1024);
 	/* with constraints: attmissingval fills columns added since a row was written */
 	router->desc = CreateTupleDescCopyConstr(desc);
 	router->maxshapes = 16;
@@ -151,16 +156,44 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		shape->columns = palloc(sizeof(AttrNumber) * def->ncolumns);
 		memcpy(shape->columns, def->columns, sizeof(AttrNumber) * def->ncolumns);
 	}
+	/*
+	 * Compile in a scratch context and keep one flat chunk; only programs
+	 * that need the qual tree are compiled again where they stay.
+	 */
 	{
-		Node	   *qual = def->qual ? stringToNode(def->qual) : NULL;
+		Node	   *qual;
+		SrProgram  *prog;
+		SrIndexKey *keys;
+		int			nkeys = 0;
+		char	   *reason;
 
-		shape->prog = SrCompile(qual, router->desc, &shape->invalid_reason);
-		if (shape->prog)
+		MemoryContextSwitchTo(router->compilecxt);
+		qual = def->qual ? stringToNode(def->qual) : NULL;
+		prog = SrCompile(qual, router->desc, &reason);
+		if (prog)
 		{
+			nkeys = SrCompileKeys(qual, &keys);
+			shape->prog = SrProgramFlatten(prog, keys, nkeys, router->progcxt,
+										   &shape->keys);
+		}
+		MemoryContextSwitchTo(router->cxt);
+		if (prog && shape->prog)
+		{
+			shape->flat = true;
+			shape->nkeys = nkeys;
+		}
+		else if (prog)
+		{
+			qual = stringToNode(def->qual);
+			shape->prog = SrCompile(qual, router->desc, &reason);
 			shape->nkeys = SrCompileKeys(qual, &shape->keys);
+		}
+		else
+			shape->invalid_reason = pstrdup(reason);
+		MemoryContextReset(router->compilecxt);
+		if (shape->prog)
 			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
 							  shape->nkeys);
-		}
 	}
 	MemoryContextSwitchTo(old);
 	return shape;
@@ -173,7 +206,12 @@ SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
 	if (shape->prog)
 		SrPredIndexDelete(router->index, shape->shape_id, shape->keys,
 						  shape->nkeys);
+	if (shape->flat)
+		pfree(shape->prog);
+	shape->flat = false;
 	shape->prog = NULL;
+	shape->keys = NULL;
+	shape->nkeys = 0;
 	if (reason)
 		shape->invalid_reason = MemoryContextStrdup(router->cxt, reason);
 }
@@ -186,7 +224,7 @@ SrRouterRemoveShape(SrTableRouter *router, int64 shape_id)
 	if (i >= router->nshapes || router->shapes[i].shape_id != shape_id)
 		return false;
 	SrRouterDisableShape(router, &router->shapes[i], NULL);
-	/* The program's memory stays in router->cxt until the router goes. */
+	/* A program that is not flat stays in router->cxt until the router goes. */
 	memmove(&router->shapes[i], &router->shapes[i + 1],
 			sizeof(SrShape) * (router->nshapes - i - 1));
 	router->nshapes--;

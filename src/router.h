@@ -22,6 +22,7 @@ typedef struct SrShape
 	int			ncolumns;		/* -1 = every column */
 	AttrNumber *columns;		/* projected columns, ascending */
 	int			nkeys;			/* access path; 0 = scan list */
+	bool		flat;			/* prog and keys are one chunk of progcxt */
 	SrIndexKey *keys;
 } SrShape;
 
@@ -30,6 +31,8 @@ typedef struct SrTableRouter
 	Oid			relid;
 	MemoryContext cxt;			/* everything below lives here */
 	MemoryContext evalcxt;		/* reset after each evaluation */
+	MemoryContext compilecxt;	/* reset after each shape is compiled */
+	MemoryContext progcxt;		/* flat programs, one chunk per shape */
 	TupleDesc	desc;			/* the table's columns when compiled */
 	int			nshapes;
 	int			maxshapes;
