@@ -115,12 +115,14 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 
 /*
  * Call callback for every shape on relid, under snapshot (NULL: the current
- * catalog snapshot).  Each row is decoded in a context reset after its
- * callback, which copies what it keeps: a table can have 100,000s of shapes.
+ * catalog snapshot), that filter (if not NULL) accepts by its id; the rest
+ * of a row is decoded only then.  Each row is decoded in a context reset
+ * after its callback, which copies what it keeps: a table can have
+ * 100,000s of shapes.
  */
 void
-SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeCallback callback,
-					  void *arg)
+SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeIdFilter filter,
+					  SrShapeCallback callback, void *arg)
 {
 	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -141,6 +143,15 @@ SrCatalogForEachShape(Oid relid, Snapshot snapshot, SrShapeCallback callback,
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
+		if (filter)
+		{
+			bool		isnull;
+			Datum		id = heap_getattr(tup, Anum_shapes_shape_id,
+										  RelationGetDescr(shapes), &isnull);
+
+			if (isnull || !filter(DatumGetInt64(id), arg))
+				continue;
+		}
 		old = MemoryContextSwitchTo(rowcxt);
 		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
 		callback(&def, arg);

@@ -38,11 +38,13 @@ typedef struct SrShapeDef
 } SrShapeDef;
 
 typedef void (*SrShapeCallback) (const SrShapeDef *def, void *arg);
+typedef bool (*SrShapeIdFilter) (int64 shape_id, void *arg);
 
 extern Oid	SrShapesRelid(bool missing_ok);
 extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
 extern void SrCatalogForEachShape(Oid relid, Snapshot snapshot,
+								  SrShapeIdFilter filter,
 								  SrShapeCallback callback, void *arg);
 extern bool SrCatalogGetShape(int64 shape_id, SrShapeDef *def);
 

@@ -30,6 +30,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -67,12 +68,54 @@ typedef struct HashEntry
 	}			u;
 } HashEntry;
 
+/*
+ * Open addressing, at most half full.  A lookup first tests a bitmap of 4
+ * bits per slot (one bit per stored hash, never cleared until the table
+ * grows): at 100,000 shapes the slots take 4 MB, out of cache, while the
+ * bitmap's 128 KB stay in it, and most rows match no shape at all.
+ */
 typedef struct HashTable
 {
 	uint32		mask;			/* size - 1 */
 	uint32		used;
+	int			bitshift;		/* 32 - log2(bits in filter) */
 	HashEntry  *entries;
+	uint64	   *filter;
 } HashTable;
+
+static inline uint32
+FilterBit(const HashTable *t, uint32 hash)
+{
+	/* the slot comes from the low bits; the bit from the high bits of a mix */
+	return (hash * 0x9E3779B1) >> t->bitshift;
+}
+
+static inline void
+FilterSet(HashTable *t, uint32 hash)
+{
+	uint32		b = FilterBit(t, hash);
+
+	t->filter[b / 64] |= UINT64CONST(1) << (b % 64);
+}
+
+static inline bool
+FilterTest(const HashTable *t, uint32 hash)
+{
+	uint32		b = FilterBit(t, hash);
+
+	return (t->filter[b / 64] & (UINT64CONST(1) << (b % 64))) != 0;
+}
+
+/* An empty table of size slots (a power of two, at least 16) */
+static void
+HashInit(HashTable *t, uint32 size)
+{
+	t->mask = size - 1;
+	t->used = 0;
+	t->bitshift = 32 - (pg_leftmost_one_pos32(size) + 2);
+	t->entries = palloc0(sizeof(HashEntry) * size);
+	t->filter = palloc0(size / 2);	/* 4 bits per slot */
+}
 
 typedef struct EqGroup
 {
@@ -235,24 +278,39 @@ HashFind(HashTable *t, uint32 hash, bool create)
 	{
 		if (!create)
 			return NULL;
-		t->mask = 15;
-		t->entries = palloc0(sizeof(HashEntry) * 16);
+		HashInit(t, 16);
 	}
 	else if (create && (t->used + 1) * 2 > t->mask + 1)
 	{
 		HashTable	bigger;
+		uint32		live = 0;
 
-		bigger.mask = t->mask * 2 + 1;
-		bigger.used = 0;
-		bigger.entries = palloc0(sizeof(HashEntry) * (bigger.mask + 1));
+		/* tombstones and emptied lists are dropped here */
 		for (uint32 i = 0; i <= t->mask; i++)
-			if (t->entries[i].state != SLOT_FREE)
-			{
-				HashEntry  *e = HashFind(&bigger, t->entries[i].hash, true);
+			if (t->entries[i].state == SLOT_ONE ||
+				(t->entries[i].state == SLOT_LIST && t->entries[i].u.list->n > 0))
+				live++;
+		HashInit(&bigger, (live + 1) * 4 > t->mask + 1 ? (t->mask + 1) * 2 : t->mask + 1);
+		for (uint32 i = 0; i <= t->mask; i++)
+		{
+			HashEntry  *old = &t->entries[i];
 
-				*e = t->entries[i];
+			if (old->state == SLOT_ONE ||
+				(old->state == SLOT_LIST && old->u.list->n > 0))
+			{
+				HashEntry  *e = HashFind(&bigger, old->hash, true);
+
+				*e = *old;
+				FilterSet(&bigger, old->hash);
 			}
+			else if (old->state == SLOT_LIST)
+			{
+				pfree(old->u.list->ids);
+				pfree(old->u.list);
+			}
+		}
 		pfree(t->entries);
+		pfree(t->filter);
 		*t = bigger;
 	}
 
@@ -276,6 +334,7 @@ HashAdd(HashTable *t, uint32 hash, int64 id)
 {
 	HashEntry  *e = HashFind(t, hash, true);
 
+	FilterSet(t, hash);
 	switch ((SlotState) e->state)
 	{
 		case SLOT_LIST:
@@ -321,7 +380,8 @@ HashProbe(HashTable *t, uint32 hash, SrIdBuf *buf)
 {
 	HashEntry  *e;
 
-	if (t->entries == NULL || (e = HashFind(t, hash, false)) == NULL)
+	if (t->entries == NULL || !FilterTest(t, hash) ||
+		(e = HashFind(t, hash, false)) == NULL)
 		return;
 	if (e->state == SLOT_LIST)
 		IdListAppend(e->u.list, buf);

@@ -590,19 +590,29 @@ typedef struct BuildContext
 	List	  **events;
 	MemoryContext cxt;			/* where events live; rows are decoded in a
 								 * context reset after each */
+	ShapeEntry *entry;			/* of the row accepted by BuildShapeFilter */
 } BuildContext;
+
+/* Before a catalog row is decoded: is it a shape this stream routes? */
+static bool
+BuildShapeFilter(int64 shape_id, void *arg)
+{
+	BuildContext *bc = (BuildContext *) arg;
+
+	/* Not routed by this stream, pending, or already invalid */
+	if (!Selected(&bc->st->filter, shape_id))
+		return false;
+	bc->entry = hash_search(bc->st->shapes, &shape_id, HASH_FIND, NULL);
+	return bc->entry != NULL && !bc->entry->invalid;
+}
 
 static void
 BuildShapeCallback(const SrShapeDef *def, void *arg)
 {
 	BuildContext *bc = (BuildContext *) arg;
-	ShapeEntry *entry = hash_search(bc->st->shapes, &def->shape_id,
-									HASH_FIND, NULL);
+	ShapeEntry *entry = bc->entry;
 	SrShape    *shape;
 
-	/* Not routed by this stream, pending, or already invalid */
-	if (entry == NULL || entry->invalid)
-		return;
 	shape = SrRouterAddShape(bc->rs->router, def);
 	if (shape->prog == NULL)
 	{
@@ -639,12 +649,13 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 
 	if (rs->router == NULL || !equalTupleDescs(rs->router->desc, desc))
 	{
-		BuildContext bc = {st, rs, events, CurrentMemoryContext};
+		BuildContext bc = {st, rs, events, CurrentMemoryContext, NULL};
 
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
-		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeCallback, &bc);
+		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeFilter,
+							  BuildShapeCallback, &bc);
 	}
 
 	old = MemoryContextSwitchTo(rs->router->cxt);

@@ -113,7 +113,7 @@ GetRouter(Relation rel)
 		entry->valid = true;
 		PG_TRY();
 		{
-			SrCatalogForEachShape(relid, NULL, AddShapeCallback, entry->router);
+			SrCatalogForEachShape(relid, NULL, NULL, AddShapeCallback, entry->router);
 		}
 		PG_CATCH();
 		{
