@@ -646,7 +646,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
 			StoreRow(&newrow, rs, 1, &newt->tuple, NULL);
-			SrRouterMatchRows(rs->router, NULL, newrow.slot, NULL,
+			SrRouterMatchRows(rs->router, -1, NULL, newrow.slot, NULL,
 							  data->econtext, NULL, NULL, &newids, &nnew,
 							  ShapeFailed, &fail);
 			spec.action = 'I';
@@ -662,7 +662,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			}
 			StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
-			SrRouterMatchRows(rs->router, NULL, oldrow.slot, NULL,
+			SrRouterMatchRows(rs->router, -1, NULL, oldrow.slot, NULL,
 							  data->econtext, NULL, NULL, &oldids, &nold,
 							  ShapeFailed, &fail);
 			spec.action = 'D';
@@ -678,7 +678,8 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						   *onlynew;
 				int			nboth,
 							nonlyold,
-							nonlynew;
+							nonlynew,
+							ncand;
 
 				if (oldt == NULL)
 				{
@@ -695,10 +696,15 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					break;
 				}
 
+				/* most rows of a busy table are in no shape: stop early */
+				ncand = SrRouterCandidates(rs->router, oldrow.slot, newrow.slot);
+				if (ncand == 0)
+					break;
+
 				if (KeyChanged(rs, desc, oldrow.slot, newrow.slot))
 				{
 					/* every column counts as changed: evaluate both rows */
-					SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
+					SrRouterMatchRows(rs->router, ncand, oldrow.slot, newrow.slot,
 									  bms_add_range(NULL, 1, desc->natts),
 									  data->econtext, &oldids, &nold,
 									  &newids, &nnew, ShapeFailed, &fail);
@@ -713,7 +719,7 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					break;
 				}
 
-				SrRouterMatchRows(rs->router, oldrow.slot, newrow.slot,
+				SrRouterMatchRows(rs->router, ncand, oldrow.slot, newrow.slot,
 								  ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
 								  data->econtext, &oldids, &nold, &newids, &nnew,
 								  ShapeFailed, &fail);

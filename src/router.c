@@ -21,6 +21,11 @@
 #include "router.h"
 
 static void ReserveWork(SrTableRouter *router, int n);
+static void MatchWork(SrTableRouter *router, int nwork,
+					  TupleTableSlot *oldslot, TupleTableSlot *newslot,
+					  const Bitmapset *changed, ExprContext *econtext,
+					  int64 **oldidsp, int *nold, int64 **newidsp, int *nnew,
+					  SrEvalErrorHook on_error, void *arg);
 
 SrTableRouter *
 SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
@@ -300,11 +305,12 @@ CompareInt64(const void *a, const void *b)
 
 /*
  * Positions in router->shapes (ascending) of the shapes the predicate index
- * names as candidates for either row, in router->work.
+ * names as candidates for either row, in router->work; returns how many.
+ * Zero means no shape can match either row.
  */
-static int
-Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
-		   TupleTableSlot *newslot)
+int
+SrRouterCandidates(SrTableRouter *router, TupleTableSlot *oldslot,
+				   TupleTableSlot *newslot)
 {
 	int64	   *cand;
 	int			n,
@@ -335,6 +341,8 @@ Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
 /*
  * Match one row (oldslot NULL) or both rows of an UPDATE against every
  * valid shape; *oldids and *newids (id buffers 0 and 1) come out ascending.
+ * ncand is SrRouterCandidates() for the same rows if the caller called it,
+ * else -1.
  *
  * With on_error set, a data error raised by a shape's operators (division
  * by zero, a bad regular expression) makes that shape invalid instead of
@@ -342,17 +350,29 @@ Candidates(SrTableRouter *router, TupleTableSlot *oldslot,
  * next shape.  Other errors propagate.
  */
 void
-SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
+SrRouterMatchRows(SrTableRouter *router, int ncand, TupleTableSlot *oldslot,
 				  TupleTableSlot *newslot, const Bitmapset *changed,
 				  ExprContext *econtext, int64 **oldidsp, int *nold,
 				  int64 **newidsp, int *nnew, SrEvalErrorHook on_error,
 				  void *arg)
 {
+	if (ncand < 0)
+		ncand = SrRouterCandidates(router, oldslot, newslot);
+	MatchWork(router, ncand, oldslot, newslot, changed, econtext,
+			  oldidsp, nold, newidsp, nnew, on_error, arg);
+}
+
+static void
+MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
+		  TupleTableSlot *newslot, const Bitmapset *changed,
+		  ExprContext *econtext, int64 **oldidsp, int *nold,
+		  int64 **newidsp, int *nnew, SrEvalErrorHook on_error,
+		  void *arg)
+{
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile int pos = 0;
 	volatile int vold = 0;
 	volatile int vnew = 0;
-	int			nwork = Candidates(router, oldslot, newslot);
 	int64	   *oldids = router->idbuf[0];
 	int64	   *newids = router->idbuf[1];
 
@@ -410,7 +430,7 @@ SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 {
 	int			n;
 
-	SrRouterMatchRows(router, NULL, slot, NULL, econtext, NULL, NULL,
+	SrRouterMatchRows(router, -1, NULL, slot, NULL, econtext, NULL, NULL,
 					  ids, &n, NULL, NULL);
 	return n;
 }

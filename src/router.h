@@ -60,7 +60,10 @@ extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 
 typedef void (*SrEvalErrorHook) (SrShape *shape, const char *message,
 								 void *arg);
-extern void SrRouterMatchRows(SrTableRouter *router, TupleTableSlot *oldslot,
+extern int	SrRouterCandidates(SrTableRouter *router, TupleTableSlot *oldslot,
+							   TupleTableSlot *newslot);
+extern void SrRouterMatchRows(SrTableRouter *router, int ncand,
+							  TupleTableSlot *oldslot,
 							  TupleTableSlot *newslot,
 							  const Bitmapset *changed,
 							  ExprContext *econtext,
