@@ -268,25 +268,33 @@ FlattenInto(Flat *f, const SrProgram *prog, const SrIndexKey *keys, int nkeys,
 
 		switch ((SrKeyKind) k->kind)
 		{
+			case SR_KEY_PREFIX:
+				if (nk)
+				{
+					nk[i].hash1 = k->hashes[0];
+					nk[i].hashes = &nk[i].hash1;
+				}
+				break;
 			case SR_KEY_EQ:
 			case SR_KEY_ELEM:
 			case SR_KEY_INFIX:
+				if (k->nvalues == 1)
+				{
+					if (nk)
+					{
+						nk[i].hash1 = k->hashes[0];
+						nk[i].hashes = &nk[i].hash1;
+					}
+				}
+				else
 				{
 					uint32	   *hashes = FlatCopy(f, k->hashes,
 												  sizeof(uint32) * k->nvalues);
 
 					if (nk)
 						nk[i].hashes = hashes;
-					break;
 				}
-			case SR_KEY_PREFIX:
-				{
-					char	   *prefix = FlatCopy(f, k->prefix, k->nvalues);
-
-					if (nk)
-						nk[i].prefix = prefix;
-					break;
-				}
+				break;
 			case SR_KEY_RANGE:
 				if (!k->boundbyval)
 				{
@@ -1014,6 +1022,13 @@ EqKey(OpExpr *op, Var *var, Const *c, bool var_left)
 	return key;
 }
 
+/* The index's hash of a LIKE prefix: the same for a key and a probe */
+uint32
+SrPrefixHash(const char *p, int len)
+{
+	return (uint32) XXH3_64bits(p, len);
+}
+
 /* "column LIKE 'prefix%'" on text under a deterministic collation */
 static SrIndexKey *
 PrefixKey(OpExpr *op, Var *var, Const *c)
@@ -1040,8 +1055,8 @@ PrefixKey(OpExpr *op, Var *var, Const *c)
 	key = NewKey(SR_KEY_PREFIX, var->varattno);
 	key->opno = op->opno;
 	key->nvalues = i;
-	key->prefix = palloc(i);
-	memcpy(key->prefix, p, i);
+	key->hashes = palloc(sizeof(uint32));
+	key->hashes[0] = SrPrefixHash(p, i);
 	return key;
 }
 

@@ -148,8 +148,8 @@ typedef struct SrIndexKey
 	Oid			elemtype;		/* ELEM: the array's element type */
 	int			nvalues;		/* EQ, ELEM, INFIX: hashes; PREFIX: prefix
 								 * length */
-	uint32	   *hashes;			/* EQ, ELEM, INFIX */
-	char	   *prefix;			/* PREFIX, not NUL-terminated */
+	uint32		hash1;			/* a single hash lives here, in a flat key */
+	uint32	   *hashes;			/* EQ, ELEM, INFIX; PREFIX: SrPrefixHash */
 	Datum		lower;			/* RANGE */
 	Datum		upper;
 } SrIndexKey;
@@ -168,6 +168,7 @@ SrNgramCode(const char *p, int len)
 	return code;
 }
 
+extern uint32 SrPrefixHash(const char *p, int len);
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
 extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
 extern SrProgram *SrProgramFlatten(const SrProgram *prog,

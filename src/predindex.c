@@ -35,9 +35,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "predindex.h"
 
 /* Shape ids, unsorted */
@@ -69,10 +66,10 @@ typedef struct HashEntry
 } HashEntry;
 
 /*
- * Open addressing, at most half full.  A lookup first tests a bitmap of 4
- * bits per slot (one bit per stored hash, never cleared until the table
- * grows): at 100,000 shapes the slots take 4 MB, out of cache, while the
- * bitmap's 128 KB stay in it, and most rows match no shape at all.
+ * Open addressing, at most three quarters full.  A lookup first tests a
+ * bitmap of 4 bits per slot (one bit per stored hash, never cleared until
+ * the table grows): at 100,000 shapes the slots take 2 MB, out of cache,
+ * while the bitmap's 64 KB stay in it, and most rows match no shape at all.
  */
 typedef struct HashTable
 {
@@ -280,7 +277,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 			return NULL;
 		HashInit(t, 16);
 	}
-	else if (create && (t->used + 1) * 2 > t->mask + 1)
+	else if (create && (t->used + 1) * 4 > (t->mask + 1) * 3)
 	{
 		HashTable	bigger;
 		uint32		live = 0;
@@ -290,7 +287,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 			if (t->entries[i].state == SLOT_ONE ||
 				(t->entries[i].state == SLOT_LIST && t->entries[i].u.list->n > 0))
 				live++;
-		HashInit(&bigger, (live + 1) * 4 > t->mask + 1 ? (t->mask + 1) * 2 : t->mask + 1);
+		HashInit(&bigger, (live + 1) * 2 > t->mask + 1 ? (t->mask + 1) * 2 : t->mask + 1);
 		for (uint32 i = 0; i <= t->mask; i++)
 		{
 			HashEntry  *old = &t->entries[i];
@@ -389,11 +386,6 @@ HashProbe(HashTable *t, uint32 hash, SrIdBuf *buf)
 		IdBufAdd(buf, e->u.one);
 }
 
-static inline uint32
-PrefixHash(const char *p, int len)
-{
-	return (uint32) XXH3_64bits(p, len);
-}
 
 /* ---- groups ---- */
 
@@ -850,7 +842,7 @@ SrPredIndexInsert(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 						g->nlens++;
 					}
 					g->lencount[l]++;
-					HashAdd(&g->table, PrefixHash(k->prefix, k->nvalues), shape_id);
+					HashAdd(&g->table, k->hashes[0], shape_id);
 					break;
 				}
 			case SR_KEY_INFIX:
@@ -897,7 +889,7 @@ SrPredIndexDelete(SrPredIndex *index, int64 shape_id, const SrIndexKey *keys,
 
 					/* the length stays listed: a probe of it is harmless */
 					if (g)
-						HashRemove(&g->table, PrefixHash(k->prefix, k->nvalues),
+						HashRemove(&g->table, k->hashes[0],
 								   shape_id);
 					break;
 				}
@@ -1008,7 +1000,7 @@ SrPredIndexLookup(SrPredIndex *index, TupleTableSlot *slot, SrIdBuf *buf)
 		t = DatumGetTextPP(values[a]);
 		len = VARSIZE_ANY_EXHDR(t);
 		for (int l = 0; l < g->nlens && g->lens[l] <= len; l++)
-			HashProbe(&g->table, PrefixHash(VARDATA_ANY(t), g->lens[l]), buf);
+			HashProbe(&g->table, SrPrefixHash(VARDATA_ANY(t), g->lens[l]), buf);
 	}
 
 	for (int i = 0; i < index->ninfix; i++)

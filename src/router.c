@@ -28,7 +28,7 @@ static void MatchWork(SrTableRouter *router, int nwork,
 					  SrEvalErrorHook on_error, void *arg);
 
 SrTableRouter *
-SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
+SrRouterCreate(Oid relid, TupleDesc desc, int expected, MemoryContext parent)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "shape_router table",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -46,7 +46,8 @@ SrRouterCreate(Oid relid, TupleDesc desc, MemoryContext parent)
 											  0, 8 * 1024, 1024 * 1024);
 	/* with constraints: attmissingval fills columns added since a row was written */
 	router->desc = CreateTupleDescCopyConstr(desc);
-	router->maxshapes = 16;
+	/* sized for the shapes about to be added: no doubling slack */
+	router->maxshapes = Max(expected, 16);
 	router->shapes = palloc(sizeof(SrShape) * router->maxshapes);
 	router->index = SrPredIndexCreate();
 	router->cand.cxt = cxt;

@@ -18,12 +18,12 @@ typedef struct SrShape
 {
 	int64		shape_id;
 	SrProgram  *prog;			/* NULL while invalid */
+	SrIndexKey *keys;			/* access path: nkeys keys, or the scan list */
+	AttrNumber *columns;		/* projected columns, ascending */
 	char	   *invalid_reason; /* why the shape no longer applies */
 	int			ncolumns;		/* -1 = every column */
-	AttrNumber *columns;		/* projected columns, ascending */
-	int			nkeys;			/* access path; 0 = scan list */
+	int16		nkeys;
 	bool		flat;			/* prog and keys are one chunk of progcxt */
-	SrIndexKey *keys;
 } SrShape;
 
 typedef struct SrTableRouter
@@ -47,7 +47,7 @@ typedef struct SrTableRouter
 } SrTableRouter;
 
 extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
-									 MemoryContext parent);
+									 int expected, MemoryContext parent);
 extern void SrRouterDestroy(SrTableRouter *router);
 extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
 extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);

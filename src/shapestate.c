@@ -653,7 +653,7 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 
 		if (rs->router)
 			SrRouterDestroy(rs->router);
-		rs->router = SrRouterCreate(rs->relid, desc, st->cxt);
+		rs->router = SrRouterCreate(rs->relid, desc, rs->nshapes, st->cxt);
 		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeFilter,
 							  BuildShapeCallback, &bc);
 	}

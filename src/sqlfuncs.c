@@ -108,7 +108,7 @@ GetRouter(Relation rel)
 		if (entry->router)
 			SrRouterDestroy(entry->router);
 		entry->router = NULL;
-		entry->router = SrRouterCreate(relid, RelationGetDescr(rel),
+		entry->router = SrRouterCreate(relid, RelationGetDescr(rel), 0,
 									   CacheMemoryContext);
 		entry->valid = true;
 		PG_TRY();
