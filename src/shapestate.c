@@ -38,7 +38,38 @@ typedef struct ShapeEntry
 	int64		shape_id;		/* hash key */
 	Oid			relid;
 	bool		invalid;
+	char		status;			/* simplehash's */
 } ShapeEntry;
+
+/* MurmurHash3's 64-bit finalizer: ids are sequential, slots must not be */
+static inline uint32
+ShapeIdHash(int64 shape_id)
+{
+	uint64		h = (uint64) shape_id;
+
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return (uint32) h;
+}
+
+/*
+ * shape_id -> ShapeEntry: simplehash keeps 16-byte entries in one array
+ * (dynahash spends about 40 bytes per entry).  Entries move on insert and
+ * delete: no pointer to one is kept across either.
+ */
+#define SH_PREFIX		shapemap
+#define SH_ELEMENT_TYPE ShapeEntry
+#define SH_KEY_TYPE		int64
+#define SH_KEY			shape_id
+#define SH_HASH_KEY(tb, key) ShapeIdHash(key)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 struct SrShapeState
 {
@@ -46,7 +77,7 @@ struct SrShapeState
 	MemoryContextCallback forget;	/* clears callback_state on deletion */
 	MemoryContext txncxt;		/* pending additions; reset at commit */
 	SrShapeFilter filter;
-	HTAB	   *shapes;			/* shape_id -> ShapeEntry */
+	shapemap_hash *shapes;		/* shape_id -> ShapeEntry */
 	HTAB	   *rels;			/* relid -> SrRelState */
 	Oid			shapes_relid;
 	bool		loaded;
@@ -187,7 +218,7 @@ ReadInvalidations(SrShapeState *st)
 			break;
 		if (r.lsn >= st->txn_lsn)
 			continue;
-		entry = hash_search(st->shapes, &r.shape_id, HASH_FIND, NULL);
+		entry = shapemap_lookup(st->shapes, r.shape_id);
 		if (entry)
 			entry->invalid = true;
 	}
@@ -210,11 +241,8 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 	if (slot_name)
 		st->logpath = psprintf("pg_replslot/%s/%s", slot_name, SR_INVALID_LOG);
 
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(ShapeEntry);
+	st->shapes = shapemap_create(cxt, 1024, NULL);
 	ctl.hcxt = cxt;
-	st->shapes = hash_create("shape_router shapes", 1024, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(SrRelState);
 	st->rels = hash_create("shape_router tables", 64, &ctl,
@@ -344,13 +372,13 @@ void
 SrStateInvalidateRel(SrShapeState *st, SrRelState *rs, const char *reason,
 					 List **events)
 {
-	HASH_SEQ_STATUS status;
+	shapemap_iterator it;
 	ShapeEntry *entry;
 	ShapeEntry **found = palloc(sizeof(ShapeEntry *) * Max(rs->nshapes, 1));
 	int			n = 0;
 
-	hash_seq_init(&status, st->shapes);
-	while ((entry = hash_seq_search(&status)) != NULL)
+	shapemap_start_iterate(st->shapes, &it);
+	while ((entry = shapemap_iterate(st->shapes, &it)) != NULL)
 		if (entry->relid == rs->relid && !entry->invalid && n < rs->nshapes)
 			found[n++] = entry;
 	/* S records in ascending shape id */
@@ -370,7 +398,7 @@ void
 SrStateShapeFailed(SrShapeState *st, int64 shape_id, const char *reason,
 				   List **events)
 {
-	ShapeEntry *entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+	ShapeEntry *entry = shapemap_lookup(st->shapes, shape_id);
 
 	if (entry)
 		InvalidateShape(st, NULL, NULL, entry,
@@ -434,7 +462,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		if (!DeletedBy(tup, txn))
 			continue;
 		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
-		entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+		entry = shapemap_lookup(st->shapes, shape_id);
 		if (entry == NULL)
 			continue;
 		st->leaving = lappend(st->leaving,
@@ -447,7 +475,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 			if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 				ComputeMaxAttno(rs);
 		}
-		hash_search(st->shapes, &shape_id, HASH_REMOVE, NULL);
+		shapemap_delete(st->shapes, shape_id);
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
@@ -533,7 +561,8 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		int64		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
-		bool		isnull;
+		bool		isnull,
+					found;
 		Datum		relid;
 		ShapeEntry *entry;
 
@@ -545,7 +574,7 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 							 &isnull);
 		if (isnull)
 			continue;
-		entry = hash_search(st->shapes, &shape_id, HASH_ENTER, NULL);
+		entry = shapemap_insert(st->shapes, shape_id, &found);
 		entry->relid = DatumGetObjectId(relid);
 		entry->invalid = false;
 		RelEntry(st, entry->relid)->nshapes++;
@@ -602,7 +631,7 @@ BuildShapeFilter(int64 shape_id, void *arg)
 	/* Not routed by this stream, pending, or already invalid */
 	if (!Selected(&bc->st->filter, shape_id))
 		return false;
-	bc->entry = hash_search(bc->st->shapes, &shape_id, HASH_FIND, NULL);
+	bc->entry = shapemap_lookup(bc->st->shapes, shape_id);
 	return bc->entry != NULL && !bc->entry->invalid;
 }
 
@@ -719,7 +748,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 		}
 	}
 
-	entry = hash_search(st->shapes, &shape_id, HASH_FIND, NULL);
+	entry = shapemap_lookup(st->shapes, shape_id);
 	if (entry == NULL)
 		return;
 	rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
@@ -730,7 +759,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 			ComputeMaxAttno(rs);
 	}
 	AddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
-	hash_search(st->shapes, &shape_id, HASH_REMOVE, NULL);
+	shapemap_delete(st->shapes, shape_id);
 }
 
 static void
@@ -803,8 +832,8 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	foreach(lc, st->pending)
 	{
 		SrShapeDef *def = lfirst(lc);
-		ShapeEntry *entry = hash_search(st->shapes, &def->shape_id,
-										HASH_ENTER, NULL);
+		bool		found;
+		ShapeEntry *entry = shapemap_insert(st->shapes, def->shape_id, &found);
 
 		entry->relid = def->relid;
 		entry->invalid = false;
