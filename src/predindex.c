@@ -139,6 +139,22 @@ typedef struct PrefixGroup
 
 #define INFIX_BITS	65536			/* presence bitmap of n-gram codes */
 
+/* A shape filed under an n-gram, with all of its key's n-grams */
+typedef struct InfixPosting
+{
+	int64		shape_id;
+	const uint32 *codes;		/* the key's, alive while the shape is indexed */
+	int			ncodes;
+} InfixPosting;
+
+typedef struct InfixEntry
+{
+	uint32		code;			/* hash key */
+	int			n;
+	int			cap;
+	InfixPosting *items;
+} InfixEntry;
+
 typedef struct InfixGroup
 {
 	AttrNumber	attno;
@@ -146,7 +162,8 @@ typedef struct InfixGroup
 	bool		icase;			/* n-grams of lower(value) */
 	int			lencount[4];	/* shapes filed under n-grams of 1..3 bytes */
 	uint64	   *present;		/* INFIX_BITS bits, never cleared */
-	HashTable	table;			/* n-gram code -> shape ids */
+	HTAB	   *table;			/* n-gram code -> InfixEntry */
+	MemoryContext cxt;			/* of the posting arrays */
 } InfixGroup;
 
 /*
@@ -458,6 +475,15 @@ FindInfix(SrPredIndex *index, const SrIndexKey *k, bool create)
 	g->collation = k->collation;
 	g->icase = k->icase;
 	g->present = palloc0(INFIX_BITS / 8);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(InfixEntry);
+		ctl.hcxt = g->cxt = CurrentMemoryContext;
+		g->table = hash_create("shape_router n-grams", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	index->infix = index->infix ?
 		repalloc(index->infix, sizeof(InfixGroup *) * (index->ninfix + 1)) :
 		palloc(sizeof(InfixGroup *));
@@ -465,7 +491,7 @@ FindInfix(SrPredIndex *index, const SrIndexKey *k, bool create)
 	return g;
 }
 
-/* n-gram codes are exact but clustered: spread them (a bijection) */
+/* n-gram codes are exact but clustered: spread them for the bitmap */
 static inline uint32
 InfixHash(uint32 code)
 {
@@ -477,14 +503,12 @@ InfixHash(uint32 code)
 	return code;
 }
 
-static int
-HashCount(HashTable *t, uint32 hash)
+static inline bool
+InfixPresent(const InfixGroup *g, uint32 code)
 {
-	HashEntry  *e = t->entries ? HashFind(t, hash, false) : NULL;
+	uint32		h = InfixHash(code) % INFIX_BITS;
 
-	if (e == NULL)
-		return 0;
-	return e->state == SLOT_LIST ? e->u.list->n : (e->state == SLOT_ONE ? 1 : 0);
+	return (g->present[h / 64] & (UINT64CONST(1) << (h % 64))) != 0;
 }
 
 /*
@@ -496,18 +520,35 @@ InfixInsert(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
 {
 	int			best = 0,
 				bestcount = INT_MAX;
+	InfixEntry *e;
+	bool		found;
 	uint32		h;
 
 	for (int v = 0; v < k->nvalues && bestcount > 0; v++)
 	{
-		int			c = HashCount(&g->table, InfixHash(k->hashes[v]));
-
-		if (c < bestcount)
-			best = v, bestcount = c;
+		e = hash_search(g->table, &k->hashes[v], HASH_FIND, NULL);
+		if ((e ? e->n : 0) < bestcount)
+			best = v, bestcount = e ? e->n : 0;
 	}
-	h = InfixHash(k->hashes[best]);
-	HashAdd(&g->table, h, shape_id);
-	g->present[(h % INFIX_BITS) / 64] |= UINT64CONST(1) << (h % 64);
+	e = hash_search(g->table, &k->hashes[best], HASH_ENTER, &found);
+	if (!found)
+	{
+		e->n = 0;
+		e->cap = 0;
+		e->items = NULL;
+	}
+	if (e->n >= e->cap)
+	{
+		e->cap = Max(2, e->cap * 2);
+		e->items = e->items ? repalloc(e->items, sizeof(InfixPosting) * e->cap) :
+			MemoryContextAlloc(g->cxt, sizeof(InfixPosting) * e->cap);
+	}
+	e->items[e->n].shape_id = shape_id;
+	e->items[e->n].codes = k->hashes;
+	e->items[e->n].ncodes = k->nvalues;
+	e->n++;
+	h = InfixHash(k->hashes[best]) % INFIX_BITS;
+	g->present[h / 64] |= UINT64CONST(1) << (h % 64);
 	g->lencount[k->hashes[best] >> 24]++;
 }
 
@@ -516,18 +557,55 @@ static void
 InfixRemove(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
 {
 	for (int v = 0; v < k->nvalues; v++)
-		if (HashRemove(&g->table, InfixHash(k->hashes[v]), shape_id))
-		{
-			g->lencount[k->hashes[v] >> 24]--;
-			return;
-		}
+	{
+		InfixEntry *e = hash_search(g->table, &k->hashes[v], HASH_FIND, NULL);
+
+		for (int i = 0; e && i < e->n; i++)
+			if (e->items[i].shape_id == shape_id)
+			{
+				e->items[i] = e->items[--e->n];
+				g->lencount[k->hashes[v] >> 24]--;
+				return;
+			}
+	}
 }
 
 static int CompareUint32(const void *a, const void *b);
 
+/* Sorted distinct n-gram codes of bytes p[0..len) of the lengths in use */
+static int
+InfixCodes(InfixGroup *g, const char *p, int len, bool only_present,
+		   uint32 *codes)
+{
+	int			n = 0,
+				u = 0;
+
+	for (int gl = 1; gl <= 3; gl++)
+	{
+		if (g->lencount[gl] == 0)
+			continue;
+		for (int i = 0; i + gl <= len; i++)
+		{
+			uint32		code = SrNgramCode(p + i, gl);
+
+			if (!only_present || InfixPresent(g, code))
+				codes[n++] = code;
+		}
+	}
+	if (n > 1)
+		qsort(codes, n, sizeof(uint32), CompareUint32);
+	for (int i = 0; i < n; i++)
+		if (u == 0 || codes[i] != codes[u - 1])
+			codes[u++] = codes[i];
+	return u;
+}
+
 /*
- * Probe each distinct n-gram of the value once: a shape is filed under one
- * n-gram, so it comes back at most once.
+ * Probe each distinct n-gram of the value that the bitmap lets through; a
+ * shape filed there is a candidate only if the value has every n-gram of
+ * its key (each one a substring of any match), so a common n-gram alone
+ * ("123" in hex strings) does not make a shape run its ILIKE.  A shape is
+ * filed under one n-gram, so it comes back at most once.
  */
 static void
 InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
@@ -535,33 +613,40 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 	text	   *t;
 	const char *p;
 	int			len,
-				nseen = 0;
-	uint32	   *seen;
+				nhit,
+				nall = -1;
+	uint32	   *hit,
+			   *all;
 
 	if (g->icase)
 		value = DirectFunctionCall1Coll(lower, g->collation, value);
 	t = DatumGetTextPP(value);
 	p = VARDATA_ANY(t);
 	len = VARSIZE_ANY_EXHDR(t);
-	seen = palloc(sizeof(uint32) * (3 * len + 1));
-	for (int gl = 1; gl <= 3; gl++)
+	hit = palloc(sizeof(uint32) * (3 * len + 1));
+	all = palloc(sizeof(uint32) * (3 * len + 1));
+	nhit = InfixCodes(g, p, len, true, hit);
+	for (int i = 0; i < nhit; i++)
 	{
-		if (g->lencount[gl] == 0)
-			continue;
-		for (int i = 0; i + gl <= len; i++)
-		{
-			uint32		h = InfixHash(SrNgramCode(p + i, gl));
+		InfixEntry *e = hash_search(g->table, &hit[i], HASH_FIND, NULL);
 
-			if (g->present[(h % INFIX_BITS) / 64] & (UINT64CONST(1) << (h % 64)))
-				seen[nseen++] = h;
+		for (int j = 0; e && j < e->n; j++)
+		{
+			const InfixPosting *post = &e->items[j];
+			int			c;
+
+			if (nall < 0)
+				nall = InfixCodes(g, p, len, false, all);
+			for (c = 0; c < post->ncodes; c++)
+				if (!bsearch(&post->codes[c], all, nall, sizeof(uint32),
+							 CompareUint32))
+					break;
+			if (c == post->ncodes)
+				IdBufAdd(buf, post->shape_id);
 		}
 	}
-	if (nseen > 1)
-		qsort(seen, nseen, sizeof(uint32), CompareUint32);
-	for (int i = 0; i < nseen; i++)
-		if (i == 0 || seen[i] != seen[i - 1])
-			HashProbe(&g->table, seen[i], buf);
-	pfree(seen);
+	pfree(hit);
+	pfree(all);
 }
 
 static RangeGroup *

@@ -243,6 +243,8 @@ class Decoder:
         self.nshapes = nshapes
         self.times = []
         self.startup = []
+        self.startup_anon = []  # peak RssAnon (kB) of each startup decode
+        self.startup_hwm = []   # VmHWM (kB) after each startup decode
         self.anon = []          # peak RssAnon (kB) sampled during each run
         self.hwm = []           # VmHWM (kB) after each run
         self.base_anon = []     # RssAnon before the run
@@ -627,10 +629,12 @@ def main():
     for r in range(p.runs):
         for d in decoders:
             try:
-                el, _, _, _, _ = run_once(d, marker_lsn, p.timeout, False)
+                el, _, peak, hwm, _ = run_once(d, marker_lsn, p.timeout, True)
             except psycopg2.Error as e:
                 fail("%s: startup decode failed: %s" % (d.name, str(e).strip()))
             d.startup.append(el)
+            d.startup_anon.append(peak)
+            d.startup_hwm.append(hwm)
 
     log("== timed decodes of the workload: up to %d runs round robin, timeout %ds "
         "per decode, budget %ds per decoder" % (p.runs, p.timeout, a.budget))
@@ -723,11 +727,30 @@ def main():
     print("add_shapes: %d eq + range + ILIKE shapes in %.2fs = %.0f shapes/s"
           % (n, s, n / s))
     base = by["shape_router: one"]
+    if base.startup_anon:
+        # The startup decode loads and compiles the shapes and writes nothing:
+        # its peak is the shapes' own memory.  The workload decode's peak also
+        # holds the SQL interface's tuplestore of output rows (up to work_mem),
+        # which a streaming walsender does not have.
+        b_anon = statistics.median(base.startup_anon)
+        b_hwm = statistics.median(base.startup_hwm)
+        print("walsender memory per shape, from the startup decode (shapes loaded and "
+              "compiled, no output), minus the 'one' scenario's (same catalog read):")
+        for sc in ("eq", "mix", "exact"):
+            d = by["shape_router: " + sc]
+            n = d.nshapes - 1
+            anon = statistics.median(d.startup_anon) - b_anon
+            hwm = statistics.median(d.startup_hwm) - b_hwm
+            print("   %-5s %6d shapes: peak RssAnon +%6.1f MiB = %4.0f bytes per shape; "
+                  "VmHWM +%6.1f MiB = %4.0f bytes per shape"
+                  % (sc, d.nshapes, anon / 1024, anon * 1024 / n,
+                     hwm / 1024, hwm * 1024 / n))
     if base.anon:
         b_anon = statistics.median(base.anon)
         b_hwm = statistics.median(base.hwm)
-        print("memory per 100,000 shapes (peak of the decoding backend, minus the "
-              "'one' scenario's, which reads the same catalog):")
+        print("memory per 100,000 shapes during the workload decode (peak of the "
+              "decoding backend, minus the 'one' scenario's; includes the output "
+              "tuplestore):")
         for sc in ("eq", "mix", "exact"):
             d = by["shape_router: " + sc]
             if not d.anon:
@@ -750,6 +773,8 @@ def main():
             "decoders": [{
                 "name": d.name, "plugin": d.plugin, "scenario": d.scenario,
                 "shapes": d.nshapes, "times": d.times, "startup": d.startup,
+                "startup_peak_rss_anon_kb": d.startup_anon,
+                "startup_vmhwm_kb": d.startup_hwm,
                 "records": d.records, "expected": d.expected,
                 "peak_rss_anon_kb": d.anon, "vmhwm_kb": d.hwm,
                 "timed_out": d.timed_out, "error": d.error} for d in decoders],
