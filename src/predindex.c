@@ -33,6 +33,7 @@
 #include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 #include "predindex.h"
@@ -195,6 +196,8 @@ typedef struct RangeGroup
 	Oid			collation;
 	FmgrInfo	cmp;			/* (column, bound) */
 	FmgrInfo	sortcmp;		/* (bound, bound) */
+	Oid			intcmp;			/* F_BTINT2/4/8CMP when both are that one
+								 * function: compared inline */
 	RangeNode  *root;
 } RangeGroup;
 
@@ -572,32 +575,16 @@ InfixRemove(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
 
 static int CompareUint32(const void *a, const void *b);
 
-/* Sorted distinct n-gram codes of bytes p[0..len) of the lengths in use */
-static int
-InfixCodes(InfixGroup *g, const char *p, int len, bool only_present,
-		   uint32 *codes)
+/* Does the value (bytes p[0..len)) contain the n-gram code? */
+static bool
+ValueHasCode(const char *p, int len, uint32 code)
 {
-	int			n = 0,
-				u = 0;
+	int			gl = code >> 24;
 
-	for (int gl = 1; gl <= 3; gl++)
-	{
-		if (g->lencount[gl] == 0)
-			continue;
-		for (int i = 0; i + gl <= len; i++)
-		{
-			uint32		code = SrNgramCode(p + i, gl);
-
-			if (!only_present || InfixPresent(g, code))
-				codes[n++] = code;
-		}
-	}
-	if (n > 1)
-		qsort(codes, n, sizeof(uint32), CompareUint32);
-	for (int i = 0; i < n; i++)
-		if (u == 0 || codes[i] != codes[u - 1])
-			codes[u++] = codes[i];
-	return u;
+	for (int i = 0; i + gl <= len; i++)
+		if (SrNgramCode(p + i, gl) == code)
+			return true;
+	return false;
 }
 
 /*
@@ -613,10 +600,9 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 	text	   *t;
 	const char *p;
 	int			len,
-				nhit,
-				nall = -1;
-	uint32	   *hit,
-			   *all;
+				nhit = 0,
+				nuniq = 0;
+	uint32	   *hit;
 
 	if (g->icase)
 		value = DirectFunctionCall1Coll(lower, g->collation, value);
@@ -624,9 +610,34 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 	p = VARDATA_ANY(t);
 	len = VARSIZE_ANY_EXHDR(t);
 	hit = palloc(sizeof(uint32) * (3 * len + 1));
-	all = palloc(sizeof(uint32) * (3 * len + 1));
-	nhit = InfixCodes(g, p, len, true, hit);
+	for (int gl = 1; gl <= 3; gl++)
+	{
+		if (g->lencount[gl] == 0)
+			continue;
+		for (int i = 0; i + gl <= len; i++)
+		{
+			uint32		code = SrNgramCode(p + i, gl);
+
+			if (InfixPresent(g, code))
+				hit[nhit++] = code;
+		}
+	}
+	/* usually a handful: sort only many */
+	if (nhit > 16)
+		qsort(hit, nhit, sizeof(uint32), CompareUint32);
 	for (int i = 0; i < nhit; i++)
+	{
+		bool		dup = false;
+
+		if (nhit > 16)
+			dup = (nuniq > 0 && hit[nuniq - 1] == hit[i]);
+		else
+			for (int j = 0; j < nuniq && !dup; j++)
+				dup = (hit[j] == hit[i]);
+		if (!dup)
+			hit[nuniq++] = hit[i];
+	}
+	for (int i = 0; i < nuniq; i++)
 	{
 		InfixEntry *e = hash_search(g->table, &hit[i], HASH_FIND, NULL);
 
@@ -635,18 +646,15 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 			const InfixPosting *post = &e->items[j];
 			int			c;
 
-			if (nall < 0)
-				nall = InfixCodes(g, p, len, false, all);
 			for (c = 0; c < post->ncodes; c++)
-				if (!bsearch(&post->codes[c], all, nall, sizeof(uint32),
-							 CompareUint32))
+				if (post->codes[c] != hit[i] &&
+					!ValueHasCode(p, len, post->codes[c]))
 					break;
 			if (c == post->ncodes)
 				IdBufAdd(buf, post->shape_id);
 		}
 	}
 	pfree(hit);
-	pfree(all);
 }
 
 static RangeGroup *
@@ -670,6 +678,10 @@ FindRange(SrPredIndex *index, const SrIndexKey *k, bool create)
 	g->collation = k->collation;
 	fmgr_info(k->proc, &g->cmp);
 	fmgr_info(k->sortproc, &g->sortcmp);
+	if (k->proc == k->sortproc &&
+		(k->proc == F_BTINT2CMP || k->proc == F_BTINT4CMP ||
+		 k->proc == F_BTINT8CMP))
+		g->intcmp = k->proc;
 	index->range = index->range ?
 		repalloc(index->range, sizeof(RangeGroup *) * (index->nrange + 1)) :
 		palloc(sizeof(RangeGroup *));
@@ -696,10 +708,42 @@ FindFlag(SrPredIndex *index, AttrNumber attno, bool create)
 	return g;
 }
 
+/* btint2cmp, btint4cmp and btint8cmp, inline: the same order */
+static inline int32
+IntCmp(Oid proc, Datum a, Datum b)
+{
+	int64		x,
+				y;
+
+	switch (proc)
+	{
+		case F_BTINT2CMP:
+			x = DatumGetInt16(a), y = DatumGetInt16(b);
+			break;
+		case F_BTINT4CMP:
+			x = DatumGetInt32(a), y = DatumGetInt32(b);
+			break;
+		default:
+			x = DatumGetInt64(a), y = DatumGetInt64(b);
+			break;
+	}
+	return (x > y) - (x < y);
+}
+
 static inline int32
 BoundCmp(RangeGroup *g, Datum a, Datum b)
 {
+	if (g->intcmp)
+		return IntCmp(g->intcmp, a, b);
 	return DatumGetInt32(FunctionCall2Coll(&g->sortcmp, g->collation, a, b));
+}
+
+static inline int32
+ValueCmp(RangeGroup *g, Datum value, Datum bound)
+{
+	if (g->intcmp)
+		return IntCmp(g->intcmp, value, bound);
+	return DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value, bound));
 }
 
 /* Order of (has_lower, lower, shape_id) against a node */
@@ -848,19 +892,13 @@ RangeStab(RangeGroup *g, RangeNode *node, Datum value, SrIdBuf *buf)
 	while (node != NULL)
 	{
 		check_stack_depth();
-		if (!node->maxinf &&
-			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
-											node->maxupper)) > 0)
+		if (!node->maxinf && ValueCmp(g, value, node->maxupper) > 0)
 			break;
 		RangeStab(g, node->left, value, buf);
 		/* this node and everything to its right start above the value */
-		if (node->has_lower &&
-			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
-											node->lower)) < 0)
+		if (node->has_lower && ValueCmp(g, value, node->lower) < 0)
 			break;
-		if (!node->has_upper ||
-			DatumGetInt32(FunctionCall2Coll(&g->cmp, g->collation, value,
-											node->upper)) <= 0)
+		if (!node->has_upper || ValueCmp(g, value, node->upper) <= 0)
 			IdBufAdd(buf, node->shape_id);
 		node = node->right;
 	}
