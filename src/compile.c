@@ -158,6 +158,7 @@ SrCompile(Node *qual, TupleDesc desc, char **invalid_reason)
 	prog = palloc(offsetof(SrProgram, steps) + sizeof(SrStep) * cs.nsteps);
 	prog->nsteps = cs.nsteps;
 	prog->nacc = cs.nacc;
+	prog->flatsize = 0;
 	memcpy(prog->steps, cs.steps, sizeof(SrStep) * cs.nsteps);
 	pfree(cs.steps);
 
@@ -326,24 +327,33 @@ FlattenInto(Flat *f, const SrProgram *prog, const SrIndexKey *keys, int nkeys,
 }
 
 /*
- * One allocation in cxt holding prog and keys (*keys_out points into it),
- * or NULL if a step needs the qual tree: PostgreSQL's function calls and
- * executor steps keep pointers into it.
+ * Bytes of one allocation holding prog and keys, or 0 if a step needs the
+ * qual tree: PostgreSQL's function calls and executor steps keep pointers
+ * into it.
  */
-SrProgram *
-SrProgramFlatten(const SrProgram *prog, const SrIndexKey *keys, int nkeys,
-				 MemoryContext cxt, SrIndexKey **keys_out)
+Size
+SrProgramFlatSize(const SrProgram *prog, const SrIndexKey *keys, int nkeys)
 {
 	Flat		f = {NULL, 0};
 
 	for (int i = 0; i < prog->nsteps; i++)
 		if (prog->steps[i].opcode == SR_OP_FMGR ||
 			prog->steps[i].opcode == SR_OP_EXPR)
-			return NULL;
+			return 0;
 	FlattenInto(&f, prog, keys, nkeys, NULL);
-	f.base = MemoryContextAlloc(cxt, f.off);
-	f.off = 0;
-	return FlattenInto(&f, prog, keys, nkeys, keys_out);
+	return f.off;
+}
+
+/* Copy prog and keys into dest (SrProgramFlatSize() bytes, maxaligned) */
+SrProgram *
+SrProgramFlatten(const SrProgram *prog, const SrIndexKey *keys, int nkeys,
+				 void *dest, SrIndexKey **keys_out)
+{
+	Flat		f = {dest, 0};
+	SrProgram  *np = FlattenInto(&f, prog, keys, nkeys, keys_out);
+
+	np->flatsize = f.off;
+	return np;
 }
 
 static SrStep *

@@ -105,6 +105,7 @@ typedef struct SrProgram
 	int			nsteps;
 	int			nacc;			/* AND/OR accumulators */
 	AttrNumber	maxattno;		/* highest column read, 1-based */
+	uint32		flatsize;		/* bytes, if flattened (SrProgramFlatten) */
 	Bitmapset  *attnums;		/* columns read, 1-based */
 	SrStep		steps[FLEXIBLE_ARRAY_MEMBER];
 } SrProgram;
@@ -171,9 +172,11 @@ SrNgramCode(const char *p, int len)
 extern uint32 SrPrefixHash(const char *p, int len);
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
 extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
+extern Size SrProgramFlatSize(const SrProgram *prog,
+							  const SrIndexKey *keys, int nkeys);
 extern SrProgram *SrProgramFlatten(const SrProgram *prog,
 								   const SrIndexKey *keys, int nkeys,
-								   MemoryContext cxt, SrIndexKey **keys_out);
+								   void *dest, SrIndexKey **keys_out);
 extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 						  StringInfo buf);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,

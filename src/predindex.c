@@ -74,7 +74,7 @@ typedef struct HashEntry
  */
 typedef struct HashTable
 {
-	uint32		mask;			/* size - 1 */
+	uint32		size;			/* slots */
 	uint32		used;
 	int			bitshift;		/* 32 - log2(bits in filter) */
 	HashEntry  *entries;
@@ -104,15 +104,21 @@ FilterTest(const HashTable *t, uint32 hash)
 	return (t->filter[b / 64] & (UINT64CONST(1) << (b % 64))) != 0;
 }
 
-/* An empty table of size slots (a power of two, at least 16) */
+/*
+ * An empty table of size slots.  Sizes need not be powers of two (a slot is
+ * hash * size / 2^32), so tables grow by half: at most 1.5 times the slots
+ * the fill limit needs, not twice.  The filter has at least 4 bits per slot.
+ */
 static void
 HashInit(HashTable *t, uint32 size)
 {
-	t->mask = size - 1;
+	int			logbits = pg_leftmost_one_pos32(size * 4 - 1) + 1;
+
+	t->size = size;
 	t->used = 0;
-	t->bitshift = 32 - (pg_leftmost_one_pos32(size) + 2);
+	t->bitshift = 32 - logbits;
 	t->entries = palloc0(sizeof(HashEntry) * size);
-	t->filter = palloc0(size / 2);	/* 4 bits per slot */
+	t->filter = palloc0(Max((Size) 1 << logbits, 64) / 8);
 }
 
 typedef struct EqGroup
@@ -297,18 +303,19 @@ HashFind(HashTable *t, uint32 hash, bool create)
 			return NULL;
 		HashInit(t, 16);
 	}
-	else if (create && (t->used + 1) * 4 > (t->mask + 1) * 3)
+	else if (create && ((uint64) t->used + 1) * 4 > (uint64) t->size * 3)
 	{
 		HashTable	bigger;
 		uint32		live = 0;
 
 		/* tombstones and emptied lists are dropped here */
-		for (uint32 i = 0; i <= t->mask; i++)
+		for (uint32 i = 0; i < t->size; i++)
 			if (t->entries[i].state == SLOT_ONE ||
 				(t->entries[i].state == SLOT_LIST && t->entries[i].u.list->n > 0))
 				live++;
-		HashInit(&bigger, (live + 1) * 2 > t->mask + 1 ? (t->mask + 1) * 2 : t->mask + 1);
-		for (uint32 i = 0; i <= t->mask; i++)
+		/* half full again: grows by half, or stays if tombstones go */
+		HashInit(&bigger, Max(16, (live + 1) * 2));
+		for (uint32 i = 0; i < t->size; i++)
 		{
 			HashEntry  *old = &t->entries[i];
 
@@ -331,12 +338,13 @@ HashFind(HashTable *t, uint32 hash, bool create)
 		*t = bigger;
 	}
 
-	pos = hash & t->mask;
+	pos = (uint32) (((uint64) hash * t->size) >> 32);
 	while (t->entries[pos].state != SLOT_FREE)
 	{
 		if (t->entries[pos].hash == hash)
 			return &t->entries[pos];
-		pos = (pos + 1) & t->mask;
+		if (++pos == t->size)
+			pos = 0;
 	}
 	if (!create)
 		return NULL;

@@ -41,9 +41,7 @@ SrRouterCreate(Oid relid, TupleDesc desc, int expected, MemoryContext parent)
 											ALLOCSET_DEFAULT_SIZES);
 	router->compilecxt = AllocSetContextCreate(cxt, "shape_router compile",
 											   ALLOCSET_DEFAULT_SIZES);
-	/* no power-of-two rounding, and chunks freed one by one on removal */
-	router->progcxt = GenerationContextCreate(cxt, "shape_router programs",
-											  0, 8 * 1024, 1024 * 1024);
+
 	/* with constraints: attmissingval fills columns added since a row was written */
 	router->desc = CreateTupleDescCopyConstr(desc);
 	/* sized for the shapes about to be added: no doubling slack */
@@ -100,6 +98,55 @@ ReserveWork(SrTableRouter *router, int n)
 		router->idbuf[i] = MemoryContextAlloc(router->cxt, sizeof(int64) * cap);
 	}
 	router->workcap = cap;
+}
+
+/*
+ * The flat programs' arena.  Chunks carry no header (a program knows its
+ * size) and are not rounded up: at 100,000 shapes, palloc's chunk headers
+ * and power-of-two rounding would be a third of the memory.  A freed chunk
+ * goes to the free list of its size and is reused for the next program of
+ * that size; blocks go back with the router.
+ */
+#define SR_ARENA_BLOCK	(64 * 1024)
+
+static void *
+ArenaAlloc(SrTableRouter *router, Size size)
+{
+	int			cls = MAXALIGN(size) / MAXIMUM_ALIGNOF;
+	void	   *p;
+
+	size = MAXALIGN(size);
+	if (cls >= SR_ARENA_CLASSES)
+		return MemoryContextAlloc(router->cxt, size);
+	if (router->arena_free[cls])
+	{
+		p = router->arena_free[cls];
+		router->arena_free[cls] = *(void **) p;
+		return p;
+	}
+	if (router->arena_left < size)
+	{
+		router->arena_cur = MemoryContextAlloc(router->cxt, SR_ARENA_BLOCK);
+		router->arena_left = SR_ARENA_BLOCK;
+	}
+	p = router->arena_cur;
+	router->arena_cur += size;
+	router->arena_left -= size;
+	return p;
+}
+
+static void
+ArenaFree(SrTableRouter *router, void *p, Size size)
+{
+	int			cls = MAXALIGN(size) / MAXIMUM_ALIGNOF;
+
+	if (cls >= SR_ARENA_CLASSES)
+	{
+		pfree(p);
+		return;
+	}
+	*(void **) p = router->arena_free[cls];
+	router->arena_free[cls] = p;
 }
 
 /* Index of the first shape with shape_id >= id */
@@ -178,9 +225,14 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		prog = SrCompile(qual, router->desc, &reason);
 		if (prog)
 		{
+			Size		size;
+
 			nkeys = SrCompileKeys(qual, &keys);
-			shape->prog = SrProgramFlatten(prog, keys, nkeys, router->progcxt,
-										   &shape->keys);
+			size = SrProgramFlatSize(prog, keys, nkeys);
+			if (size > 0)
+				shape->prog = SrProgramFlatten(prog, keys, nkeys,
+											   ArenaAlloc(router, size),
+											   &shape->keys);
 		}
 		MemoryContextSwitchTo(router->cxt);
 		if (prog && shape->prog)
@@ -213,7 +265,7 @@ SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
 		SrPredIndexDelete(router->index, shape->shape_id, shape->keys,
 						  shape->nkeys);
 	if (shape->flat)
-		pfree(shape->prog);
+		ArenaFree(router, shape->prog, shape->prog->flatsize);
 	shape->flat = false;
 	shape->prog = NULL;
 	shape->keys = NULL;

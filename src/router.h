@@ -23,8 +23,10 @@ typedef struct SrShape
 	char	   *invalid_reason; /* why the shape no longer applies */
 	int			ncolumns;		/* -1 = every column */
 	int16		nkeys;
-	bool		flat;			/* prog and keys are one chunk of progcxt */
+	bool		flat;			/* prog and keys are one arena chunk */
 } SrShape;
+
+#define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
 
 typedef struct SrTableRouter
 {
@@ -32,7 +34,10 @@ typedef struct SrTableRouter
 	MemoryContext cxt;			/* everything below lives here */
 	MemoryContext evalcxt;		/* reset after each evaluation */
 	MemoryContext compilecxt;	/* reset after each shape is compiled */
-	MemoryContext progcxt;		/* flat programs, one chunk per shape */
+	/* flat programs: an arena in cxt, freed chunks kept by size */
+	char	   *arena_cur;
+	Size		arena_left;
+	void	   *arena_free[SR_ARENA_CLASSES];
 	TupleDesc	desc;			/* the table's columns when compiled */
 	int			nshapes;
 	int			maxshapes;
