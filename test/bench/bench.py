@@ -333,9 +333,9 @@ def run_once(d, upto, timeout, measure_memory):
         conn.close()
 
 
-def profile_once(d, upto, timeout):
+def profile_once(d, upto, timeout, what):
     """One decode of d with perf sampling its backend; prints perf's report."""
-    out = "/tmp/sr_bench_perf_%s.data" % d.slot
+    out = "/tmp/sr_bench_perf_%s_%s.data" % (d.slot, what)
     conn = connect()
     try:
         cur = conn.cursor()
@@ -352,15 +352,19 @@ def profile_once(d, upto, timeout):
         perf.wait()
     finally:
         conn.close()
-    rep = subprocess.run(["perf", "report", "-i", out, "--stdio", "--no-children",
-                          "-g", "none", "--percent-limit", "0.7",
-                          "--sort", "dso,symbol"],
-                         capture_output=True, text=True)
     print()
-    print("== perf profile of %s (%.3fs under perf; %s)" % (d.name, el, out))
-    for line in rep.stdout.splitlines():
-        if line.strip() and not line.startswith("#"):
-            print(line)
+    print("== perf profile of %s, %s decode (%.3fs under perf; %s)"
+          % (d.name, what, el, out))
+    for children, limit in ((False, 0.7), (True, 2.0)):
+        rep = subprocess.run(["perf", "report", "-i", out, "--stdio",
+                              "--children" if children else "--no-children",
+                              "-g", "none", "--percent-limit", str(limit),
+                              "--sort", "dso,symbol"],
+                             capture_output=True, text=True)
+        print("-- %s" % ("inclusive (with callees)" if children else "self"))
+        for line in rep.stdout.splitlines():
+            if line.strip() and not line.startswith("#") and "[.] 0x0000" not in line:
+                print(line)
 
 
 # --------------------------------------------------------------------------
@@ -524,7 +528,8 @@ def main():
     ap.add_argument("--profile", metavar="NAMES",
                     help="after the table, decode once more under 'perf record' for "
                     "each decoder whose name contains one of these comma-separated "
-                    "words (e.g. eq,pgoutput) and print perf's top symbols")
+                    "words (e.g. eq,pgoutput) and print perf's top symbols; a word "
+                    "prefixed with startup: profiles the startup decode instead")
     a = ap.parse_args()
     if a.quick:
         a.changes = a.changes or 100_000
@@ -786,8 +791,11 @@ def main():
     if a.profile:
         words = [w for w in a.profile.split(",") if w]
         for d in decoders:
-            if any(w in d.name for w in words):
-                profile_once(d, end_lsn, p.timeout)
+            for w in words:
+                startup = w.startswith("startup:")
+                if w[len("startup:"):] in d.name if startup else w in d.name:
+                    profile_once(d, marker_lsn if startup else end_lsn, p.timeout,
+                                 "startup" if startup else "workload")
 
     errors = [d for d in decoders if d.error]
     timeouts = [d for d in decoders if d.timed_out]
