@@ -707,22 +707,38 @@ def main():
     print("Decoding %d changes (%d transactions of %d, %.0f MB of WAL); "
           "median of %d runs unless n= says fewer"
           % (p.changes, ntxn, p.txn_size, wal_bytes / 1e6, p.runs))
-    hdr = "%-34s %7s %13s %9s %9s %10s %10s %11s" % (
+    def steady(d):
+        m = med(d)
+        return None if m is None else m - statistics.median(d.startup)
+
+    def steady_ratio(d, ref):
+        a_, b_ = steady(d), steady(ref)
+        if a_ is None or b_ is None or b_ <= 0:
+            return "-"
+        return "%.2f" % (a_ / b_)
+
+    hdr = "%-34s %7s %13s %9s %9s %10s %10s %9s %11s" % (
         "plugin / scenario", "shapes", "median s", "startup s", "records",
-        "/pgoutput", "/wal2json", "peak anonMB")
+        "/pgoutput", "/wal2json", "-startup", "peak anonMB")
     print(hdr)
     print("-" * len(hdr))
     for d in decoders:
-        print("%-34s %7s %13s %9.3f %9s %10s %10s %11s" % (
+        print("%-34s %7s %13s %9.3f %9s %10s %10s %9s %11s" % (
             d.name, "-" if d.nshapes is None else d.nshapes, fmt_s(d),
             statistics.median(d.startup), "-" if d.records is None else d.records,
-            ratio(d, pgo), ratio(d, w2j),
+            ratio(d, pgo), ratio(d, w2j), steady_ratio(d, pgo),
             "%.1f" % (statistics.median(d.anon) / 1024) if d.anon else "-"))
     print("/pgoutput, /wal2json: median time / median time of pgoutput with the row "
           "filter (user_id = 42), of wal2json.")
     print("startup: median time to decode only up to a marker transaction before the "
           "workload (shape_router: loads and compiles its shapes there).")
+    print("-startup: (median - startup) / (median - startup) of pgoutput with the row "
+          "filter: the decode without the one-time load at stream start.")
     print("peak anonMB: the decoding backend's peak RssAnon, sampled every 10 ms.")
+    one, eq = by["shape_router: one"], by["shape_router: eq"]
+    if med(one) and med(eq):
+        print("100,000 shapes / 1 shape (eq / one): %.2f; without startup: %s"
+              % (med(eq) / med(one), steady_ratio(eq, one)))
 
     print()
     n, s = reg["eq"]
