@@ -176,6 +176,26 @@ SELECT dblink_exec('sr_other', 'COMMIT');
 SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_shapes', NULL, NULL);
 SELECT dblink_disconnect('sr_other');
 
+-- A removing transaction large enough to spill to disk: its changes are
+-- not all in memory when it is replayed, so its removals are found in the
+-- catalog (rows whose xmax is the transaction's) instead of in its change
+-- list.  Same answer: the shape routes nothing of the transaction (its
+-- 2,000 rows go to shape 7, title LIKE 'x%', only).
+SELECT shape_router.add_shape('todos', 'owner = 14') - base AS s13 FROM id_base;
+BEGIN;
+INSERT INTO todos SELECT g, 14, repeat('x', 200) FROM generate_series(1000, 2999) g;
+SELECT shape_router.remove_shape(shape_id) FROM shape_router.shapes
+ WHERE shape_id = (SELECT base + 13 FROM id_base);
+COMMIT;
+INSERT INTO todos VALUES (3000, 14, 'after the removal');
+SET logical_decoding_work_mem = '64kB';
+SELECT count(*) FILTER (WHERE data LIKE '{"action":"I"%') AS inserts,
+       count(*) FILTER (WHERE '13' = ANY (string_to_array(
+         substring(show(data) from '"shapes":\[([0-9,]*)\]'), ','))) AS routed_to_13,
+       string_agg(show(data), E'\n') FILTER (WHERE data LIKE '{"action":"S"%') AS s_records
+  FROM pg_logical_slot_get_changes('regression_slot_decoding_shapes', NULL, NULL);
+RESET logical_decoding_work_mem;
+
 -- cleanup
 SELECT pg_drop_replication_slot('regression_slot_decoding_shapes');
 SELECT count(*) FILTER (WHERE NOT shape_router.remove_shape(shape_id)) AS not_removed

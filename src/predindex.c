@@ -68,9 +68,10 @@ typedef struct HashEntry
 
 /*
  * Open addressing, at most three quarters full.  A lookup first tests a
- * bitmap of 4 bits per slot (one bit per stored hash, never cleared until
- * the table grows): at 100,000 shapes the slots take 2 MB, out of cache,
- * while the bitmap's 64 KB stay in it, and most rows match no shape at all.
+ * bitmap of 8 to 16 bits per slot (one bit per stored hash, never cleared
+ * until the table is rebuilt): at 100,000 shapes the slots take about 3 MB,
+ * out of cache, while the bitmap's 256 KB stay in it, and most rows match
+ * no shape at all.
  */
 typedef struct HashTable
 {
@@ -107,12 +108,12 @@ FilterTest(const HashTable *t, uint32 hash)
 /*
  * An empty table of size slots.  Sizes need not be powers of two (a slot is
  * hash * size / 2^32), so tables grow by half: at most 1.5 times the slots
- * the fill limit needs, not twice.  The filter has at least 4 bits per slot.
+ * the fill limit needs, not twice.  The filter has at least 8 bits per slot.
  */
 static void
 HashInit(HashTable *t, uint32 size)
 {
-	int			logbits = pg_leftmost_one_pos32(size * 4 - 1) + 1;
+	int			logbits = pg_leftmost_one_pos32(size * 8 - 1) + 1;
 
 	t->size = size;
 	t->used = 0;

@@ -433,36 +433,125 @@ DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
 }
 
 /*
+ * The shape ids whose catalog rows txn (with its subtransactions) deletes,
+ * read off the reorder buffer's own lists of its changes, which are all in
+ * memory when the transaction has not spilled to disk: O(changes), not a
+ * catalog scan per transaction that wrote some catalog (every add_shape(),
+ * every DDL).  Returns false if the lists are incomplete, or hold a change
+ * to the catalog other than INSERT and DELETE with its old key (an UPDATE
+ * or TRUNCATE by hand).
+ */
+static bool
+LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
+				   bool top)
+{
+	dlist_iter	iter;
+
+	if (rbtxn_is_serialized(txn) || rbtxn_is_serialized_clear(txn))
+		return false;
+	dlist_foreach(iter, &txn->changes)
+	{
+		ReorderBufferChange *c = dlist_container(ReorderBufferChange, node,
+												 iter.cur);
+		int64	   *id;
+
+		switch (c->action)
+		{
+			case REORDER_BUFFER_CHANGE_INSERT:
+			case REORDER_BUFFER_CHANGE_UPDATE:
+			case REORDER_BUFFER_CHANGE_DELETE:
+				if (!RelFileNodeEquals(c->data.tp.relnode, shapes->rd_node))
+					break;
+				if (c->action == REORDER_BUFFER_CHANGE_INSERT)
+					break;
+				if (c->action == REORDER_BUFFER_CHANGE_UPDATE ||
+					c->data.tp.oldtuple == NULL)
+					return false;
+				id = palloc(sizeof(int64));
+				*id = ShapeIdOf(&c->data.tp.oldtuple->tuple,
+								RelationGetDescr(shapes));
+				*ids = lappend(*ids, id);
+				break;
+			case REORDER_BUFFER_CHANGE_TRUNCATE:
+				for (Size i = 0; i < c->data.truncate.nrelids; i++)
+					if (c->data.truncate.relids[i] == RelationGetRelid(shapes))
+						return false;
+				break;
+			default:
+				break;
+		}
+	}
+	if (top)
+	{
+		dlist_foreach(iter, &txn->subtxns)
+		{
+			ReorderBufferTXN *sub = dlist_container(ReorderBufferTXN, node,
+													iter.cur);
+
+			if (!LeavingFromChanges(sub, shapes, ids, false))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* The same, by scanning the catalog for rows whose xmax is txn's */
+static void
+LeavingFromCatalog(ReorderBufferTXN *txn, Relation shapes, Snapshot snapshot,
+				   List **ids)
+{
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	scan = systable_beginscan(shapes, InvalidOid, false, snapshot, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		int64	   *id;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!DeletedBy(tup, txn))
+			continue;
+		id = palloc(sizeof(int64));
+		*id = ShapeIdOf(tup, RelationGetDescr(shapes));
+		*ids = lappend(*ids, id);
+	}
+	systable_endscan(scan);
+}
+
+/*
  * A shape routes only transactions that commit before the one removing it,
  * so a removing transaction must not route to it even before its
  * remove_shape() is decoded.  Only transactions that wrote catalogs can
  * remove shapes: for those, find the catalog rows this transaction deletes
- * (the historic snapshot at its start still sees them) and take the shapes
- * out now; their S records are written where the deletions stand.
+ * and take the shapes out now; their S records are written where the
+ * deletions stand.
  */
 static void
 TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 {
 	Relation	shapes;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	List	   *ids = NIL;
+	ListCell   *lc;
 
 	st->leaving = NIL;
 	if (!rbtxn_has_catalog_changes(txn))
 		return;
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	if (!LeavingFromChanges(txn, shapes, &ids, true))
 	{
-		int64		shape_id;
-		ShapeEntry *entry;
+		list_free_deep(ids);
+		ids = NIL;
+		/* the historic snapshot at its start still sees the rows */
+		LeavingFromCatalog(txn, shapes, st->snapshot, &ids);
+	}
+	table_close(shapes, AccessShareLock);
+
+	foreach(lc, ids)
+	{
+		int64		shape_id = *(int64 *) lfirst(lc);
+		ShapeEntry *entry = shapemap_lookup(st->shapes, shape_id);
 		SrRelState *rs;
 
-		CHECK_FOR_INTERRUPTS();
-		if (!DeletedBy(tup, txn))
-			continue;
-		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
-		entry = shapemap_lookup(st->shapes, shape_id);
 		if (entry == NULL)
 			continue;
 		st->leaving = lappend(st->leaving,
@@ -477,8 +566,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		}
 		shapemap_delete(st->shapes, shape_id);
 	}
-	systable_endscan(scan);
-	table_close(shapes, AccessShareLock);
+	list_free_deep(ids);
 }
 
 static bool
