@@ -187,9 +187,11 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 {
 	MemoryContext old = MemoryContextSwitchTo(router->cxt);
 	SrShape    *shape;
-	int			i = LowerBound(router, def->shape_id);
+	int			i = router->bulk ? 0 : LowerBound(router, def->shape_id);
 
-	if (i < router->nshapes && router->shapes[i].shape_id == def->shape_id)
+	if (router->bulk)
+		i = router->nshapes;
+	else if (i < router->nshapes && router->shapes[i].shape_id == def->shape_id)
 		elog(ERROR, "shape " INT64_FORMAT " is already loaded", def->shape_id);
 	if (router->nshapes >= router->maxshapes)
 	{
@@ -255,6 +257,40 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 	}
 	MemoryContextSwitchTo(old);
 	return shape;
+}
+
+/*
+ * Bulk loading: shapes come in catalog order and are appended; the array is
+ * sorted once at the end, and trimmed to size.  Nothing may look a shape up
+ * in between.
+ */
+void
+SrRouterBeginBulk(SrTableRouter *router)
+{
+	router->bulk = true;
+}
+
+static int
+CompareShapes(const void *a, const void *b)
+{
+	int64		x = ((const SrShape *) a)->shape_id;
+	int64		y = ((const SrShape *) b)->shape_id;
+
+	return (x > y) - (x < y);
+}
+
+void
+SrRouterEndBulk(SrTableRouter *router)
+{
+	router->bulk = false;
+	if (router->nshapes > 1)
+		qsort(router->shapes, router->nshapes, sizeof(SrShape), CompareShapes);
+	if (router->maxshapes > Max(router->nshapes, 16))
+	{
+		router->maxshapes = Max(router->nshapes, 16);
+		router->shapes = repalloc(router->shapes,
+								  sizeof(SrShape) * router->maxshapes);
+	}
 }
 
 /* The shape stays listed but is no longer evaluated nor indexed. */

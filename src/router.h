@@ -41,7 +41,8 @@ typedef struct SrTableRouter
 	TupleDesc	desc;			/* the table's columns when compiled */
 	int			nshapes;
 	int			maxshapes;
-	SrShape    *shapes;			/* ascending shape_id */
+	SrShape    *shapes;			/* ascending shape_id (but see bulk) */
+	bool		bulk;			/* loading: shapes appended, sorted at the end */
 	SrPredIndex *index;			/* candidates for a row */
 	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
 	SrIdBuf		cand;			/* index lookup results */
@@ -55,6 +56,8 @@ extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 									 int expected, MemoryContext parent);
 extern void SrRouterDestroy(SrTableRouter *router);
 extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
+extern void SrRouterBeginBulk(SrTableRouter *router);
+extern void SrRouterEndBulk(SrTableRouter *router);
 extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
 extern void SrRouterDisableShape(SrTableRouter *router, SrShape *shape,
 								 const char *reason);

@@ -190,39 +190,58 @@ LogInvalidation(SrShapeState *st, int64 shape_id)
 	CloseTransientFile(fd);
 }
 
-/* Mark invalid, silently, the shapes the log invalidated before txn_lsn. */
-static void
-ReadInvalidations(SrShapeState *st)
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The shapes the log invalidated before txn_lsn, ascending; the caller
+ * marks them invalid, silently.
+ */
+static int64 *
+LoggedInvalid(SrShapeState *st, int *n)
 {
 	InvalidRecord r;
-	int			fd;
+	int			fd,
+				cap = 16;
+	int64	   *ids = palloc(sizeof(int64) * cap);
 
+	*n = 0;
 	if (st->logpath == NULL)
-		return;
+		return ids;
 	fd = OpenTransientFile(st->logpath, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
-			return;
+			return ids;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", st->logpath)));
 	}
 	while (read(fd, &r, sizeof(r)) == sizeof(r))
 	{
-		ShapeEntry *entry;
-
 		/* A torn last record (crash while appending) is not a record. */
 		if (r.magic != SR_INVALID_MAGIC || r.version != SR_INVALID_VERSION ||
 			r.crc != RecordCrc(&r))
 			break;
 		if (r.lsn >= st->txn_lsn)
 			continue;
-		entry = shapemap_lookup(st->shapes, r.shape_id);
-		if (entry)
-			entry->invalid = true;
+		if (*n >= cap)
+		{
+			cap *= 2;
+			ids = repalloc(ids, sizeof(int64) * cap);
+		}
+		ids[(*n)++] = r.shape_id;
 	}
 	CloseTransientFile(fd);
+	if (*n > 1)
+		qsort(ids, *n, sizeof(int64), CompareInt64);
+	return ids;
 }
 
 SrShapeState *
@@ -339,6 +358,8 @@ RelEntry(SrShapeState *st, Oid relid)
 		rs->keyattrs = NULL;
 		rs->maxattno = 0;
 		rs->schema = rs->table = NULL;
+		rs->loading = NULL;
+		rs->gone = false;
 	}
 	return rs;
 }
@@ -617,16 +638,111 @@ CommittedBefore(struct SnapBuild *builder, ReorderBufferTXN *txn,
 	return snap;
 }
 
-void
-SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
-				struct SnapBuild *builder, List **events)
+/*
+ * The stream's first look at the catalog: one pass over it, under the
+ * snapshot of the first transaction's start, that registers the shapes this
+ * stream routes and compiles each valid one into its table's router (a
+ * second pass per table, through the relid index, would read the whole
+ * catalog again).  Shapes that no longer fit their table, or whose table is
+ * gone, were invalidated and reported before this stream's start point, so
+ * they are marked silently: a restarted stream writes exactly what an
+ * uninterrupted one would.
+ */
+static void
+LoadShapes(SrShapeState *st)
 {
 	Relation	shapes;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
+	int			nlogged;
+	int64	   *logged = LoggedInvalid(st, &nlogged);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "shape_router catalog row",
+												 ALLOCSET_DEFAULT_SIZES);
 
+	shapes = table_open(st->shapes_relid, AccessShareLock);
+	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		int64		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
+		bool		isnull,
+					found;
+		Datum		relid;
+		ShapeEntry *entry;
+		SrShapeDef	def;
+		SrShape    *shape;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!Selected(&st->filter, shape_id))
+			continue;
+		relid = heap_getattr(tup, Anum_shapes_relid, RelationGetDescr(shapes),
+							 &isnull);
+		if (isnull)
+			continue;
+		entry = shapemap_insert(st->shapes, shape_id, &found);
+		entry->relid = DatumGetObjectId(relid);
+		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
+								 CompareInt64) != NULL;
+		rs = RelEntry(st, entry->relid);
+		rs->nshapes++;
+		if (entry->invalid || rs->gone)
+			continue;
+		if (rs->router == NULL)
+		{
+			rs->loading = RelationIdGetRelation(rs->relid);
+			if (!RelationIsValid(rs->loading))
+			{
+				rs->loading = NULL;
+				rs->gone = true;
+				continue;
+			}
+			rs->router = SrRouterCreate(rs->relid, RelationGetDescr(rs->loading),
+										0, st->cxt);
+			SrRouterBeginBulk(rs->router);
+		}
+
+		old = MemoryContextSwitchTo(rowcxt);
+		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
+		shape = SrRouterAddShape(rs->router, &def);
+		if (shape->prog == NULL)
+			InvalidateShape(st, rs, NULL, entry, shape->invalid_reason, NULL);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+	MemoryContextDelete(rowcxt);
+	pfree(logged);
+	st->loaded = true;
+
+	hash_seq_init(&status, st->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+	{
+		Relation	rel = rs->loading;
+
+		if (rs->router)
+			SrRouterEndBulk(rs->router);
+		if (rel == NULL && !rs->gone)
+			rel = RelationIdGetRelation(rs->relid);
+		rs->loading = NULL;
+		if (rs->gone || !RelationIsValid(rel))
+		{
+			rs->gone = false;
+			SrStateInvalidateRel(st, rs, "table was dropped", NULL);
+			continue;
+		}
+		EnsureRouter(st, rs, rel, NULL);
+		RelationClose(rel);
+	}
+}
+
+void
+SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
+				struct SnapBuild *builder, List **events)
+{
 	st->txn_lsn = txn->final_lsn;
 	MemoryContextReset(st->txncxt);
 	st->pending = NIL;
@@ -644,53 +760,7 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	if (!OidIsValid(st->shapes_relid))
 		return;
 
-	shapes = table_open(st->shapes_relid, AccessShareLock);
-	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		int64		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
-		bool		isnull,
-					found;
-		Datum		relid;
-		ShapeEntry *entry;
-
-		CHECK_FOR_INTERRUPTS();
-		/* only the id and table: quals are read when a table is compiled */
-		if (!Selected(&st->filter, shape_id))
-			continue;
-		relid = heap_getattr(tup, Anum_shapes_relid, RelationGetDescr(shapes),
-							 &isnull);
-		if (isnull)
-			continue;
-		entry = shapemap_insert(st->shapes, shape_id, &found);
-		entry->relid = DatumGetObjectId(relid);
-		entry->invalid = false;
-		RelEntry(st, entry->relid)->nshapes++;
-	}
-	systable_endscan(scan);
-	table_close(shapes, AccessShareLock);
-	st->loaded = true;
-	ReadInvalidations(st);
-
-	/*
-	 * Compile every table's shapes now.  Shapes that no longer fit their
-	 * table were invalidated, and reported, before this stream's start point,
-	 * so they are marked silently: a restarted stream writes exactly what an
-	 * uninterrupted one would.
-	 */
-	hash_seq_init(&status, st->rels);
-	while ((rs = hash_seq_search(&status)) != NULL)
-	{
-		Relation	rel = RelationIdGetRelation(rs->relid);
-
-		if (!RelationIsValid(rel))
-		{
-			SrStateInvalidateRel(st, rs, "table was dropped", NULL);
-			continue;
-		}
-		EnsureRouter(st, rs, rel, NULL);
-		RelationClose(rel);
-	}
+	LoadShapes(st);
 	TakeOutLeavingShapes(st, txn);
 }
 

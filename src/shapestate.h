@@ -59,6 +59,8 @@ typedef struct SrRelState
 	AttrNumber	maxattno;		/* highest column any shape reads */
 	char	   *schema;			/* names when last seen, for S records */
 	char	   *table;
+	Relation	loading;		/* open while the catalog is first read */
+	bool		gone;			/* found dropped then */
 } SrRelState;
 
 typedef struct SrShapeState SrShapeState;
