@@ -447,6 +447,17 @@ SrRouterMatchRows(SrTableRouter *router, int ncand, TupleTableSlot *oldslot,
 {
 	if (ncand < 0)
 		ncand = SrRouterCandidates(router, oldslot, newslot);
+	if (ncand == 0)
+	{
+		/* the common case on a busy table: no error handling to set up */
+		if (oldidsp)
+			*oldidsp = router->idbuf[0];
+		if (nold)
+			*nold = 0;
+		*newidsp = router->idbuf[1];
+		*nnew = 0;
+		return;
+	}
 	MatchWork(router, ncand, oldslot, newslot, changed, econtext,
 			  oldidsp, nold, newidsp, nnew, on_error, arg);
 }

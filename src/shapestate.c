@@ -79,6 +79,7 @@ struct SrShapeState
 	SrShapeFilter filter;
 	shapemap_hash *shapes;		/* shape_id -> ShapeEntry */
 	HTAB	   *rels;			/* relid -> SrRelState */
+	SrRelState *lastrel;		/* of the last SrStateGetRel() */
 	Oid			shapes_relid;
 	bool		loaded;
 	List	   *pending;		/* SrShapeDef *, added by this transaction */
@@ -869,7 +870,11 @@ SrStateGetRel(SrShapeState *st, Relation rel, List **events)
 
 	if (!st->loaded)
 		return NULL;
-	rs = hash_search(st->rels, &relid, HASH_FIND, NULL);
+	/* rels entries are never removed: the last one found stays valid */
+	if (st->lastrel && st->lastrel->relid == relid)
+		rs = st->lastrel;
+	else if ((rs = hash_search(st->rels, &relid, HASH_FIND, NULL)) != NULL)
+		st->lastrel = rs;
 	if (rs == NULL || rs->nshapes == 0)
 		return NULL;
 	EnsureRouter(st, rs, rel, events);
