@@ -134,6 +134,7 @@ typedef struct EqGroup
 	char		elmalign;
 	FmgrInfo	fn;
 	HashTable	table;
+	int			reserve;		/* hashes announced by SrPredIndexReserve */
 } EqGroup;
 
 typedef struct PrefixGroup
@@ -926,6 +927,34 @@ FlagList(SrKeyKind kind)
 			return 2;
 		default:
 			return 3;
+	}
+}
+
+/*
+ * Bulk loading: announce the keys about to be inserted, then
+ * SrPredIndexPrepare() sizes each equality table once for them instead of
+ * growing it by halves through 100,000s of insertions.
+ */
+void
+SrPredIndexReserve(SrPredIndex *index, const SrIndexKey *keys, int nkeys)
+{
+	for (int i = 0; i < nkeys; i++)
+		if (keys[i].kind == SR_KEY_EQ || keys[i].kind == SR_KEY_ELEM)
+			FindEq(index, &keys[i], true)->reserve += keys[i].nvalues;
+}
+
+void
+SrPredIndexPrepare(SrPredIndex *index)
+{
+	for (int i = 0; i < index->neq; i++)
+	{
+		EqGroup    *g = index->eq[i];
+
+		/* two thirds full: room to add shapes before the first rehash */
+		if (g->table.entries == NULL && g->reserve > 0)
+			HashInit(&g->table, Max(16, (uint32) Min((int64) g->reserve * 3 / 2,
+												   PG_INT32_MAX)));
+		g->reserve = 0;
 	}
 }
 

@@ -16,6 +16,9 @@ typedef struct SrPredIndex SrPredIndex;
 extern SrPredIndex *SrPredIndexCreate(void);
 extern void SrPredIndexInsert(SrPredIndex *index, int64 shape_id,
 							  const SrIndexKey *keys, int nkeys);
+extern void SrPredIndexReserve(SrPredIndex *index, const SrIndexKey *keys,
+							   int nkeys);
+extern void SrPredIndexPrepare(SrPredIndex *index);
 extern void SrPredIndexDelete(SrPredIndex *index, int64 shape_id,
 							  const SrIndexKey *keys, int nkeys);
 

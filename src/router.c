@@ -251,7 +251,8 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		else
 			shape->invalid_reason = pstrdup(reason);
 		MemoryContextReset(router->compilecxt);
-		if (shape->prog)
+		/* in bulk, SrRouterEndBulk indexes every shape at once */
+		if (shape->prog && !router->bulk)
 			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
 							  shape->nkeys);
 	}
@@ -260,9 +261,10 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 }
 
 /*
- * Bulk loading: shapes come in catalog order and are appended; the array is
- * sorted once at the end, and trimmed to size.  Nothing may look a shape up
- * in between.
+ * Bulk loading: shapes come in catalog order and are appended; at the end
+ * the array is sorted once and trimmed to size, and the shapes indexed,
+ * into hash tables sized for them.  Nothing may look a shape up or match a
+ * row in between.
  */
 void
 SrRouterBeginBulk(SrTableRouter *router)
@@ -282,9 +284,26 @@ CompareShapes(const void *a, const void *b)
 void
 SrRouterEndBulk(SrTableRouter *router)
 {
+	MemoryContext old = MemoryContextSwitchTo(router->cxt);
+
 	router->bulk = false;
 	if (router->nshapes > 1)
 		qsort(router->shapes, router->nshapes, sizeof(SrShape), CompareShapes);
+	for (int i = 0; i < router->nshapes; i++)
+		if (router->shapes[i].prog)
+			SrPredIndexReserve(router->index, router->shapes[i].keys,
+							   router->shapes[i].nkeys);
+	SrPredIndexPrepare(router->index);
+	for (int i = 0; i < router->nshapes; i++)
+	{
+		SrShape    *shape = &router->shapes[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (shape->prog)
+			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
+							  shape->nkeys);
+	}
+	MemoryContextSwitchTo(old);
 	if (router->maxshapes > Max(router->nshapes, 16))
 	{
 		router->maxshapes = Max(router->nshapes, 16);
