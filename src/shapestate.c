@@ -665,23 +665,6 @@ LoadShapes(SrShapeState *st)
 
 	shapes = table_open(st->shapes_relid, AccessShareLock);
 
-	/*
-	 * Size the shape set for the catalog's row count estimate, shared among
-	 * shards, rather than grow it step by step through 100,000s of rows.
-	 */
-	if (shapes->rd_rel->reltuples > 0)
-	{
-		double		n = shapes->rd_rel->reltuples /
-			Max(st->filter.shard_count, 1);
-
-		if (st->filter.nids > 0)
-			n = Min(n, st->filter.nids);
-		/* 0.9: simplehash's fill factor */
-		n = Min(n, 64.0 * 1024 * 1024) / 0.9 + 1;
-		if (n > st->shapes->size)
-			shapemap_grow(st->shapes, (uint64) n);
-	}
-
 	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
