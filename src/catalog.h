@@ -10,6 +10,7 @@
 #define SR_CATALOG_H
 
 #include "access/htup.h"
+#include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
@@ -25,6 +26,20 @@
 #define Anum_shapes_owner			6
 #define Anum_shapes_created_at		7
 #define Natts_shapes				7
+
+/*
+ * The leading columns of a shapes row, fixed-width and NOT NULL: read in
+ * place, like a system catalog's struct (GETSTRUCT), not column by column.
+ */
+typedef struct FormData_sr_shapes_head
+{
+	int64		shape_id;
+	Oid			relid;
+} FormData_sr_shapes_head;
+
+typedef FormData_sr_shapes_head *Form_sr_shapes_head;
+
+#define SrShapesHead(tup) ((Form_sr_shapes_head) GETSTRUCT(tup))
 
 /* One catalog row, decoded */
 typedef struct SrShapeDef

@@ -664,14 +664,13 @@ LoadShapes(SrShapeState *st)
 												 ALLOCSET_DEFAULT_SIZES);
 
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-
 	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		int64		shape_id = ShapeIdOf(tup, RelationGetDescr(shapes));
-		bool		isnull,
-					found;
-		Datum		relid;
+		/* most rows are read for these two: the struct, as for pg_class */
+		Form_sr_shapes_head head = SrShapesHead(tup);
+		int64		shape_id = head->shape_id;
+		bool		found;
 		ShapeEntry *entry;
 		SrShapeDef	def;
 		SrShape    *shape;
@@ -680,12 +679,8 @@ LoadShapes(SrShapeState *st)
 		CHECK_FOR_INTERRUPTS();
 		if (!Selected(&st->filter, shape_id))
 			continue;
-		relid = heap_getattr(tup, Anum_shapes_relid, RelationGetDescr(shapes),
-							 &isnull);
-		if (isnull)
-			continue;
 		entry = shapemap_insert(st->shapes, shape_id, &found);
-		entry->relid = DatumGetObjectId(relid);
+		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
 								 CompareInt64) != NULL;
 		rs = RelEntry(st, entry->relid);
