@@ -28,6 +28,10 @@ SELECT count(*) AS added FROM unnest(shape_router.add_shapes('t',
 SELECT count(*) AS added FROM unnest(shape_router.add_shapes('t',
   ARRAY(SELECT format('s ILIKE %L', '%w' || k || 'z%')
           FROM generate_series(0, 199) k))) AS a;
+-- and 600 on one value: one posting list, long enough to be a bitmap
+SELECT count(*) AS added FROM unnest(shape_router.add_shapes('t',
+  ARRAY(SELECT format('n = 7 AND id > %s', 1000 + k)
+          FROM generate_series(1, 600) k))) AS a;
 INSERT INTO t SELECT g, g, 'aW' || (g % 200) || 'Zb' FROM generate_series(1, 100) g;
 
 -- remove three quarters of each kind, one transaction per hundred shapes
@@ -63,6 +67,7 @@ INSERT INTO t
 SELECT g, CASE WHEN g % 3 = 0 THEN g - 1000 ELSE (g * 37) % 3200 END,
 	   CASE WHEN g % 2 = 0 THEN 'xW' || (g % 230) || 'zY' ELSE 'plain' END
   FROM generate_series(1001, 1600) g;
+INSERT INTO t SELECT g, 7, 'seven' FROM generate_series(1601, 1700) g;
 
 CREATE TABLE decoded AS
 SELECT data::jsonb AS r

@@ -36,15 +36,29 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
+#include <roaring/roaring.h>
+
 #include "predindex.h"
 
 /* Shape ids, unsorted */
+/*
+ * Shape ids: an unsorted array while short, where adding is O(1) and
+ * removing a scan of at most IDLIST_BITMAP_MIN ids; from then on a roaring
+ * bitmap (CRoaring), where both are O(log n), if every id fits in 32 bits
+ * (ids come from a sequence).  Short lists stay arrays: CRoaring 0.2.66 is
+ * slow to build and read tiny bitmaps, and most lists hold one or two ids.
+ */
+#define IDLIST_BITMAP_MIN	256
+
 typedef struct IdList
 {
-	int			n;
+	int			n;				/* ids in the list, either form */
 	int			cap;
-	int64	   *ids;
+	int64	   *ids;			/* unsorted; NULL while in bitmap */
+	roaring_bitmap_t *bitmap;
 } IdList;
+
+static void IdListFree(IdList *l);
 
 /* A hash table slot, 16 bytes: one id inline, more in a list */
 typedef enum SlotState
@@ -228,17 +242,71 @@ struct SrPredIndex
 	RangeGroup **range;
 	FlagGroup **flag;
 	IdList		scan;
+	MemoryContextCallback cleanup;	/* frees the bitmaps (malloc'd) */
 };
 
+/* Every bitmap of the index (they live outside memory contexts) */
+static void
+FreeBitmaps(void *arg)
+{
+	SrPredIndex *index = (SrPredIndex *) arg;
+
+	IdListFree(&index->scan);
+	for (int i = 0; i < index->nflag; i++)
+		for (int j = 0; j < 4; j++)
+			IdListFree(&index->flag[i]->lists[j]);
+	for (int i = 0; i < index->neq + index->nprefix; i++)
+	{
+		HashTable  *t = i < index->neq ? &index->eq[i]->table :
+			&index->prefix[i - index->neq]->table;
+
+		for (uint32 e = 0; t->entries && e < t->size; e++)
+			if (t->entries[e].state == SLOT_LIST)
+				IdListFree(t->entries[e].u.list);
+	}
+}
+
+/* In CurrentMemoryContext, which frees its bitmaps when reset or deleted */
 SrPredIndex *
 SrPredIndexCreate(void)
 {
-	return palloc0(sizeof(SrPredIndex));
+	SrPredIndex *index = palloc0(sizeof(SrPredIndex));
+
+	index->cleanup.func = FreeBitmaps;
+	index->cleanup.arg = index;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &index->cleanup);
+	return index;
+}
+
+static inline bool
+Fits32(int64 id)
+{
+	return id >= 0 && id <= (int64) PG_UINT32_MAX;
 }
 
 static void
 IdListAdd(IdList *l, int64 id)
 {
+	if (l->bitmap && Fits32(id))
+	{
+		if (roaring_bitmap_add_checked(l->bitmap, (uint32) id))
+			l->n++;
+		return;
+	}
+	if (l->bitmap)
+	{
+		/* an id beyond 32 bits: back to an array */
+		uint32	   *u = palloc(sizeof(uint32) * Max(l->n, 1));
+
+		roaring_bitmap_to_uint32_array(l->bitmap, u);
+		l->cap = l->n + 1;
+		l->ids = palloc(sizeof(int64) * l->cap);
+		for (int i = 0; i < l->n; i++)
+			l->ids[i] = (int64) u[i];
+		pfree(u);
+		roaring_bitmap_free(l->bitmap);
+		l->bitmap = NULL;
+	}
 	if (l->n >= l->cap)
 	{
 		l->cap = Max(4, l->cap * 2);
@@ -246,11 +314,40 @@ IdListAdd(IdList *l, int64 id)
 			palloc(sizeof(int64) * l->cap);
 	}
 	l->ids[l->n++] = id;
+
+	if (l->n >= IDLIST_BITMAP_MIN)
+	{
+		roaring_bitmap_t *b;
+		int			i;
+
+		for (i = 0; i < l->n && Fits32(l->ids[i]); i++)
+			;
+		if (i < l->n || (b = roaring_bitmap_create()) == NULL)
+			return;
+		for (i = 0; i < l->n; i++)
+			roaring_bitmap_add(b, (uint32) l->ids[i]);
+		l->n = (int) roaring_bitmap_get_cardinality(b);
+		l->bitmap = b;
+		pfree(l->ids);
+		l->ids = NULL;
+		l->cap = 0;
+	}
 }
 
 static bool
 IdListRemove(IdList *l, int64 id)
 {
+	if (l->bitmap)
+	{
+		if (!Fits32(id) || !roaring_bitmap_remove_checked(l->bitmap, (uint32) id))
+			return false;
+		if (--l->n == 0)
+		{
+			roaring_bitmap_free(l->bitmap);
+			l->bitmap = NULL;
+		}
+		return true;
+	}
 	for (int i = 0; i < l->n; i++)
 		if (l->ids[i] == id)
 		{
@@ -258,6 +355,18 @@ IdListRemove(IdList *l, int64 id)
 			return true;
 		}
 	return false;
+}
+
+static void
+IdListFree(IdList *l)
+{
+	if (l->bitmap)
+		roaring_bitmap_free(l->bitmap);
+	if (l->ids)
+		pfree(l->ids);
+	l->bitmap = NULL;
+	l->ids = NULL;
+	l->n = l->cap = 0;
 }
 
 void
@@ -284,12 +393,25 @@ IdBufAdd(SrIdBuf *buf, int64 id)
 static void
 IdListAppend(const IdList *l, SrIdBuf *buf)
 {
-	if (l->n > 0)
+	if (l->n == 0)
+		return;
+	SrIdBufReserve(buf, l->n);
+	if (l->bitmap)
 	{
-		SrIdBufReserve(buf, l->n);
-		memcpy(buf->ids + buf->n, l->ids, sizeof(int64) * l->n);
-		buf->n += l->n;
+		/*
+		 * The 32-bit ids go to the upper half of the room for n 64-bit ones,
+		 * then widen in place front to back: slot i is written only after
+		 * the 32-bit id it overwrites has been read.
+		 */
+		uint32	   *u = (uint32 *) (buf->ids + buf->n);
+
+		roaring_bitmap_to_uint32_array(l->bitmap, u + l->n);
+		for (int i = 0; i < l->n; i++)
+			buf->ids[buf->n + i] = (int64) u[l->n + i];
 	}
+	else
+		memcpy(buf->ids + buf->n, l->ids, sizeof(int64) * l->n);
+	buf->n += l->n;
 }
 
 /* ---- hash tables: open addressing, never shrinking ---- */
@@ -331,7 +453,7 @@ HashFind(HashTable *t, uint32 hash, bool create)
 			}
 			else if (old->state == SLOT_LIST)
 			{
-				pfree(old->u.list->ids);
+				IdListFree(old->u.list);
 				pfree(old->u.list);
 			}
 		}
