@@ -173,7 +173,8 @@ SrRouterFindShape(SrTableRouter *router, int64 shape_id)
 {
 	int			i = LowerBound(router, shape_id);
 
-	if (i < router->nshapes && router->shapes[i].shape_id == shape_id)
+	if (i < router->nshapes && router->shapes[i].shape_id == shape_id &&
+		!router->shapes[i].removed)
 		return &router->shapes[i];
 	return NULL;
 }
@@ -192,13 +193,22 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 	if (router->bulk)
 		i = router->nshapes;
 	else if (i < router->nshapes && router->shapes[i].shape_id == def->shape_id)
-		elog(ERROR, "shape " INT64_FORMAT " is already loaded", def->shape_id);
+	{
+		if (!router->shapes[i].removed)
+			elog(ERROR, "shape " INT64_FORMAT " is already loaded", def->shape_id);
+		/* the id's tombstone takes it back */
+		router->nremoved--;
+		router->nshapes--;
+		memmove(&router->shapes[i], &router->shapes[i + 1],
+				sizeof(SrShape) * (router->nshapes - i));
+	}
 	if (router->nshapes >= router->maxshapes)
 	{
 		router->maxshapes *= 2;
 		router->shapes = repalloc(router->shapes,
 								  sizeof(SrShape) * router->maxshapes);
 	}
+	/* new ids are the highest: appended, the memmove is empty */
 	memmove(&router->shapes[i + 1], &router->shapes[i],
 			sizeof(SrShape) * (router->nshapes - i));
 	router->nshapes++;
@@ -333,14 +343,31 @@ bool
 SrRouterRemoveShape(SrTableRouter *router, int64 shape_id)
 {
 	int			i = LowerBound(router, shape_id);
+	SrShape    *shape = &router->shapes[i];
 
-	if (i >= router->nshapes || router->shapes[i].shape_id != shape_id)
+	if (i >= router->nshapes || shape->shape_id != shape_id || shape->removed)
 		return false;
-	SrRouterDisableShape(router, &router->shapes[i], NULL);
+	SrRouterDisableShape(router, shape, NULL);
 	/* A program that is not flat stays in router->cxt until the router goes. */
-	memmove(&router->shapes[i], &router->shapes[i + 1],
-			sizeof(SrShape) * (router->nshapes - i - 1));
-	router->nshapes--;
+	shape->invalid_reason = NULL;
+
+	/*
+	 * The entry stays as a tombstone, in id order, so that a removal costs a
+	 * binary search, not a move of the rest of the array; the array is
+	 * compacted when tombstones are half of it (amortised O(1)).
+	 */
+	shape->removed = true;
+	router->nremoved++;
+	if (router->nremoved > 64 && router->nremoved * 2 > router->nshapes)
+	{
+		int			n = 0;
+
+		for (int j = 0; j < router->nshapes; j++)
+			if (!router->shapes[j].removed)
+				router->shapes[n++] = router->shapes[j];
+		router->nshapes = n;
+		router->nremoved = 0;
+	}
 	return true;
 }
 

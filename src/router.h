@@ -24,6 +24,7 @@ typedef struct SrShape
 	int			ncolumns;		/* -1 = every column */
 	int16		nkeys;
 	bool		flat;			/* prog and keys are one arena chunk */
+	bool		removed;		/* a tombstone, until the array is compacted */
 } SrShape;
 
 #define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
@@ -43,6 +44,7 @@ typedef struct SrTableRouter
 	int			maxshapes;
 	SrShape    *shapes;			/* ascending shape_id (but see bulk) */
 	bool		bulk;			/* loading: shapes appended, sorted at the end */
+	int			nremoved;		/* tombstones among shapes */
 	SrPredIndex *index;			/* candidates for a row */
 	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
 	SrIdBuf		cand;			/* index lookup results */

@@ -201,7 +201,7 @@ matching_shapes(PG_FUNCTION_ARGS)
 	econtext = CreateStandaloneExprContext();
 
 	for (int i = 0; i < router->nshapes; i++)
-		if (router->shapes[i].prog == NULL)
+		if (router->shapes[i].prog == NULL && !router->shapes[i].removed)
 			ereport(WARNING,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("shape " INT64_FORMAT " is invalid and matches no row",
