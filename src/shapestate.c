@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relmapper.h"
 
 #include "catalog.h"
 #include "shapestate.h"
@@ -459,15 +460,17 @@ DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
  * read off the reorder buffer's own lists of its changes, which are all in
  * memory when the transaction has not spilled to disk: O(changes), not a
  * catalog scan per transaction that wrote some catalog (every add_shape(),
- * every DDL).  Returns false if the lists are incomplete, or hold a change
- * to the catalog other than INSERT and DELETE with its old key (an UPDATE
- * or TRUNCATE by hand).
+ * every DDL).  Returns false if the lists are incomplete, hold DDL, or hold
+ * a change to the catalog other than INSERT and DELETE with its old key (an
+ * UPDATE or TRUNCATE by hand).
  */
 static bool
 LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 				   bool top)
 {
 	dlist_iter	iter;
+	Oid			pg_class_node = RelationMapOidToFilenode(RelationRelationId,
+														 false);
 
 	if (rbtxn_is_serialized(txn) || rbtxn_is_serialized_clear(txn))
 		return false;
@@ -482,6 +485,15 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			case REORDER_BUFFER_CHANGE_INSERT:
 			case REORDER_BUFFER_CHANGE_UPDATE:
 			case REORDER_BUFFER_CHANGE_DELETE:
+
+				/*
+				 * DDL (it writes pg_class) might give the catalog a new
+				 * relfilenode within the transaction, which the relcache as
+				 * of its start does not know: look in the catalog instead.
+				 */
+				if (c->data.tp.relnode.relNode == pg_class_node &&
+					c->data.tp.relnode.dbNode == MyDatabaseId)
+					return false;
 				if (!RelFileNodeEquals(c->data.tp.relnode, shapes->rd_node))
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_INSERT)
