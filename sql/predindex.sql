@@ -75,6 +75,12 @@ INSERT INTO clauses (label, clause) VALUES
 	('scan: or',        'n = 1 OR t ~ ''b'''),
 	('scan: not eq',    'n <> 3'),
 	('scan: expr',      'n + 1 = 4');
+-- a long pattern keeps 32 of its n-grams; values longer than 4 KB skip the
+-- per-shape n-gram check and go to the shape's own ILIKE
+INSERT INTO clauses (label, clause)
+SELECT 'infix long', format('t ILIKE %L',
+		 '%' || string_agg(md5(g::text), '' ORDER BY g) || '%')
+  FROM generate_series(1, 200) g;
 UPDATE clauses SET shape_id = shape_router.add_shape('items', clause);
 
 SELECT label, split_part(shape_router.explain_shape(shape_id), E'\n', 1) AS access
@@ -91,6 +97,12 @@ INSERT INTO items VALUES
 	(8, 0, 0, 0, 0, 'ΣHÉLLO abc', 'Ab', NULL, NULL, NULL, NULL, NULL, NULL),
 	(9, 0, 0, 0, 0, 'zz a_b zz', 'XBC', NULL, NULL, NULL, NULL, NULL, NULL),
 	(10, 0, 0, 0, 0, 'éxloabcx', 'abc', NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO items (id, n, t)
+SELECT 11, 0, 'head ' || upper(string_agg(md5(g::text), '' ORDER BY g)) || ' tail'
+  FROM generate_series(1, 200) g
+UNION ALL
+SELECT 12, 0, string_agg(md5(g::text), '' ORDER BY g)
+  FROM generate_series(1, 199) g;
 
 -- For every row, the shapes matched through the index and the shapes
 -- PostgreSQL's own WHERE selects must be the same.

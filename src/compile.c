@@ -1079,9 +1079,13 @@ PrefixKey(OpExpr *op, Var *var, Const *c)
  * lowered pattern and the index lowers the value the same way.  Single-byte
  * encodings fold per character instead: no key there.
  *
- * The key lists every n-gram of the longest runs (trigrams when a run has
- * three bytes or more); the index files the shape under one of them.
+ * The key lists the n-grams of the longest runs (trigrams when a run has
+ * three bytes or more), the first SR_MAX_NGRAMS distinct ones: any subset
+ * is still necessary for a match, and a long pattern must not cost its
+ * length squared.  The index files the shape under one of them.
  */
+#define SR_MAX_NGRAMS	32
+
 static SrIndexKey *
 InfixKey(OpExpr *op, Var *var, Const *c)
 {
@@ -1142,7 +1146,7 @@ InfixKey(OpExpr *op, Var *var, Const *c)
 
 					for (j = 0; j < ncodes && codes[j] != code; j++)
 						;
-					if (j == ncodes)
+					if (j == ncodes && ncodes < SR_MAX_NGRAMS)
 						codes[ncodes++] = code;
 				}
 			}

@@ -161,6 +161,7 @@ typedef struct PrefixGroup
 } PrefixGroup;
 
 #define INFIX_BITS	65536			/* presence bitmap of n-gram codes */
+#define INFIX_VERIFY_MAX 4096		/* longer values: no n-gram check per shape */
 
 /* A shape filed under an n-gram, with all of its key's n-grams */
 typedef struct InfixPosting
@@ -707,6 +708,20 @@ InfixRemove(InfixGroup *g, const SrIndexKey *k, int64 shape_id)
 
 static int CompareUint32(const void *a, const void *b);
 
+/* Sort codes and drop repeats; returns how many are left */
+static int
+SortUnique(uint32 *codes, int n)
+{
+	int			u = 0;
+
+	if (n > 1)
+		qsort(codes, n, sizeof(uint32), CompareUint32);
+	for (int i = 0; i < n; i++)
+		if (u == 0 || codes[i] != codes[u - 1])
+			codes[u++] = codes[i];
+	return u;
+}
+
 /* Does the value (bytes p[0..len)) contain the n-gram code? */
 static bool
 ValueHasCode(const char *p, int len, uint32 code)
@@ -733,7 +748,8 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 	const char *p;
 	int			len,
 				nhit = 0,
-				nuniq = 0;
+				nuniq = 0,
+				cap = 64;
 	uint32	   *hit;
 
 	if (g->icase)
@@ -741,7 +757,7 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 	t = DatumGetTextPP(value);
 	p = VARDATA_ANY(t);
 	len = VARSIZE_ANY_EXHDR(t);
-	hit = palloc(sizeof(uint32) * (3 * len + 1));
+	hit = palloc(sizeof(uint32) * cap);
 	for (int gl = 1; gl <= 3; gl++)
 	{
 		if (g->lencount[gl] == 0)
@@ -750,25 +766,37 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 		{
 			uint32		code = SrNgramCode(p + i, gl);
 
-			if (InfixPresent(g, code))
-				hit[nhit++] = code;
+			if ((i & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (!InfixPresent(g, code))
+				continue;
+			if (nhit == cap)
+			{
+				/* a long value: drop repeats before growing */
+				if (cap >= 65536)
+					nhit = SortUnique(hit, nhit);
+				if (nhit * 2 > cap)
+				{
+					cap *= 2;
+					hit = repalloc_huge(hit, sizeof(uint32) * cap);
+				}
+			}
+			hit[nhit++] = code;
 		}
 	}
 	/* usually a handful: sort only many */
 	if (nhit > 16)
-		qsort(hit, nhit, sizeof(uint32), CompareUint32);
-	for (int i = 0; i < nhit; i++)
-	{
-		bool		dup = false;
+		nuniq = SortUnique(hit, nhit);
+	else
+		for (int i = 0; i < nhit; i++)
+		{
+			bool		dup = false;
 
-		if (nhit > 16)
-			dup = (nuniq > 0 && hit[nuniq - 1] == hit[i]);
-		else
 			for (int j = 0; j < nuniq && !dup; j++)
 				dup = (hit[j] == hit[i]);
-		if (!dup)
-			hit[nuniq++] = hit[i];
-	}
+			if (!dup)
+				hit[nuniq++] = hit[i];
+		}
 	for (int i = 0; i < nuniq; i++)
 	{
 		InfixEntry *e = hash_search(g->table, &hit[i], HASH_FIND, NULL);
@@ -778,10 +806,13 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 			const InfixPosting *post = &e->items[j];
 			int			c;
 
-			for (c = 0; c < post->ncodes; c++)
+			/* a long value is left to the shape's own ILIKE */
+			for (c = 0; len <= INFIX_VERIFY_MAX && c < post->ncodes; c++)
 				if (post->codes[c] != hit[i] &&
 					!ValueHasCode(p, len, post->codes[c]))
 					break;
+			if (len > INFIX_VERIFY_MAX)
+				c = post->ncodes;
 			if (c == post->ncodes)
 				IdBufAdd(buf, post->shape_id);
 		}
