@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
@@ -335,27 +336,26 @@ IdListAdd(IdList *l, int64 id)
 	}
 }
 
-static bool
+static void
 IdListRemove(IdList *l, int64 id)
 {
 	if (l->bitmap)
 	{
 		if (!Fits32(id) || !roaring_bitmap_remove_checked(l->bitmap, (uint32) id))
-			return false;
+			return;
 		if (--l->n == 0)
 		{
 			roaring_bitmap_free(l->bitmap);
 			l->bitmap = NULL;
 		}
-		return true;
+		return;
 	}
 	for (int i = 0; i < l->n; i++)
 		if (l->ids[i] == id)
 		{
 			l->ids[i] = l->ids[--l->n];
-			return true;
+			return;
 		}
-	return false;
 }
 
 static void
@@ -507,22 +507,18 @@ HashAdd(HashTable *t, uint32 hash, int64 id)
 	}
 }
 
-static bool
+static void
 HashRemove(HashTable *t, uint32 hash, int64 id)
 {
 	HashEntry  *e = t->entries ? HashFind(t, hash, false) : NULL;
 
 	/* The entry stays, empty: open addressing needs it as a tombstone. */
 	if (e == NULL)
-		return false;
+		return;
 	if (e->state == SLOT_LIST)
-		return IdListRemove(e->u.list, id);
-	if (e->state == SLOT_ONE && e->u.one == id)
-	{
+		IdListRemove(e->u.list, id);
+	else if (e->state == SLOT_ONE && e->u.one == id)
 		e->state = SLOT_EMPTY;
-		return true;
-	}
-	return false;
 }
 
 static void
@@ -628,16 +624,7 @@ FindInfix(SrPredIndex *index, const SrIndexKey *k, bool create)
 }
 
 /* n-gram codes are exact but clustered: spread them for the bitmap */
-static inline uint32
-InfixHash(uint32 code)
-{
-	code ^= code >> 16;
-	code *= 0x85ebca6b;
-	code ^= code >> 13;
-	code *= 0xc2b2ae35;
-	code ^= code >> 16;
-	return code;
-}
+#define InfixHash(code) murmurhash32(code)
 
 static inline bool
 InfixPresent(const InfixGroup *g, uint32 code)
@@ -1052,9 +1039,9 @@ RangeInsert(RangeGroup *g, const SrIndexKey *k, int64 shape_id)
 static void
 RangeStab(RangeGroup *g, RangeNode *node, Datum value, SrIdBuf *buf)
 {
+	check_stack_depth();
 	while (node != NULL)
 	{
-		check_stack_depth();
 		if (!node->maxinf && ValueCmp(g, value, node->maxupper) > 0)
 			break;
 		RangeStab(g, node->left, value, buf);

@@ -248,10 +248,7 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		}
 		MemoryContextSwitchTo(router->cxt);
 		if (prog && shape->prog)
-		{
-			shape->flat = true;
 			shape->nkeys = nkeys;
-		}
 		else if (prog)
 		{
 			qual = stringToNode(def->qual);
@@ -329,9 +326,8 @@ SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
 	if (shape->prog)
 		SrPredIndexDelete(router->index, shape->shape_id, shape->keys,
 						  shape->nkeys);
-	if (shape->flat)
+	if (shape->prog && shape->prog->flatsize > 0)
 		ArenaFree(router, shape->prog, shape->prog->flatsize);
-	shape->flat = false;
 	shape->prog = NULL;
 	shape->keys = NULL;
 	shape->nkeys = 0;

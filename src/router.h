@@ -17,13 +17,13 @@
 typedef struct SrShape
 {
 	int64		shape_id;
-	SrProgram  *prog;			/* NULL while invalid */
+	SrProgram  *prog;			/* NULL while invalid; with keys, one arena
+								 * chunk if prog->flatsize > 0 */
 	SrIndexKey *keys;			/* access path: nkeys keys, or the scan list */
 	AttrNumber *columns;		/* projected columns, ascending */
 	char	   *invalid_reason; /* why the shape no longer applies */
 	int			ncolumns;		/* -1 = every column */
 	int16		nkeys;
-	bool		flat;			/* prog and keys are one arena chunk */
 	bool		removed;		/* a tombstone, until the array is compacted */
 } SrShape;
 

@@ -20,6 +20,7 @@
 #include "access/transam.h"
 #include "access/table.h"
 #include "catalog/pg_class.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "replication/snapbuild.h"
 #include "port/pg_crc32c.h"
@@ -42,19 +43,8 @@ typedef struct ShapeEntry
 	char		status;			/* simplehash's */
 } ShapeEntry;
 
-/* MurmurHash3's 64-bit finalizer: ids are sequential, slots must not be */
-static inline uint32
-ShapeIdHash(int64 shape_id)
-{
-	uint64		h = (uint64) shape_id;
-
-	h ^= h >> 33;
-	h *= UINT64CONST(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return (uint32) h;
-}
+/* ids are sequential; slots must not be */
+#define ShapeIdHash(id) murmurhash32((uint32) ((id) ^ ((id) >> 32)))
 
 /*
  * shape_id -> ShapeEntry: simplehash keeps 16-byte entries in one array
