@@ -504,6 +504,22 @@ SrRouterMatchRows(SrTableRouter *router, int ncand, TupleTableSlot *oldslot,
 			  oldidsp, nold, newidsp, nnew, on_error, arg);
 }
 
+/*
+ * Why going on after FlushErrorState() without a subtransaction is safe
+ * here: the errors caught are data exceptions (class 22), integrity
+ * constraint violations (23, a domain's CHECK) and program limits (54),
+ * raised by a built-in immutable function or operator on a row's values.
+ * Such a function computes on Datums in evalcxt and the ExprContext's
+ * per-tuple memory, both reset below; it holds no lock, buffer pin or
+ * LWLock when it raises a data error (PostgreSQL raises those before or
+ * after, never inside, a critical resource section).  Anything it could
+ * still leave behind (a catcache reference, say) belongs to the decoding
+ * transaction's resource owner, which the reorderbuffer aborts after every
+ * decoded transaction.  Two checks keep that argument honest: an error
+ * raised with interrupts held off (the mark of an LWLock or a critical
+ * section) or with a changed CritSectionCount is not recovered from, but
+ * re-thrown.
+ */
 static void
 MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 		  TupleTableSlot *newslot, const Bitmapset *changed,
@@ -512,13 +528,22 @@ MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 		  void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	uint32		critsection = CritSectionCount;
 	volatile int pos = 0;
 	volatile int vold = 0;
 	volatile int vnew = 0;
+	volatile bool done = false;
 	int64	   *oldids = router->idbuf[0];
 	int64	   *newids = router->idbuf[1];
 
-	for (;;)
+	/*
+	 * One try block per error, not per shape: the common case sets up error
+	 * recovery once.  The loop's control stays outside PG_TRY(), which is a
+	 * do { } while (0) of its own (a continue or break inside it would end
+	 * that, not this loop).
+	 */
+	while (!done)
 	{
 		volatile int o = vold;
 		volatile int n = vnew;
@@ -529,6 +554,7 @@ MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 					  oldids, &o, newids, &n, nwork, &pos);
 			vold = o;
 			vnew = n;
+			done = true;
 		}
 		PG_CATCH();
 		{
@@ -536,7 +562,9 @@ MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 			SrShape    *shape = &router->shapes[router->work[pos]];
 
 			MemoryContextSwitchTo(cxt);
-			if (on_error == NULL)
+			if (on_error == NULL ||
+				InterruptHoldoffCount != holdoff ||
+				CritSectionCount != critsection)
 				PG_RE_THROW();
 			edata = CopyErrorData();
 			if (!RecoverableError(edata->sqlerrcode))
@@ -552,11 +580,11 @@ MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 			vnew = n;
 			on_error(shape, edata->message, arg);
 			SrRouterDisableShape(router, shape, edata->message);
+			FreeErrorData(edata);
+			/* the next shape, in the next round of the loop */
 			pos++;
-			continue;
 		}
 		PG_END_TRY();
-		break;
 	}
 	if (oldidsp)
 		*oldidsp = oldids;
