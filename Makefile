@@ -10,6 +10,7 @@ OBJS = \
 	src/predindex.o \
 	src/router.o \
 	src/sqlfuncs.o \
+	src/invallog.o \
 	src/shapestate.o \
 	src/jsonout.o \
 	src/plugin.o
@@ -21,11 +22,16 @@ REGRESS = registration refusals privileges matching_types null_semantics predind
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 
-SHLIB_LINK += -lxxhash -lroaring
+# xxHash is inlined (XXH_INLINE_ALL): nothing to link
+SHLIB_LINK += -lroaring
 
 
 
-PG_CFLAGS += -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+# The tests (test/run-all.sh, so CI) build with warnings as errors, as pgvector's CI does.
+ifdef SR_WERROR
+PG_CFLAGS += -Werror
+endif
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

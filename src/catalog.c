@@ -41,7 +41,6 @@
 #include "validate.h"
 
 #define SR_SCHEMA			"shape_router"
-#define SR_SHAPES_TABLE		"shapes"
 #define SR_SHAPES_PKEY		"shapes_pkey"
 #define SR_SHAPES_RELID_IDX	"shapes_relid_idx"
 
@@ -73,6 +72,33 @@ Oid
 SrShapesRelid(bool missing_ok)
 {
 	return CatalogObject(SR_SHAPES_TABLE, missing_ok);
+}
+
+/*
+ * SrShapesHead() reads shape_id and relid in place, which is right only if
+ * they are the first two columns, bigint and oid, NOT NULL and not dropped:
+ * checked once per stream start against the catalog's descriptor (a
+ * superuser's ALTER TABLE could change it).
+ */
+void
+SrCheckShapesDesc(TupleDesc desc)
+{
+	static const Oid types[] = {INT8OID, OIDOID};
+
+	for (int i = 0; i < lengthof(types); i++)
+	{
+		Form_pg_attribute att;
+
+		if (i >= desc->natts ||
+			(att = TupleDescAttr(desc, i))->attisdropped ||
+			att->atttypid != types[i] || !att->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("catalog %s.%s has been altered", SR_SCHEMA,
+							SR_SHAPES_TABLE),
+					 errdetail("Its first two columns must be shape_id bigint NOT NULL and relid oid NOT NULL."),
+					 errhint("Recreate the extension with DROP EXTENSION shape_router and CREATE EXTENSION shape_router.")));
+	}
 }
 
 /* Decode one catalog row; pointers point into tup or palloc'd memory. */

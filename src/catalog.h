@@ -17,6 +17,8 @@
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
+#define SR_SHAPES_TABLE		"shapes"
+
 /* Columns of shape_router.shapes */
 #define Anum_shapes_shape_id		1
 #define Anum_shapes_relid			2
@@ -40,6 +42,9 @@ typedef struct FormData_sr_shapes_head
 typedef FormData_sr_shapes_head *Form_sr_shapes_head;
 
 #define SrShapesHead(tup) ((Form_sr_shapes_head) GETSTRUCT(tup))
+
+/* Errors out unless the catalog's leading columns are as SrShapesHead reads them */
+extern void SrCheckShapesDesc(TupleDesc desc);
 
 /* One catalog row, decoded */
 typedef struct SrShapeDef

@@ -24,6 +24,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "miscadmin.h"
 #include "utils/rel.h"
 
 #include "jsonout.h"
@@ -225,18 +226,14 @@ static void
 SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 {
 	SrPluginData *data = ctx->output_plugin_private;
+	MemoryContext old;
 
 	data->sent_begin = false;
-	/* Shapes invalidated at load are reported with this transaction's records */
-	txn->output_plugin_private = NIL;
-	{
-		List	   *events = NIL;
-		MemoryContext old = MemoryContextSwitchTo(data->context);
-
-		SrStateBeginTxn(data->state, txn, ctx->snapshot_builder, &events);
-		txn->output_plugin_private = events;
-		MemoryContextSwitchTo(old);
-	}
+	/* what must outlive the call lives in the state's own contexts */
+	old = MemoryContextSwitchTo(data->change_cxt);
+	SrStateBeginTxn(data->state, txn, ctx->snapshot_builder);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->change_cxt);
 }
 
 static void
@@ -299,8 +296,6 @@ SrCommit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
 	List	   *events = NIL;
 
-	WriteEvents(ctx, txn, (List *) txn->output_plugin_private);
-	txn->output_plugin_private = NULL;
 	SrStateCommitTxn(data->state, &events);
 	WriteEvents(ctx, txn, events);
 	MemoryContextSwitchTo(old);
@@ -483,6 +478,8 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 		if (done[i])
 			continue;
+		/* grouping is quadratic in the number of distinct projections */
+		CHECK_FOR_INTERRUPTS();
 
 		MaybeWriteBegin(ctx, txn);
 		OutputPluginPrepareWrite(ctx, true);
@@ -769,7 +766,7 @@ SrChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	List	   *events = NIL;
 	SrRelState *rs;
 
-	if (SrStateIsCatalog(data->state, RelationGetRelid(relation)))
+	if (SrStateIsCatalog(data->state, relation))
 		SrStateCatalogChange(data->state, relation, change, &events);
 	else if ((rs = SrStateGetRel(data->state, relation, &events)) != NULL)
 	{
@@ -794,10 +791,17 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	for (int r = 0; r < nrelations; r++)
 	{
 		List	   *events = NIL;
-		SrRelState *rs = SrStateGetRel(data->state, relations[r], &events);
+		SrRelState *rs;
 		StringInfo	out;
 		bool		any = false;
 
+		if (SrStateIsCatalog(data->state, relations[r]))
+		{
+			SrStateCatalogTruncate(data->state, &events);
+			WriteEvents(ctx, txn, events);
+			continue;
+		}
+		rs = SrStateGetRel(data->state, relations[r], &events);
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)
 			continue;

@@ -793,6 +793,10 @@ InfixProbe(InfixGroup *g, Datum value, SrIdBuf *buf)
 			const InfixPosting *post = &e->items[j];
 			int			c;
 
+			/* a posting list can hold every shape of the table */
+			if ((j & 1023) == 1023)
+				CHECK_FOR_INTERRUPTS();
+
 			/* a long value is left to the shape's own ILIKE */
 			for (c = 0; len <= INFIX_VERIFY_MAX && c < post->ncodes; c++)
 				if (post->codes[c] != hit[i] &&

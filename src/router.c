@@ -251,9 +251,20 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 			shape->nkeys = nkeys;
 		else if (prog)
 		{
+			/*
+			 * A context of its own, found again from the program's chunk
+			 * (GetMemoryChunkContext), so that removal frees the qual tree,
+			 * program and keys without a field in every SrShape.
+			 */
+			MemoryContext pcxt = AllocSetContextCreate(router->cxt,
+													   "shape_router program",
+													   ALLOCSET_SMALL_SIZES);
+
+			MemoryContextSwitchTo(pcxt);
 			qual = stringToNode(def->qual);
 			shape->prog = SrCompile(qual, router->desc, &reason);
 			shape->nkeys = SrCompileKeys(qual, &shape->keys);
+			MemoryContextSwitchTo(router->cxt);
 		}
 		else
 			shape->invalid_reason = pstrdup(reason);
@@ -328,10 +339,12 @@ SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
 						  shape->nkeys);
 	if (shape->prog && shape->prog->flatsize > 0)
 		ArenaFree(router, shape->prog, shape->prog->flatsize);
+	else if (shape->prog)
+		MemoryContextDelete(GetMemoryChunkContext(shape->prog));
 	shape->prog = NULL;
 	shape->keys = NULL;
 	shape->nkeys = 0;
-	if (reason)
+	if (reason && shape->invalid_reason == NULL)
 		shape->invalid_reason = MemoryContextStrdup(router->cxt, reason);
 }
 
@@ -344,8 +357,12 @@ SrRouterRemoveShape(SrTableRouter *router, int64 shape_id)
 	if (i >= router->nshapes || shape->shape_id != shape_id || shape->removed)
 		return false;
 	SrRouterDisableShape(router, shape, NULL);
-	/* A program that is not flat stays in router->cxt until the router goes. */
+	if (shape->invalid_reason)
+		pfree(shape->invalid_reason);
 	shape->invalid_reason = NULL;
+	if (shape->columns)
+		pfree(shape->columns);
+	shape->columns = NULL;
 
 	/*
 	 * The entry stays as a tombstone, in id order, so that a removal costs a

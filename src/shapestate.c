@@ -23,16 +23,17 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "replication/snapbuild.h"
-#include "port/pg_crc32c.h"
-#include "storage/fd.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relmapper.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
+#include "invallog.h"
 #include "shapestate.h"
 
 typedef struct ShapeEntry
@@ -80,32 +81,13 @@ struct SrShapeState
 	Snapshot	commit_snapshot;	/* ... and with them, for its commit */
 	List	   *leaving;		/* ShapeEntry copies removed by this
 								 * transaction, S record not yet written */
-	char	   *logpath;		/* the slot's invalidation log, or NULL */
+	SrInvalLog *invallog;		/* the slot's invalidation log */
+	bool		dropping;		/* this transaction drops the catalog */
 };
-
-/*
- * The invalidation log.  An invalidation is a fact about the WAL: once a
- * shape has been invalidated at a commit LSN, it stays invalid for the
- * slot, even if a later restart finds the table fitting again (a column
- * retyped there and back).  Each invalidation appends a record to a file
- * in the slot's directory (removed with the slot); a stream starting at
- * commit LSN L marks invalid, silently, every shape logged before L.
- */
-#define SR_INVALID_LOG		"shape_router.invalid"
-#define SR_INVALID_MAGIC	0x53524956	/* "SRIV" */
-#define SR_INVALID_VERSION	1
-
-typedef struct InvalidRecord
-{
-	uint32		magic;
-	uint32		version;
-	uint64		lsn;			/* commit LSN of the invalidating transaction */
-	int64		shape_id;
-	pg_crc32c	crc;			/* of the fields above */
-} InvalidRecord;
 
 static void EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel,
 						 List **events);
+static void RemoveShape(SrShapeState *st, int64 shape_id, List **events);
 static int64 ShapeIdOf(HeapTuple tup, TupleDesc desc);
 static void ComputeMaxAttno(SrRelState *rs);
 
@@ -134,6 +116,25 @@ RelcacheCallback(Datum arg, Oid relid)
 }
 
 /*
+ * A schema was renamed (or dropped, or its owner changed): the S, I, U, D
+ * and T records of every table name it, so every table's names are read
+ * again before its next record.  Only the names: the router is recompiled
+ * only if the columns changed.
+ */
+static void
+NamespaceCallback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS status;
+	SrRelState *rs;
+
+	if (callback_state == NULL || callback_state->rels == NULL)
+		return;
+	hash_seq_init(&status, callback_state->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+		rs->valid = false;
+}
+
+/*
  * The state dies with its decoding context, also when decoding fails and
  * the context goes with the transaction: the relcache callback, registered
  * for the life of the process, must not find it then.
@@ -145,43 +146,6 @@ ForgetState(void *arg)
 		callback_state = NULL;
 }
 
-static pg_crc32c
-RecordCrc(const InvalidRecord *r)
-{
-	pg_crc32c	crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, r, offsetof(InvalidRecord, crc));
-	FIN_CRC32C(crc);
-	return crc;
-}
-
-static void
-LogInvalidation(SrShapeState *st, int64 shape_id)
-{
-	InvalidRecord r;
-	int			fd;
-
-	if (st->logpath == NULL)
-		return;
-	memset(&r, 0, sizeof(r));
-	r.magic = SR_INVALID_MAGIC;
-	r.version = SR_INVALID_VERSION;
-	r.lsn = st->txn_lsn;
-	r.shape_id = shape_id;
-	r.crc = RecordCrc(&r);
-	fd = OpenTransientFile(st->logpath, O_WRONLY | O_CREAT | O_APPEND | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", st->logpath)));
-	if (write(fd, &r, sizeof(r)) != sizeof(r) || pg_fsync(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", st->logpath)));
-	CloseTransientFile(fd);
-}
-
 static int
 CompareInt64(const void *a, const void *b)
 {
@@ -189,51 +153,6 @@ CompareInt64(const void *a, const void *b)
 	int64		y = *(const int64 *) b;
 
 	return (x > y) - (x < y);
-}
-
-/*
- * The shapes the log invalidated before txn_lsn, ascending; the caller
- * marks them invalid, silently.
- */
-static int64 *
-LoggedInvalid(SrShapeState *st, int *n)
-{
-	InvalidRecord r;
-	int			fd,
-				cap = 16;
-	int64	   *ids = palloc(sizeof(int64) * cap);
-
-	*n = 0;
-	if (st->logpath == NULL)
-		return ids;
-	fd = OpenTransientFile(st->logpath, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-	{
-		if (errno == ENOENT)
-			return ids;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", st->logpath)));
-	}
-	while (read(fd, &r, sizeof(r)) == sizeof(r))
-	{
-		/* A torn last record (crash while appending) is not a record. */
-		if (r.magic != SR_INVALID_MAGIC || r.version != SR_INVALID_VERSION ||
-			r.crc != RecordCrc(&r))
-			break;
-		if (r.lsn >= st->txn_lsn)
-			continue;
-		if (*n >= cap)
-		{
-			cap *= 2;
-			ids = repalloc(ids, sizeof(int64) * cap);
-		}
-		ids[(*n)++] = r.shape_id;
-	}
-	CloseTransientFile(fd);
-	if (*n > 1)
-		qsort(ids, *n, sizeof(int64), CompareInt64);
-	return ids;
 }
 
 SrShapeState *
@@ -249,8 +168,7 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 	st->txncxt = AllocSetContextCreate(cxt, "shape_router pending shapes",
 									   ALLOCSET_SMALL_SIZES);
 	st->filter = *filter;
-	if (slot_name)
-		st->logpath = psprintf("pg_replslot/%s/%s", slot_name, SR_INVALID_LOG);
+	st->invallog = SrInvalLogCreate(slot_name, cxt);
 
 	st->shapes = shapemap_create(cxt, 1024, NULL);
 	ctl.hcxt = cxt;
@@ -266,6 +184,8 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, NamespaceCallback,
+									  (Datum) 0);
 		callback_registered = true;
 	}
 	return st;
@@ -352,6 +272,7 @@ RelEntry(SrShapeState *st, Oid relid)
 		rs->schema = rs->table = NULL;
 		rs->loading = NULL;
 		rs->gone = false;
+		rs->layoutcxt = NULL;
 	}
 	return rs;
 }
@@ -364,7 +285,7 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 		return;
 	entry->invalid = true;
 	if (events != NULL)
-		LogInvalidation(st, entry->shape_id);
+		SrInvalLogAdd(st->invallog, st->txn_lsn, entry->shape_id);
 	if (shape)
 		SrRouterDisableShape(rs->router, shape, reason);
 	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
@@ -390,10 +311,17 @@ SrStateInvalidateRel(SrShapeState *st, SrRelState *rs, const char *reason,
 	ShapeEntry **found = palloc(sizeof(ShapeEntry *) * Max(rs->nshapes, 1));
 	int			n = 0;
 
+	uint32		nseen = 0;
+
+	/* every shape of the stream: hundreds of thousands */
 	shapemap_start_iterate(st->shapes, &it);
 	while ((entry = shapemap_iterate(st->shapes, &it)) != NULL)
+	{
+		if ((++nseen & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (entry->relid == rs->relid && !entry->invalid && n < rs->nshapes)
 			found[n++] = entry;
+	}
 	/* S records in ascending shape id */
 	qsort(found, n, sizeof(ShapeEntry *), CompareEntries);
 	for (int i = 0; i < n; i++)
@@ -456,9 +384,10 @@ DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
  */
 static bool
 LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
-				   bool top)
+				   bool *truncates, bool top)
 {
 	dlist_iter	iter;
+	uint32		nseen = 0;
 	Oid			pg_class_node = RelationMapOidToFilenode(RelationRelationId,
 														 false);
 
@@ -470,6 +399,8 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 												 iter.cur);
 		int64	   *id;
 
+		if ((++nseen & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
 		switch (c->action)
 		{
 			case REORDER_BUFFER_CHANGE_INSERT:
@@ -499,7 +430,7 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			case REORDER_BUFFER_CHANGE_TRUNCATE:
 				for (Size i = 0; i < c->data.truncate.nrelids; i++)
 					if (c->data.truncate.relids[i] == RelationGetRelid(shapes))
-						return false;
+						*truncates = true;
 				break;
 			default:
 				break;
@@ -512,7 +443,7 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			ReorderBufferTXN *sub = dlist_container(ReorderBufferTXN, node,
 													iter.cur);
 
-			if (!LeavingFromChanges(sub, shapes, ids, false))
+			if (!LeavingFromChanges(sub, shapes, ids, truncates, false))
 				return false;
 		}
 	}
@@ -542,6 +473,118 @@ LeavingFromCatalog(ReorderBufferTXN *txn, Relation shapes, Snapshot snapshot,
 	systable_endscan(scan);
 }
 
+/* The ids of every shape the stream has, ascending (palloc'd) */
+static int64 *
+AllShapeIds(SrShapeState *st, int *n)
+{
+	shapemap_iterator it;
+	ShapeEntry *entry;
+	int64	   *ids = palloc(sizeof(int64) * Max(st->shapes->members, 1));
+
+	*n = 0;
+	shapemap_start_iterate(st->shapes, &it);
+	while ((entry = shapemap_iterate(st->shapes, &it)) != NULL)
+	{
+		if ((*n & 1023) == 1023)
+			CHECK_FOR_INTERRUPTS();
+		ids[(*n)++] = entry->shape_id;
+	}
+	if (*n > 1)
+		qsort(ids, *n, sizeof(int64), CompareInt64);
+	return ids;
+}
+
+/*
+ * Is the shape catalog still there when txn commits?  DROP EXTENSION (or a
+ * DROP TABLE of the catalog) deletes its pg_class row: looked up under the
+ * snapshot of the commit, which counts txn as committed.
+ */
+static bool
+CatalogSurvives(SrShapeState *st, struct SnapBuild *builder,
+				ReorderBufferTXN *txn)
+{
+	Snapshot	snap = st->commit_snapshot ? st->commit_snapshot :
+		SnapBuildGetOrBuildSnapshot(builder, txn->xid);
+	Relation	pg_class = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(st->shapes_relid));
+	scan = systable_beginscan(pg_class, ClassOidIndexId, true, snap, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(pg_class, AccessShareLock);
+	return found;
+}
+
+/*
+ * The catalog was dropped by the transaction being committed: every shape
+ * ends, with S removed and a reason, and the stream starts afresh, as if
+ * the extension had never been created; a later CREATE EXTENSION is
+ * found at the next transaction's start (or at its catalog's first row).
+ * A reset record in the invalidation log voids what it said of the old
+ * shapes' ids, which the new catalog hands out again.
+ */
+static void
+EndAllShapes(SrShapeState *st, const char *reason, List **events)
+{
+	int			n;
+	int64	   *ids = AllShapeIds(st, &n);
+	ListCell   *lc;
+	HASH_SEQ_STATUS status;
+	SrRelState *rs;
+	HASHCTL		ctl;
+
+	foreach(lc, st->pending)
+	{
+		SrShapeDef *def = lfirst(lc);
+
+		ids = repalloc(ids, sizeof(int64) * (n + 1));
+		ids[n++] = def->shape_id;
+	}
+	if (n > 1)
+		qsort(ids, n, sizeof(int64), CompareInt64);
+	for (int i = 0; i < n; i++)
+	{
+		ShapeEntry *entry = shapemap_lookup(st->shapes, ids[i]);
+		Oid			relid = InvalidOid;
+
+		if (entry)
+			relid = entry->relid;
+		else
+			foreach(lc, st->pending)
+				if (((SrShapeDef *) lfirst(lc))->shape_id == ids[i])
+					relid = ((SrShapeDef *) lfirst(lc))->relid;
+		AddEvent(st, events, SR_EVENT_REMOVED, ids[i], relid, reason);
+	}
+	pfree(ids);
+
+	hash_seq_init(&status, st->rels);
+	while ((rs = hash_seq_search(&status)) != NULL)
+	{
+		if (rs->router)
+			SrRouterDestroy(rs->router);
+		if (rs->layoutcxt)
+			MemoryContextDelete(rs->layoutcxt);
+	}
+	hash_destroy(st->rels);
+	ctl.hcxt = st->cxt;
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(SrRelState);
+	st->rels = hash_create("shape_router tables", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	shapemap_reset(st->shapes);
+	st->lastrel = NULL;
+	st->pending = NIL;
+	st->leaving = NIL;
+	st->loaded = false;
+	st->dropping = false;
+	st->shapes_relid = InvalidOid;
+	SrInvalLogAddReset(st->invallog, st->txn_lsn);
+}
+
 /*
  * A shape routes only transactions that commit before the one removing it,
  * so a removing transaction must not route to it even before its
@@ -556,19 +599,34 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 	Relation	shapes;
 	List	   *ids = NIL;
 	ListCell   *lc;
+	MemoryContext old;
+
+	bool		truncates = false;
+	int64	   *all = NULL;
+	int			nall = 0;
 
 	st->leaving = NIL;
 	if (!rbtxn_has_catalog_changes(txn))
 		return;
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	if (!LeavingFromChanges(txn, shapes, &ids, true))
+	if (!LeavingFromChanges(txn, shapes, &ids, &truncates, true))
 	{
 		list_free_deep(ids);
 		ids = NIL;
+		truncates = false;
 		/* the historic snapshot at its start still sees the rows */
 		LeavingFromCatalog(txn, shapes, st->snapshot, &ids);
 	}
 	table_close(shapes, AccessShareLock);
+	/* a TRUNCATE of the catalog removes every shape */
+	if (truncates)
+	{
+		list_free_deep(ids);
+		ids = NIL;
+		all = AllShapeIds(st, &nall);
+		for (int i = 0; i < nall; i++)
+			ids = lappend(ids, &all[i]);
+	}
 
 	foreach(lc, ids)
 	{
@@ -578,9 +636,12 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 
 		if (entry == NULL)
 			continue;
+		/* the list lives as long as the transaction's pending shapes */
+		old = MemoryContextSwitchTo(st->txncxt);
 		st->leaving = lappend(st->leaving,
-							  memcpy(MemoryContextAlloc(st->txncxt, sizeof(ShapeEntry)),
+							  memcpy(palloc(sizeof(ShapeEntry)),
 									 entry, sizeof(ShapeEntry)));
+		MemoryContextSwitchTo(old);
 		rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
 		if (rs)
 		{
@@ -590,7 +651,13 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		}
 		shapemap_delete(st->shapes, shape_id);
 	}
-	list_free_deep(ids);
+	if (all)
+	{
+		list_free(ids);
+		pfree(all);
+	}
+	else
+		list_free_deep(ids);
 }
 
 static bool
@@ -660,12 +727,13 @@ LoadShapes(SrShapeState *st)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 	int			nlogged;
-	int64	   *logged = LoggedInvalid(st, &nlogged);
+	int64	   *logged = SrInvalLogRead(st->invallog, st->txn_lsn, &nlogged);
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "shape_router catalog row",
 												 ALLOCSET_DEFAULT_SIZES);
 
 	shapes = table_open(st->shapes_relid, AccessShareLock);
+	SrCheckShapesDesc(RelationGetDescr(shapes));
 	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -740,17 +808,26 @@ LoadShapes(SrShapeState *st)
 
 void
 SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
-				struct SnapBuild *builder, List **events)
+				struct SnapBuild *builder)
 {
 	st->txn_lsn = txn->final_lsn;
 	MemoryContextReset(st->txncxt);
+	SrInvalLogDiscard(st->invallog);
 	st->pending = NIL;
 	st->leaving = NIL;
+	st->dropping = false;
 	st->snapshot = builder ? CommittedBefore(builder, txn, st->txncxt) : NULL;
 	st->commit_snapshot = st->snapshot ?
 		SnapBuildGetOrBuildSnapshot(builder, txn->xid) : NULL;
 	if (st->loaded)
 	{
+		/* a transaction that drops the catalog routes to no shape */
+		if (rbtxn_has_catalog_changes(txn) && builder &&
+			!CatalogSurvives(st, builder, txn))
+		{
+			st->dropping = true;
+			return;
+		}
 		TakeOutLeavingShapes(st, txn);
 		return;
 	}
@@ -763,10 +840,51 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	TakeOutLeavingShapes(st, txn);
 }
 
+/*
+ * Is rel the shape catalog?  Before the stream has one, a catalog created
+ * by the transaction being decoded (CREATE EXTENSION) is taken up at its
+ * first row: it holds no shape added before this transaction.
+ */
 bool
-SrStateIsCatalog(SrShapeState *st, Oid relid)
+SrStateIsCatalog(SrShapeState *st, Relation rel)
 {
-	return st->loaded && relid == st->shapes_relid;
+	if (!st->loaded && !st->dropping &&
+		strcmp(RelationGetRelationName(rel), SR_SHAPES_TABLE) == 0 &&
+		RelationGetRelid(rel) == SrShapesRelid(true))
+	{
+		st->shapes_relid = RelationGetRelid(rel);
+		st->loaded = true;
+	}
+	return st->loaded && RelationGetRelid(rel) == st->shapes_relid;
+}
+
+/*
+ * TRUNCATE of the catalog (a superuser's; the functions never do it):
+ * every shape is removed, in ascending id, where the TRUNCATE stands.  The
+ * transaction's BEGIN already took them out (TakeOutLeavingShapes).
+ */
+void
+SrStateCatalogTruncate(SrShapeState *st, List **events)
+{
+	int			n;
+	int64	   *ids = AllShapeIds(st, &n);
+	ListCell   *lc;
+
+	foreach(lc, st->pending)
+	{
+		ids = repalloc(ids, sizeof(int64) * (n + 1));
+		ids[n++] = ((SrShapeDef *) lfirst(lc))->shape_id;
+	}
+	foreach(lc, st->leaving)
+	{
+		ids = repalloc(ids, sizeof(int64) * (n + 1));
+		ids[n++] = ((ShapeEntry *) lfirst(lc))->shape_id;
+	}
+	if (n > 1)
+		qsort(ids, n, sizeof(int64), CompareInt64);
+	for (int i = 0; i < n; i++)
+		RemoveShape(st, ids[i], events);
+	pfree(ids);
 }
 
 typedef struct BuildContext
@@ -844,7 +962,18 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 							  BuildShapeCallback, &bc);
 	}
 
-	old = MemoryContextSwitchTo(rs->router->cxt);
+	/*
+	 * Names, JSON layout and key columns are rebuilt on every refresh, so
+	 * they live in a context of their own, reset here (as pgoutput's entry
+	 * context): a stream that sees a relcache invalidation an hour for
+	 * weeks must not grow.
+	 */
+	if (rs->layoutcxt == NULL)
+		rs->layoutcxt = AllocSetContextCreate(st->cxt, "shape_router table layout",
+											  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(rs->layoutcxt);
+	old = MemoryContextSwitchTo(rs->layoutcxt);
 	rs->schema = get_namespace_name(RelationGetNamespace(rel));
 	rs->table = pstrdup(RelationGetRelationName(rel));
 	rs->json = SrJsonTableCreate(desc, rs->schema, rs->table);
@@ -866,7 +995,7 @@ SrStateGetRel(SrShapeState *st, Relation rel, List **events)
 	Oid			relid = RelationGetRelid(rel);
 	SrRelState *rs;
 
-	if (!st->loaded)
+	if (!st->loaded || st->dropping)
 		return NULL;
 	/* rels entries are never removed: the last one found stays valid */
 	if (st->lastrel && st->lastrel->relid == relid)
@@ -987,6 +1116,13 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 
+	if (st->dropping)
+	{
+		EndAllShapes(st, "extension shape_router was dropped", events);
+		SrInvalLogFlush(st->invallog);
+		return;
+	}
+
 	/* From here on the transaction's own shapes are in the catalog. */
 	st->snapshot = st->commit_snapshot;
 
@@ -1042,4 +1178,6 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 		EnsureRouter(st, rs, rel, events);
 		RelationClose(rel);
 	}
+	/* what the transaction invalidated, in one write */
+	SrInvalLogFlush(st->invallog);
 }

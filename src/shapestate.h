@@ -54,6 +54,7 @@ typedef struct SrRelState
 	bool		valid;			/* router and json match the relcache */
 	bool		recheck;		/* relcache changed: look again at commit */
 	SrTableRouter *router;
+	MemoryContext layoutcxt;	/* json, keyattrs, names; reset on refresh */
 	SrJsonTable *json;
 	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
 	AttrNumber	maxattno;		/* highest column any shape reads */
@@ -69,8 +70,9 @@ extern SrShapeState *SrStateCreate(MemoryContext parent,
 								   const SrShapeFilter *filter,
 								   const char *slot_name);
 extern void SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
-							struct SnapBuild *builder, List **events);
-extern bool SrStateIsCatalog(SrShapeState *st, Oid relid);
+							struct SnapBuild *builder);
+extern bool SrStateIsCatalog(SrShapeState *st, Relation rel);
+extern void SrStateCatalogTruncate(SrShapeState *st, List **events);
 extern void SrStateCatalogChange(SrShapeState *st, Relation rel,
 								 ReorderBufferChange *change, List **events);
 extern SrRelState *SrStateGetRel(SrShapeState *st, Relation rel,

@@ -26,9 +26,10 @@ sr_install_packages() {
 	fi
 }
 
+# sr_build_install [make arguments]: build and install
 sr_build_install() {
 	echo "== building shape_router"
-	make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+	make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config "$@"
 	as_root make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
 }
 

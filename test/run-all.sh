@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 . test/lib.sh
 
 sr_install_packages
-sr_build_install
+# warnings are errors here (not in the demo: a newer compiler may warn more);
+# a clean build, so that every file is compiled with them
+make -s clean PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+sr_build_install SR_WERROR=1
 
 echo "== pg_regress suites"
 if ! sr_virtualenv make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config; then
