@@ -48,3 +48,22 @@ CREATE FUNCTION shape_router.explain_shape(shape_id bigint)
 RETURNS text
 AS 'MODULE_PATHNAME', 'explain_shape'
 LANGUAGE C STABLE STRICT;
+
+-- TRUNCATE of the catalog is refused, also for superusers and whatever
+-- session_replication_role says (ENABLE ALWAYS): it discards the files
+-- that streams behind it read the catalog's past from under historic
+-- snapshots.  Shapes are removed with remove_shape().
+CREATE FUNCTION shape_router.refuse_truncate()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'cannot truncate shape_router.shapes'
+		USING ERRCODE = 'feature_not_supported',
+			  DETAIL = 'Replication slots decoding with shape_router read this catalog as of earlier positions in the WAL.',
+			  HINT = 'Remove shapes with shape_router.remove_shape(shape_id).';
+END $$;
+
+CREATE TRIGGER shapes_no_truncate
+	BEFORE TRUNCATE ON shape_router.shapes
+	FOR EACH STATEMENT EXECUTE FUNCTION shape_router.refuse_truncate();
+ALTER TABLE shape_router.shapes ENABLE ALWAYS TRIGGER shapes_no_truncate;

@@ -25,15 +25,16 @@
 
 #define SR_INVALID_LOG		"shape_router.invalid"
 #define SR_INVALID_MAGIC	0x53524956	/* "SRIV" */
-#define SR_INVALID_VERSION	1
-#define SR_RESET_ID			INT64CONST(0)	/* shape ids start at 1 */
+#define SR_INVALID_VERSION	2
 
 typedef struct InvalidRecord
 {
 	uint32		magic;
 	uint32		version;
 	uint64		lsn;			/* commit LSN of the invalidating transaction */
-	int64		shape_id;		/* SR_RESET_ID: the catalog was dropped */
+	int64		shape_id;
+	Oid			catalog;		/* the shape catalog's relid: ids are reused
+								 * by a catalog created anew */
 	pg_crc32c	crc;			/* of the fields above */
 } InvalidRecord;
 
@@ -73,8 +74,8 @@ RecordCrc(const InvalidRecord *r)
 	return crc;
 }
 
-static void
-Append(SrInvalLog *log, XLogRecPtr lsn, int64 shape_id)
+void
+SrInvalLogAdd(SrInvalLog *log, XLogRecPtr lsn, Oid catalog, int64 shape_id)
 {
 	InvalidRecord *r;
 
@@ -93,20 +94,8 @@ Append(SrInvalLog *log, XLogRecPtr lsn, int64 shape_id)
 	r->version = SR_INVALID_VERSION;
 	r->lsn = lsn;
 	r->shape_id = shape_id;
+	r->catalog = catalog;
 	r->crc = RecordCrc(r);
-}
-
-void
-SrInvalLogAdd(SrInvalLog *log, XLogRecPtr lsn, int64 shape_id)
-{
-	Assert(shape_id != SR_RESET_ID);
-	Append(log, lsn, shape_id);
-}
-
-void
-SrInvalLogAddReset(SrInvalLog *log, XLogRecPtr lsn)
-{
-	Append(log, lsn, SR_RESET_ID);
 }
 
 /* Records of a transaction that was not decoded to its commit */
@@ -170,29 +159,26 @@ CompareInt64(const void *a, const void *b)
 }
 
 /*
- * The shapes invalidated at commit LSNs before "before" and after the last
- * reset before it, ascending (palloc'd).  A torn last record (a crash while
- * appending) ends the log.
+ * The shapes of catalog invalidated at commit LSNs before "before",
+ * ascending (palloc'd).  A torn last record (a crash while appending) ends
+ * the log.
  */
 int64 *
-SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, int *n)
+SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, Oid catalog, int *n)
 {
 	InvalidRecord r;
-	XLogRecPtr	reset = InvalidXLogRecPtr;
 	int			fd,
-				nrec = 0,
 				cap = 16;
-	InvalidRecord *recs = palloc(sizeof(InvalidRecord) * cap);
-	int64	   *ids;
+	int64	   *ids = palloc(sizeof(int64) * cap);
 
 	*n = 0;
 	if (log->path == NULL)
-		return palloc(sizeof(int64));
+		return ids;
 	fd = OpenTransientFile(log->path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
-			return palloc(sizeof(int64));
+			return ids;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", log->path)));
@@ -203,27 +189,16 @@ SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, int *n)
 		if (r.magic != SR_INVALID_MAGIC || r.version != SR_INVALID_VERSION ||
 			r.crc != RecordCrc(&r))
 			break;
-		if (r.lsn >= before)
+		if (r.lsn >= before || r.catalog != catalog)
 			continue;
-		if (r.shape_id == SR_RESET_ID)
-		{
-			reset = Max(reset, r.lsn);
-			continue;
-		}
-		if (nrec >= cap)
+		if (*n >= cap)
 		{
 			cap *= 2;
-			recs = repalloc(recs, sizeof(InvalidRecord) * cap);
+			ids = repalloc(ids, sizeof(int64) * cap);
 		}
-		recs[nrec++] = r;
+		ids[(*n)++] = r.shape_id;
 	}
 	CloseTransientFile(fd);
-
-	ids = palloc(sizeof(int64) * Max(nrec, 1));
-	for (int i = 0; i < nrec; i++)
-		if (recs[i].lsn > reset)
-			ids[(*n)++] = recs[i].shape_id;
-	pfree(recs);
 	if (*n > 1)
 		qsort(ids, *n, sizeof(int64), CompareInt64);
 	return ids;

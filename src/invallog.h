@@ -7,8 +7,9 @@
  * An invalidation is a fact about the WAL: once a shape has been
  * invalidated at a commit LSN, it stays invalid for the slot, even if a
  * later stream finds its table fitting again.  Records are buffered per
- * transaction and written, with one fsync, at its commit.  A reset record
- * (the shape catalog was dropped) voids every record before it.
+ * transaction and written, with one fsync, at its commit.  Records name
+ * the shape catalog's relid: a catalog created anew (DROP and CREATE
+ * EXTENSION) hands out the same shape ids again.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,10 +21,11 @@
 typedef struct SrInvalLog SrInvalLog;
 
 extern SrInvalLog *SrInvalLogCreate(const char *slot_name, MemoryContext cxt);
-extern void SrInvalLogAdd(SrInvalLog *log, XLogRecPtr lsn, int64 shape_id);
-extern void SrInvalLogAddReset(SrInvalLog *log, XLogRecPtr lsn);
+extern void SrInvalLogAdd(SrInvalLog *log, XLogRecPtr lsn, Oid catalog,
+						  int64 shape_id);
 extern void SrInvalLogFlush(SrInvalLog *log);
 extern void SrInvalLogDiscard(SrInvalLog *log);
-extern int64 *SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, int *n);
+extern int64 *SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, Oid catalog,
+							 int *n);
 
 #endif							/* SR_INVALLOG_H */

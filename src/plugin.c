@@ -795,12 +795,6 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		StringInfo	out;
 		bool		any = false;
 
-		if (SrStateIsCatalog(data->state, relations[r]))
-		{
-			SrStateCatalogTruncate(data->state, &events);
-			WriteEvents(ctx, txn, events);
-			continue;
-		}
 		rs = SrStateGetRel(data->state, relations[r], &events);
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)

@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relmapper.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "catalog.h"
@@ -285,7 +286,8 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 		return;
 	entry->invalid = true;
 	if (events != NULL)
-		SrInvalLogAdd(st->invallog, st->txn_lsn, entry->shape_id);
+		SrInvalLogAdd(st->invallog, st->txn_lsn, st->shapes_relid,
+					  entry->shape_id);
 	if (shape)
 		SrRouterDisableShape(rs->router, shape, reason);
 	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
@@ -384,7 +386,7 @@ DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
  */
 static bool
 LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
-				   bool *truncates, bool top)
+				   bool top)
 {
 	dlist_iter	iter;
 	uint32		nseen = 0;
@@ -430,7 +432,7 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			case REORDER_BUFFER_CHANGE_TRUNCATE:
 				for (Size i = 0; i < c->data.truncate.nrelids; i++)
 					if (c->data.truncate.relids[i] == RelationGetRelid(shapes))
-						*truncates = true;
+						return false;
 				break;
 			default:
 				break;
@@ -443,7 +445,7 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			ReorderBufferTXN *sub = dlist_container(ReorderBufferTXN, node,
 													iter.cur);
 
-			if (!LeavingFromChanges(sub, shapes, ids, truncates, false))
+			if (!LeavingFromChanges(sub, shapes, ids, false))
 				return false;
 		}
 	}
@@ -494,6 +496,24 @@ AllShapeIds(SrShapeState *st, int *n)
 	return ids;
 }
 
+/* Is there a pg_class row for relid under snap? */
+static bool
+ClassExists(Oid relid, Snapshot snap)
+{
+	Relation	pg_class = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(pg_class, ClassOidIndexId, true, snap, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(pg_class, AccessShareLock);
+	return found;
+}
+
 /*
  * Is the shape catalog still there when txn commits?  DROP EXTENSION (or a
  * DROP TABLE of the catalog) deletes its pg_class row: looked up under the
@@ -503,20 +523,29 @@ static bool
 CatalogSurvives(SrShapeState *st, struct SnapBuild *builder,
 				ReorderBufferTXN *txn)
 {
-	Snapshot	snap = st->commit_snapshot ? st->commit_snapshot :
-		SnapBuildGetOrBuildSnapshot(builder, txn->xid);
-	Relation	pg_class = table_open(RelationRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		found;
+	return ClassExists(st->shapes_relid, st->commit_snapshot ?
+					   st->commit_snapshot :
+					   SnapBuildGetOrBuildSnapshot(builder, txn->xid));
+}
 
-	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(st->shapes_relid));
-	scan = systable_beginscan(pg_class, ClassOidIndexId, true, snap, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	table_close(pg_class, AccessShareLock);
-	return found;
+/*
+ * Historic snapshots see the catalog's rows only while its files exist: a
+ * DROP EXTENSION committed later in the WAL than the stream has reached
+ * truncates and then unlinks them, and a scan would find nothing (or fail
+ * on a missing block).  A stream that lags behind such a DROP cannot know
+ * its shapes: an error that says so, before any scan, rather than records
+ * silently missing.  (The catalog is a user table, so SnapshotSelf is the
+ * present state of pg_class.)
+ */
+static void
+CheckCatalogReadable(SrShapeState *st)
+{
+	if (!ClassExists(st->shapes_relid, SnapshotSelf))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("shape catalog was dropped after this stream's start point"),
+				 errdetail("The extension shape_router was dropped by a transaction this slot has not consumed yet; the shapes of the transactions before it can no longer be read."),
+				 errhint("Advance the slot past the DROP EXTENSION with pg_replication_slot_advance(), or drop and re-create the slot.")));
 }
 
 /*
@@ -524,8 +553,8 @@ CatalogSurvives(SrShapeState *st, struct SnapBuild *builder,
  * ends, with S removed and a reason, and the stream starts afresh, as if
  * the extension had never been created; a later CREATE EXTENSION is
  * found at the next transaction's start (or at its catalog's first row).
- * A reset record in the invalidation log voids what it said of the old
- * shapes' ids, which the new catalog hands out again.
+ * The invalidation log names the catalog, so what it said of the old
+ * shapes' ids does not apply to the new catalog's.
  */
 static void
 EndAllShapes(SrShapeState *st, const char *reason, List **events)
@@ -582,7 +611,6 @@ EndAllShapes(SrShapeState *st, const char *reason, List **events)
 	st->loaded = false;
 	st->dropping = false;
 	st->shapes_relid = InvalidOid;
-	SrInvalLogAddReset(st->invallog, st->txn_lsn);
 }
 
 /*
@@ -601,32 +629,20 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 	ListCell   *lc;
 	MemoryContext old;
 
-	bool		truncates = false;
-	int64	   *all = NULL;
-	int			nall = 0;
 
 	st->leaving = NIL;
 	if (!rbtxn_has_catalog_changes(txn))
 		return;
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	if (!LeavingFromChanges(txn, shapes, &ids, &truncates, true))
+	if (!LeavingFromChanges(txn, shapes, &ids, true))
 	{
 		list_free_deep(ids);
 		ids = NIL;
-		truncates = false;
 		/* the historic snapshot at its start still sees the rows */
+		CheckCatalogReadable(st);
 		LeavingFromCatalog(txn, shapes, st->snapshot, &ids);
 	}
 	table_close(shapes, AccessShareLock);
-	/* a TRUNCATE of the catalog removes every shape */
-	if (truncates)
-	{
-		list_free_deep(ids);
-		ids = NIL;
-		all = AllShapeIds(st, &nall);
-		for (int i = 0; i < nall; i++)
-			ids = lappend(ids, &all[i]);
-	}
 
 	foreach(lc, ids)
 	{
@@ -651,13 +667,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		}
 		shapemap_delete(st->shapes, shape_id);
 	}
-	if (all)
-	{
-		list_free(ids);
-		pfree(all);
-	}
-	else
-		list_free_deep(ids);
+	list_free_deep(ids);
 }
 
 static bool
@@ -727,11 +737,13 @@ LoadShapes(SrShapeState *st)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 	int			nlogged;
-	int64	   *logged = SrInvalLogRead(st->invallog, st->txn_lsn, &nlogged);
+	int64	   *logged = SrInvalLogRead(st->invallog, st->txn_lsn,
+									   st->shapes_relid, &nlogged);
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "shape_router catalog row",
 												 ALLOCSET_DEFAULT_SIZES);
 
+	CheckCatalogReadable(st);
 	shapes = table_open(st->shapes_relid, AccessShareLock);
 	SrCheckShapesDesc(RelationGetDescr(shapes));
 	scan = systable_beginscan(shapes, InvalidOid, false, st->snapshot, 0, NULL);
@@ -858,35 +870,6 @@ SrStateIsCatalog(SrShapeState *st, Relation rel)
 	return st->loaded && RelationGetRelid(rel) == st->shapes_relid;
 }
 
-/*
- * TRUNCATE of the catalog (a superuser's; the functions never do it):
- * every shape is removed, in ascending id, where the TRUNCATE stands.  The
- * transaction's BEGIN already took them out (TakeOutLeavingShapes).
- */
-void
-SrStateCatalogTruncate(SrShapeState *st, List **events)
-{
-	int			n;
-	int64	   *ids = AllShapeIds(st, &n);
-	ListCell   *lc;
-
-	foreach(lc, st->pending)
-	{
-		ids = repalloc(ids, sizeof(int64) * (n + 1));
-		ids[n++] = ((SrShapeDef *) lfirst(lc))->shape_id;
-	}
-	foreach(lc, st->leaving)
-	{
-		ids = repalloc(ids, sizeof(int64) * (n + 1));
-		ids[n++] = ((ShapeEntry *) lfirst(lc))->shape_id;
-	}
-	if (n > 1)
-		qsort(ids, n, sizeof(int64), CompareInt64);
-	for (int i = 0; i < n; i++)
-		RemoveShape(st, ids[i], events);
-	pfree(ids);
-}
-
 typedef struct BuildContext
 {
 	SrShapeState *st;
@@ -955,6 +938,7 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	{
 		BuildContext bc = {st, rs, events, CurrentMemoryContext, NULL};
 
+		CheckCatalogReadable(st);
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, rs->nshapes, st->cxt);

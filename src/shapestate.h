@@ -72,7 +72,6 @@ extern SrShapeState *SrStateCreate(MemoryContext parent,
 extern void SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 							struct SnapBuild *builder);
 extern bool SrStateIsCatalog(SrShapeState *st, Relation rel);
-extern void SrStateCatalogTruncate(SrShapeState *st, List **events);
 extern void SrStateCatalogChange(SrShapeState *st, Relation rel,
 								 ReorderBufferChange *change, List **events);
 extern SrRelState *SrStateGetRel(SrShapeState *st, Relation rel,
