@@ -20,31 +20,9 @@ SET search_path = sr_dcat, public;
 CREATE TABLE id_base AS
   SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS base
     FROM shape_router.shapes_shape_id_seq;
--- Shape ids relative to id_base (reset by hand when the extension, so
--- its sequence, is created anew); B/C xids and LSNs hidden.
-CREATE FUNCTION public.sr_dcat_show(data text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  base bigint := (SELECT b.base FROM public.sr_dcat_base b);
-  m text[];
-BEGIN
-  data := regexp_replace(data,
-    '^\{"action":"([BC])","xid":[0-9]+,"lsn":"[0-9A-F]+/[0-9A-F]+"\}$',
-    '{"action":"\1","xid":XID,"lsn":"LSN"}');
-  m := regexp_match(data, '^(\{"action":"[IUDT]"(?:,"move":"(?:in|out)")?,"shapes":\[)([0-9,]+)(\].*)$');
-  IF m IS NOT NULL THEN
-    data := m[1] || (SELECT string_agg((x::bigint - base)::text, ',' ORDER BY o)
-                       FROM unnest(string_to_array(m[2], ',')) WITH ORDINALITY AS u(x, o))
-                 || m[3];
-  END IF;
-  m := regexp_match(data, '^(\{"action":"S","event":"[a-z]+","shape":)([0-9]+)(.*)$');
-  IF m IS NOT NULL THEN
-    data := m[1] || (m[2]::bigint - base)::text || m[3];
-  END IF;
-  RETURN data;
-END $$;
--- the base outlives the extension: a table outside it
-DROP TABLE IF EXISTS public.sr_dcat_base;
-CREATE TABLE public.sr_dcat_base AS SELECT base FROM id_base;
+-- (the schema is renamed and back below: search_path names both)
+SET search_path = sr_dcat, sr_dcat2, public;
+\i sql/include/show.sql
 
 CREATE TABLE t (id int PRIMARY KEY, a int);
 ALTER TABLE t REPLICA IDENTITY FULL;
@@ -64,11 +42,11 @@ COMMIT;
 INSERT INTO sr_dcat2.t VALUES (3, 3);
 ALTER TABLE sr_dcat2.t RENAME TO t2;
 INSERT INTO sr_dcat2.t2 VALUES (4, 4);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 ALTER SCHEMA sr_dcat2 RENAME TO sr_dcat;
 ALTER TABLE sr_dcat.t2 RENAME TO t;
 UPDATE t SET a = 5 WHERE id = 1;
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 
 --
 -- TRUNCATE of the catalog is refused, to a superuser too, and whatever
@@ -90,7 +68,7 @@ SELECT count(*) AS shapes FROM shape_router.shapes;
 --
 SELECT shape_router.add_shape('t', 'a < 0') - base AS s3 FROM id_base;
 INSERT INTO t VALUES (13, -13);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 BEGIN;
 INSERT INTO t VALUES (14, 14);
 DROP EXTENSION shape_router;
@@ -99,13 +77,13 @@ COMMIT;
 CREATE TABLE public.sr_dcat_lsn AS SELECT pg_current_wal_lsn() AS lsn;
 INSERT INTO t VALUES (16, 16);
 \set SHOW_CONTEXT never
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_peek_changes('regression_slot_decoding_catalog', NULL, NULL);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_peek_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 \set SHOW_CONTEXT errors
 SELECT 'advanced' FROM pg_replication_slot_advance('regression_slot_decoding_catalog',
   (SELECT lsn FROM public.sr_dcat_lsn));
 INSERT INTO t VALUES (17, 17);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 
 --
 -- CREATE EXTENSION again: shape ids start over at 1 and route.  Shape 2
@@ -116,12 +94,12 @@ SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_sl
 SET client_min_messages = warning;
 CREATE EXTENSION shape_router;
 RESET client_min_messages;
-UPDATE public.sr_dcat_base SET base = 0;
+UPDATE id_base SET base = 0;
 SELECT shape_router.add_shape('t', 'a > 0') AS s1;
 SELECT shape_router.add_shape('t', 'a / (a - 20) > 0') AS s2;
 INSERT INTO t VALUES (20, 20);
 INSERT INTO t VALUES (21, 21);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 SET client_min_messages = warning;
 DROP EXTENSION shape_router;
 RESET client_min_messages;
@@ -135,10 +113,10 @@ SELECT shape_router.add_shape('t', 'a > 21') AS s1;
 INSERT INTO t VALUES (22, 22);
 COMMIT;
 INSERT INTO t VALUES (23, 23);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 SELECT shape_router.add_shape('t', 'a > 0') AS s2;
 INSERT INTO t VALUES (24, 24);
-SELECT public.sr_dcat_show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_catalog', NULL, NULL);
 
 -- cleanup
 SELECT pg_drop_replication_slot('regression_slot_decoding_catalog');
@@ -146,5 +124,4 @@ SELECT count(*) FILTER (WHERE NOT shape_router.remove_shape(shape_id)) AS not_re
   FROM shape_router.shapes;
 SET client_min_messages = warning;
 DROP SCHEMA sr_dcat CASCADE;
-DROP TABLE public.sr_dcat_base, public.sr_dcat_lsn;
-DROP FUNCTION public.sr_dcat_show(text);
+DROP TABLE public.sr_dcat_lsn;

@@ -19,26 +19,7 @@ SET search_path = sr_dshp, public;
 CREATE TABLE id_base AS
   SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS base
     FROM shape_router.shapes_shape_id_seq;
-CREATE FUNCTION show(data text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  base bigint := (SELECT b.base FROM sr_dshp.id_base b);
-  m text[];
-BEGIN
-  data := regexp_replace(data,
-    '^\{"action":"([BC])","xid":[0-9]+,"lsn":"[0-9A-F]+/[0-9A-F]+"\}$',
-    '{"action":"\1","xid":XID,"lsn":"LSN"}');
-  m := regexp_match(data, '^(\{"action":"[IUDT]"(?:,"move":"(?:in|out)")?,"shapes":\[)([0-9,]+)(\].*)$');
-  IF m IS NOT NULL THEN
-    data := m[1] || (SELECT string_agg((x::bigint - base)::text, ',' ORDER BY o)
-                       FROM unnest(string_to_array(m[2], ',')) WITH ORDINALITY AS u(x, o))
-                 || m[3];
-  END IF;
-  m := regexp_match(data, '^(\{"action":"S","event":"[a-z]+","shape":)([0-9]+)(.*)$');
-  IF m IS NOT NULL THEN
-    data := m[1] || (m[2]::bigint - base)::text || m[3];
-  END IF;
-  RETURN data;
-END $$;
+\i sql/include/show.sql
 
 CREATE TABLE todos (id int PRIMARY KEY, owner int, title text);
 ALTER TABLE todos REPLICA IDENTITY FULL;
