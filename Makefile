@@ -6,6 +6,7 @@ OBJS = \
 	src/catalog.o \
 	src/validate.o \
 	src/compile.o \
+	src/keys.o \
 	src/eval.o \
 	src/predindex.o \
 	src/router.o \

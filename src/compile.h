@@ -20,6 +20,9 @@
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "nodes/execnodes.h"
+#include "nodes/primnodes.h"
+
+#include "indexkey.h"
 
 /* Three-valued results */
 #define SR_FALSE	0
@@ -110,75 +113,14 @@ typedef struct SrProgram
 	SrStep		steps[FLEXIBLE_ARRAY_MEMBER];
 } SrProgram;
 
-/*
- * Index keys: one access path per shape, a necessary condition for a match.
- * A shape is a candidate for a row if any of its keys hits; candidates then
- * run their whole program, so keys may over-approximate but never miss.
- */
-typedef enum SrKeyKind
-{
-	SR_KEY_EQ,					/* column = one of hashes (hash opfamily) */
-	SR_KEY_PREFIX,				/* text column LIKE 'prefix%' */
-	SR_KEY_RANGE,				/* lower <= column <= upper (btree order) */
-	SR_KEY_TRUE,				/* boolean column is true */
-	SR_KEY_FALSE,				/* boolean column is false */
-	SR_KEY_NULL,				/* column IS NULL */
-	SR_KEY_NOTNULL,				/* column IS NOT NULL */
-	SR_KEY_ELEM,				/* array column has an element hashing to
-								 * one of hashes (@>, &&) */
-	SR_KEY_INFIX				/* text column contains one of the pattern's
-								 * n-grams (LIKE/ILIKE '%...%'); hashes are
-								 * n-gram codes, see SrNgramCode */
-} SrKeyKind;
-
-typedef struct SrIndexKey
-{
-	uint8		kind;			/* SrKeyKind */
-	bool		has_lower;		/* RANGE */
-	bool		has_upper;
-	bool		icase;			/* INFIX: ILIKE, n-grams of lower() */
-	AttrNumber	attno;			/* 1-based column */
-	int16		boundlen;		/* RANGE: typlen and typbyval of the bounds */
-	bool		boundbyval;
-	Oid			proc;			/* EQ: hash of the column's type; RANGE:
-								 * btree order proc (column type, bound
-								 * type) */
-	Oid			sortproc;		/* RANGE: order proc (bound, bound) */
-	Oid			collation;
-	Oid			opno;			/* the operator, for explain_shape */
-	Oid			elemtype;		/* ELEM: the array's element type */
-	int			nvalues;		/* EQ, ELEM, INFIX: hashes; PREFIX: prefix
-								 * length */
-	uint32		hash1;			/* a single hash lives here, in a flat key */
-	uint32	   *hashes;			/* EQ, ELEM, INFIX; PREFIX: SrPrefixHash */
-	Datum		lower;			/* RANGE */
-	Datum		upper;
-} SrIndexKey;
-
-/*
- * An n-gram of 1 to 3 bytes as a number: exact (no two n-grams share a
- * code), so an n-gram hit is a substring hit.
- */
-static inline uint32
-SrNgramCode(const char *p, int len)
-{
-	uint32		code = (uint32) len << 24;
-
-	for (int i = 0; i < len; i++)
-		code |= (uint32) (unsigned char) p[i] << (16 - 8 * i);
-	return code;
-}
-
-extern uint32 SrPrefixHash(const char *p, int len);
+extern Var *SrColumnOf(Node *node);
+extern SrColType SrColTypeOf(Oid typid);
 extern SrProgram *SrCompile(Node *qual, TupleDesc desc, char **invalid_reason);
-extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
 extern Size SrProgramFlatSize(const SrProgram *prog,
 							  const SrIndexKey *keys, int nkeys);
 extern SrProgram *SrProgramFlatten(const SrProgram *prog,
 								   const SrIndexKey *keys, int nkeys,
 								   void *dest, SrIndexKey **keys_out);
-extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
-						  StringInfo buf);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,
 							   const char *str, int len);
 extern void SrExplainProgram(const SrProgram *prog, TupleDesc desc,

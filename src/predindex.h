@@ -8,7 +8,7 @@
 #ifndef SR_PREDINDEX_H
 #define SR_PREDINDEX_H
 
-#include "compile.h"
+#include "indexkey.h"
 #include "executor/tuptable.h"
 
 typedef struct SrPredIndex SrPredIndex;

@@ -1,0 +1,610 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.c
+ *	  A shape's access paths: the index keys of its qual.
+ *
+ * Each conjunct of the qual's top AND that has keys is one access path (a
+ * conjunct that is an OR: the union of its arms' keys); the router files
+ * the shape under one of them, chosen by estimated cost (keysel.c, the
+ * index's own load), never by the conjunct's position.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/nbtree.h"
+#include "access/stratnum.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "compile.h"
+#include "indexkey.h"
+
+static const char *
+ColumnName(TupleDesc desc, int arg)
+{
+	return quote_identifier(NameStr(TupleDescAttr(desc, arg)->attname));
+}
+
+/*
+ * Index keys.  Priorities (lower is more selective) decide which conjunct of
+ * an AND becomes the shape's access path.
+ */
+#define SR_MAX_OR_KEYS	256
+
+static int
+KeyPriority(const SrIndexKey *key)
+{
+	switch ((SrKeyKind) key->kind)
+	{
+		case SR_KEY_EQ:
+			return 0;
+		case SR_KEY_PREFIX:
+			return 2;
+		case SR_KEY_RANGE:
+			return (key->has_lower && key->has_upper) ? 4 : 5;
+		case SR_KEY_TRUE:
+		case SR_KEY_FALSE:
+			return 6;
+		case SR_KEY_ELEM:
+		case SR_KEY_INFIX:
+			return 3;
+		case SR_KEY_NULL:
+			return 8;
+		default:
+			return 10;
+	}
+}
+
+static SrIndexKey *
+NewKey(SrKeyKind kind, AttrNumber attno)
+{
+	SrIndexKey *key = palloc0(sizeof(SrIndexKey));
+
+	key->kind = kind;
+	key->attno = attno;
+	return key;
+}
+
+/* "column = constant" under an operator with hash support */
+static SrIndexKey *
+EqKey(OpExpr *op, Var *var, Const *c, bool var_left)
+{
+	RegProcedure lhs,
+				rhs;
+	SrIndexKey *key;
+
+	if (!op_hashjoinable(op->opno, exprType(var_left ? linitial(op->args) :
+												lsecond(op->args))) ||
+		!get_op_hash_functions(op->opno, &lhs, &rhs))
+		return NULL;
+	key = NewKey(SR_KEY_EQ, var->varattno);
+	key->proc = var_left ? lhs : rhs;
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->nvalues = 1;
+	key->hashes = palloc(sizeof(uint32));
+	key->hashes[0] = DatumGetUInt32(OidFunctionCall1Coll(var_left ? rhs : lhs,
+														 op->inputcollid,
+														 c->constvalue));
+	return key;
+}
+
+/* The index's hash of a LIKE prefix: the same for a key and a probe */
+uint32
+SrPrefixHash(const char *p, int len)
+{
+	return (uint32) XXH3_64bits(p, len);
+}
+
+/* "column LIKE 'prefix%'" on text under a deterministic collation */
+static SrIndexKey *
+PrefixKey(OpExpr *op, Var *var, Const *c)
+{
+	text	   *pat;
+	const char *p;
+	int			len,
+				i;
+	SrIndexKey *key;
+
+	if (get_opcode(op->opno) != F_TEXTLIKE ||
+		SrColTypeOf(var->vartype) != SR_COL_TEXT ||
+		!OidIsValid(op->inputcollid) ||
+		!get_collation_isdeterministic(op->inputcollid))
+		return NULL;
+	pat = DatumGetTextPP(c->constvalue);
+	p = VARDATA_ANY(pat);
+	len = VARSIZE_ANY_EXHDR(pat);
+	for (i = 0; i < len; i++)
+		if (p[i] == '%' || p[i] == '_' || p[i] == '\\')
+			break;
+	if (i == 0)
+		return NULL;
+	key = NewKey(SR_KEY_PREFIX, var->varattno);
+	key->opno = op->opno;
+	key->nvalues = i;
+	key->hashes = palloc(sizeof(uint32));
+	key->hashes[0] = SrPrefixHash(p, i);
+	return key;
+}
+
+/*
+ * "column [I]LIKE '%infix%'" on text under a deterministic collation: every
+ * literal run of the pattern (between unescaped '%' and '_') is a byte
+ * substring of any value that matches, so each of its n-grams is too.  ILIKE
+ * in a multibyte encoding matches lower(value) against lower(pattern)
+ * bytewise (like.c, Generic_Text_IC_like), so the key holds n-grams of the
+ * lowered pattern and the index lowers the value the same way.  Single-byte
+ * encodings fold per character instead: no key there.
+ *
+ * The key lists the n-grams of the longest runs (trigrams when a run has
+ * three bytes or more), the first SR_MAX_NGRAMS distinct ones: any subset
+ * is still necessary for a match, and a long pattern must not cost its
+ * length squared.  The index files the shape under one of them.
+ */
+#define SR_MAX_NGRAMS	32
+
+static SrIndexKey *
+InfixKey(OpExpr *op, Var *var, Const *c)
+{
+	Oid			func = get_opcode(op->opno);
+	text	   *pat;
+	const char *p;
+	int			len,
+				gram = 0,
+				ncodes = 0;
+	char	   *run;
+	int			runlen = 0;
+	uint32	   *codes;
+	SrIndexKey *key;
+
+	if ((func != F_TEXTLIKE && func != F_TEXTICLIKE) ||
+		SrColTypeOf(var->vartype) != SR_COL_TEXT ||
+		!OidIsValid(op->inputcollid) ||
+		!get_collation_isdeterministic(op->inputcollid))
+		return NULL;
+	if (func == F_TEXTICLIKE && pg_database_encoding_max_length() == 1)
+		return NULL;
+	pat = DatumGetTextPP(c->constvalue);
+	if (func == F_TEXTICLIKE)
+		pat = DatumGetTextPP(DirectFunctionCall1Coll(lower, op->inputcollid,
+													 PointerGetDatum(pat)));
+	p = VARDATA_ANY(pat);
+	len = VARSIZE_ANY_EXHDR(pat);
+
+	/* the longest literal run decides the n-gram length */
+	run = palloc(len + 1);
+	codes = palloc(sizeof(uint32) * (len + 1));
+	for (int pass = 0; pass < 2; pass++)
+	{
+		runlen = 0;
+		for (int i = 0; i <= len; i++)
+		{
+			bool		end = (i == len || p[i] == '%' || p[i] == '_');
+
+			if (!end)
+			{
+				if (p[i] == '\\')
+				{
+					/* PostgreSQL refuses a trailing escape: leave it to it */
+					if (++i == len)
+						return NULL;
+				}
+				run[runlen++] = p[i];
+				continue;
+			}
+			if (pass == 0)
+				gram = Max(gram, Min(runlen, 3));
+			else if (runlen >= gram && gram > 0)
+			{
+				for (int s = 0; s + gram <= runlen; s++)
+				{
+					uint32		code = SrNgramCode(run + s, gram);
+					int			j;
+
+					for (j = 0; j < ncodes && codes[j] != code; j++)
+						;
+					if (j == ncodes && ncodes < SR_MAX_NGRAMS)
+						codes[ncodes++] = code;
+				}
+			}
+			runlen = 0;
+		}
+	}
+	pfree(run);
+	if (ncodes == 0)
+	{
+		pfree(codes);
+		return NULL;
+	}
+	key = NewKey(SR_KEY_INFIX, var->varattno);
+	key->icase = (func == F_TEXTICLIKE);
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->nvalues = ncodes;
+	key->hashes = codes;
+	return key;
+}
+
+/* "column < > <= >= constant" under a btree operator family */
+static SrIndexKey *
+RangeKey(OpExpr *op, Var *var, Const *c, bool var_left)
+{
+	List	   *interps = get_op_btree_interpretation(op->opno);
+	ListCell   *lc;
+
+	foreach(lc, interps)
+	{
+		OpBtreeInterpretation *bi = lfirst(lc);
+		int			strategy = bi->strategy;
+		Oid			coltype = var_left ? bi->oplefttype : bi->oprighttype;
+		Oid			boundtype = var_left ? bi->oprighttype : bi->oplefttype;
+		Oid			cmpproc,
+					sortproc;
+		SrIndexKey *key;
+
+		if (strategy == BTEqualStrategyNumber || strategy > BTGreaterStrategyNumber)
+			continue;
+		cmpproc = get_opfamily_proc(bi->opfamily_id, coltype, boundtype, BTORDER_PROC);
+		sortproc = get_opfamily_proc(bi->opfamily_id, boundtype, boundtype, BTORDER_PROC);
+		if (!OidIsValid(cmpproc) || !OidIsValid(sortproc))
+			continue;
+		if (!var_left)
+			strategy = BTMaxStrategyNumber + 1 - strategy;	/* commute */
+		key = NewKey(SR_KEY_RANGE, var->varattno);
+		key->proc = cmpproc;
+		key->sortproc = sortproc;
+		key->collation = op->inputcollid;
+		key->opno = op->opno;
+		key->boundlen = c->constlen;
+		key->boundbyval = c->constbyval;
+		if (strategy == BTGreaterStrategyNumber ||
+			strategy == BTGreaterEqualStrategyNumber)
+		{
+			key->has_lower = true;
+			key->lower = c->constvalue;
+		}
+		else
+		{
+			key->has_upper = true;
+			key->upper = c->constvalue;
+		}
+		return key;
+	}
+	return NULL;
+}
+
+/*
+ * "array column @> constant array": a match contains every element, so any
+ * one is a key; "array column && constant array": a match contains at least
+ * one, so each is.  Elements hash with the hash function of the equality
+ * operator array_contains uses (the element type's default).
+ */
+static SrIndexKey *
+ElemKey(OpExpr *op, Var *var, Const *c, bool var_left)
+{
+	Oid			func = get_opcode(op->opno);
+	ArrayType  *arr;
+	Oid			elemtype;
+	TypeCacheEntry *tce;
+	RegProcedure lhs,
+				rhs;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	SrIndexKey *key;
+
+	if (!(func == F_ARRAYOVERLAP || (func == F_ARRAYCONTAINS && var_left)))
+		return NULL;
+	arr = DatumGetArrayTypeP(c->constvalue);
+	elemtype = ARR_ELEMTYPE(arr);
+	tce = lookup_type_cache(elemtype, TYPECACHE_EQ_OPR);
+	if (!OidIsValid(tce->eq_opr) ||
+		!get_op_hash_functions(tce->eq_opr, &lhs, &rhs) || lhs != rhs)
+		return NULL;
+	get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
+	deconstruct_array(arr, elemtype, elmlen, elmbyval, elmalign,
+					  &elems, &nulls, &n);
+	key = NewKey(SR_KEY_ELEM, var->varattno);
+	key->proc = lhs;
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->elemtype = elemtype;
+	key->hashes = palloc(sizeof(uint32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		key->hashes[key->nvalues++] =
+			DatumGetUInt32(OidFunctionCall1Coll(lhs, op->inputcollid, elems[i]));
+		if (func == F_ARRAYCONTAINS)
+			break;				/* one element is enough */
+	}
+	/* "@> '{}'" holds for every array: no key */
+	if (key->nvalues == 0 && func == F_ARRAYCONTAINS)
+		return NULL;
+	return key;
+}
+
+static SrIndexKey *
+OpKey(OpExpr *op)
+{
+	Var		   *var;
+	Node	   *l,
+			   *r;
+	SrIndexKey *key;
+
+	if (list_length(op->args) != 2)
+		return NULL;
+	l = linitial(op->args);
+	r = lsecond(op->args);
+	if ((var = SrColumnOf(l)) != NULL && IsA(r, Const) && !((Const *) r)->constisnull)
+	{
+		if ((key = EqKey(op, var, (Const *) r, true)) != NULL ||
+			(key = PrefixKey(op, var, (Const *) r)) != NULL ||
+			(key = InfixKey(op, var, (Const *) r)) != NULL ||
+			(key = ElemKey(op, var, (Const *) r, true)) != NULL ||
+			(key = RangeKey(op, var, (Const *) r, true)) != NULL)
+			return key;
+	}
+	else if ((var = SrColumnOf(r)) != NULL && IsA(l, Const) && !((Const *) l)->constisnull)
+	{
+		if ((key = EqKey(op, var, (Const *) l, false)) != NULL ||
+			(key = ElemKey(op, var, (Const *) l, false)) != NULL ||
+			(key = RangeKey(op, var, (Const *) l, false)) != NULL)
+			return key;
+	}
+	return NULL;
+}
+
+/* "column IN (...)" / "column = ANY(constant array)" */
+static SrIndexKey *
+InKey(ScalarArrayOpExpr *saop)
+{
+	Var		   *var;
+	Const	   *c;
+	RegProcedure lhs,
+				rhs;
+	ArrayType  *arr;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	SrIndexKey *key;
+
+	if (!saop->useOr || list_length(saop->args) != 2 ||
+		(var = SrColumnOf(linitial(saop->args))) == NULL ||
+		!IsA(lsecond(saop->args), Const) ||
+		((Const *) lsecond(saop->args))->constisnull ||
+		!get_op_hash_functions(saop->opno, &lhs, &rhs))
+		return NULL;
+	c = (Const *) lsecond(saop->args);
+	arr = DatumGetArrayTypeP(c->constvalue);
+	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &elmlen, &elmbyval, &elmalign);
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), elmlen, elmbyval, elmalign,
+					  &elems, &nulls, &n);
+	key = NewKey(SR_KEY_EQ, var->varattno);
+	key->proc = lhs;
+	key->collation = saop->inputcollid;
+	key->opno = saop->opno;
+	key->hashes = palloc(sizeof(uint32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			key->hashes[key->nvalues++] =
+				DatumGetUInt32(OidFunctionCall1Coll(rhs, saop->inputcollid, elems[i]));
+	return key;
+}
+
+/* Keys of one node, as a List of SrIndexKey; NIL if it has none. */
+static List *
+NodeKeys(Node *node, int *prio)
+{
+	Var		   *var;
+	SrIndexKey *key = NULL;
+
+	check_stack_depth();
+	if (IsA(node, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) node;
+		ListCell   *lc;
+
+		if (b->boolop == AND_EXPR)
+		{
+			List	   *best = NIL;
+			int			bestprio = INT_MAX;
+			SrIndexKey *lower = NULL,
+					   *upper = NULL;
+
+			foreach(lc, b->args)
+			{
+				int			p;
+				List	   *keys = NodeKeys(lfirst(lc), &p);
+
+				if (keys == NIL)
+					continue;
+				/* Two one-sided ranges on one column make one interval. */
+				if (list_length(keys) == 1)
+				{
+					SrIndexKey *k = linitial(keys);
+
+					if (k->kind == SR_KEY_RANGE && k->has_lower && !lower)
+						lower = k;
+					else if (k->kind == SR_KEY_RANGE && k->has_upper && !upper)
+						upper = k;
+				}
+				if (p < bestprio)
+				{
+					best = keys;
+					bestprio = p;
+				}
+			}
+			if (lower && upper && lower->attno == upper->attno &&
+				lower->proc == upper->proc && lower->sortproc == upper->sortproc &&
+				lower->collation == upper->collation)
+			{
+				SrIndexKey *k = NewKey(SR_KEY_RANGE, lower->attno);
+
+				*k = *lower;
+				k->has_upper = true;
+				k->upper = upper->upper;
+				if (KeyPriority(k) < bestprio)
+				{
+					best = list_make1(k);
+					bestprio = KeyPriority(k);
+				}
+			}
+			*prio = bestprio;
+			return best;
+		}
+		if (b->boolop == OR_EXPR)
+		{
+			List	   *all = NIL;
+			int			worst = 0;
+
+			foreach(lc, b->args)
+			{
+				int			p;
+				List	   *keys = NodeKeys(lfirst(lc), &p);
+
+				if (keys == NIL)
+					return NIL;
+				all = list_concat(all, keys);
+				worst = Max(worst, p);
+			}
+			if (list_length(all) > SR_MAX_OR_KEYS)
+				return NIL;
+			*prio = worst + 1;
+			return all;
+		}
+		/* NOT boolean column */
+		if ((var = SrColumnOf(linitial(b->args))) != NULL &&
+			getBaseType(var->vartype) == BOOLOID)
+			key = NewKey(SR_KEY_FALSE, var->varattno);
+	}
+	else if ((var = SrColumnOf(node)) != NULL && getBaseType(var->vartype) == BOOLOID)
+		key = NewKey(SR_KEY_TRUE, var->varattno);
+	else if (IsA(node, BooleanTest) &&
+			 (var = SrColumnOf((Node *) ((BooleanTest *) node)->arg)) != NULL &&
+			 getBaseType(var->vartype) == BOOLOID)
+	{
+		BoolTestType t = ((BooleanTest *) node)->booltesttype;
+
+		if (t == IS_TRUE)
+			key = NewKey(SR_KEY_TRUE, var->varattno);
+		else if (t == IS_FALSE)
+			key = NewKey(SR_KEY_FALSE, var->varattno);
+	}
+	else if (IsA(node, NullTest) && !((NullTest *) node)->argisrow &&
+			 (var = SrColumnOf((Node *) ((NullTest *) node)->arg)) != NULL &&
+			 !type_is_rowtype(var->vartype))
+		key = NewKey(((NullTest *) node)->nulltesttype == IS_NULL ?
+					 SR_KEY_NULL : SR_KEY_NOTNULL, var->varattno);
+	else if (IsA(node, OpExpr))
+		key = OpKey((OpExpr *) node);
+	else if (IsA(node, ScalarArrayOpExpr))
+		key = InKey((ScalarArrayOpExpr *) node);
+
+	if (key == NULL)
+		return NIL;
+	*prio = KeyPriority(key);
+	return list_make1(key);
+}
+
+/*
+ * The shape's access path: keys allocated in CurrentMemoryContext; 0 keys
+ * means the shape is on the scan list.
+ */
+int
+SrCompileKeys(Node *qual, SrIndexKey **keys)
+{
+	int			prio;
+	List	   *list = qual ? NodeKeys(qual, &prio) : NIL;
+	int			i = 0;
+	ListCell   *lc;
+
+	*keys = NULL;
+	if (list == NIL)
+		return 0;
+	*keys = palloc(sizeof(SrIndexKey) * list_length(list));
+	foreach(lc, list)
+		(*keys)[i++] = *(SrIndexKey *) lfirst(lc);
+	return i;
+}
+
+void
+SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
+			  StringInfo buf)
+{
+	if (nkeys == 0)
+	{
+		appendStringInfoString(buf, "scan");
+		return;
+	}
+	appendStringInfoString(buf, "index");
+	for (int i = 0; i < nkeys; i++)
+	{
+		const SrIndexKey *k = &keys[i];
+		const char *col = ColumnName(desc, k->attno - 1);
+
+		appendStringInfoString(buf, i == 0 ? " " : " OR ");
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_EQ:
+				appendStringInfo(buf, "(%s %s, hash of %d value%s)", col,
+								 get_opname(k->opno), k->nvalues,
+								 k->nvalues == 1 ? "" : "s");
+				break;
+			case SR_KEY_PREFIX:
+				appendStringInfo(buf, "(%s LIKE, prefix of %d bytes)", col,
+								 k->nvalues);
+				break;
+			case SR_KEY_RANGE:
+				appendStringInfo(buf, "(%s %s, %s)", col, get_opname(k->opno),
+								 k->has_lower && k->has_upper ? "range" :
+								 k->has_lower ? "lower bound" : "upper bound");
+				break;
+			case SR_KEY_TRUE:
+				appendStringInfo(buf, "(%s IS TRUE)", col);
+				break;
+			case SR_KEY_FALSE:
+				appendStringInfo(buf, "(%s IS FALSE)", col);
+				break;
+			case SR_KEY_NULL:
+				appendStringInfo(buf, "(%s IS NULL)", col);
+				break;
+			case SR_KEY_NOTNULL:
+				appendStringInfo(buf, "(%s IS NOT NULL)", col);
+				break;
+			case SR_KEY_INFIX:
+				appendStringInfo(buf, "(%s %s, substring: %d n-gram%s of %d byte%s)",
+								 col, k->icase ? "ILIKE" : "LIKE", k->nvalues,
+								 k->nvalues == 1 ? "" : "s",
+								 (int) (k->hashes[0] >> 24),
+								 (k->hashes[0] >> 24) == 1 ? "" : "s");
+				break;
+			case SR_KEY_ELEM:
+				appendStringInfo(buf, "(%s %s, elements: hash of %d value%s)",
+								 col, get_opname(k->opno), k->nvalues,
+								 k->nvalues == 1 ? "" : "s");
+				break;
+		}
+	}
+}
