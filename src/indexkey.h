@@ -17,9 +17,10 @@
 #include "nodes/nodes.h"
 
 /*
- * Index keys: one access path per shape, a necessary condition for a match.
- * A shape is a candidate for a row if any of its keys hits; candidates then
- * run their whole program, so keys may over-approximate but never miss.
+ * Index keys: a necessary condition for a match.  A shape is a candidate
+ * for a row if any key of the access path it is filed under hits;
+ * candidates then run their whole program, so keys may over-approximate
+ * but never miss.
  */
 typedef enum SrKeyKind
 {
@@ -59,7 +60,45 @@ typedef struct SrIndexKey
 	uint32	   *hashes;			/* EQ, ELEM, INFIX; PREFIX: SrPrefixHash */
 	Datum		lower;			/* RANGE */
 	Datum		upper;
+	/* on the first key of each access path (see SrKeyPath) */
+	int16		pathlen;		/* keys in the path; 0 on the others */
+	bool		sel_stats;		/* sel is from statistics */
+	float4		sel;			/* estimated selectivity of the path */
 } SrIndexKey;
+
+/*
+ * A shape's keys are its access paths one after the other, most selective
+ * first: the shape is filed under one path, and is a candidate for a row
+ * if any key of that path hits.
+ */
+#define SR_MAX_PATHS	4
+
+/* The keys of path number path (0-based) of keys[0..nkeys-1]; NULL if none */
+static inline const SrIndexKey *
+SrKeyPath(const SrIndexKey *keys, int nkeys, int path, int *n)
+{
+	int			i = 0;
+
+	for (int p = 0; p < path && i < nkeys; p++)
+		i += keys[i].pathlen;
+	if (i >= nkeys)
+	{
+		*n = 0;
+		return NULL;
+	}
+	*n = keys[i].pathlen;
+	return &keys[i];
+}
+
+static inline int
+SrKeyPathCount(const SrIndexKey *keys, int nkeys)
+{
+	int			n = 0;
+
+	for (int i = 0; i < nkeys; i += keys[i].pathlen)
+		n++;
+	return n;
+}
 
 /*
  * An n-gram of 1 to 3 bytes as a number: exact (no two n-grams share a
@@ -76,7 +115,7 @@ SrNgramCode(const char *p, int len)
 }
 
 extern uint32 SrPrefixHash(const char *p, int len);
-extern int	SrCompileKeys(Node *qual, SrIndexKey **keys);
+extern int	SrCompileKeys(Node *qual, Oid relid, SrIndexKey **keys);
 extern void SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 						  StringInfo buf);
 

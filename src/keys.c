@@ -25,6 +25,7 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/selfuncs.h"
 #include "utils/typcache.h"
 
 #define XXH_INLINE_ALL
@@ -32,6 +33,7 @@
 
 #include "compile.h"
 #include "indexkey.h"
+#include "keysel.h"
 
 static const char *
 ColumnName(TupleDesc desc, int arg)
@@ -413,6 +415,52 @@ InKey(ScalarArrayOpExpr *saop)
 	return key;
 }
 
+/*
+ * A key's fingerprint: its kind, column, operator and values, not where
+ * its conjunct stands in the clause.  Ties between access paths go by it,
+ * so that the choice never depends on the order of the conjuncts.
+ */
+static uint64
+KeyFingerprint(const SrIndexKey *k)
+{
+	uint64		h;
+	uint64		parts[4];
+
+	parts[0] = ((uint64) k->kind << 48) | ((uint64) (uint16) k->attno << 32) | k->opno;
+	parts[1] = ((uint64) k->has_lower << 1) | k->has_upper | ((uint64) k->nvalues << 2);
+	parts[2] = 0;
+	parts[3] = 0;
+	if (k->hashes && k->nvalues > 0 && k->kind != SR_KEY_PREFIX)
+		parts[2] = XXH3_64bits(k->hashes, sizeof(uint32) * k->nvalues);
+	else if (k->hashes)
+		parts[2] = k->hashes[0];
+	if (k->kind == SR_KEY_RANGE)
+	{
+		if (k->has_lower)
+			parts[3] ^= k->boundbyval ? (uint64) k->lower :
+				XXH3_64bits(DatumGetPointer(k->lower),
+							datumGetSize(k->lower, false, k->boundlen));
+		if (k->has_upper)
+			parts[3] ^= 0x9E3779B97F4A7C15 * (k->boundbyval ? (uint64) k->upper :
+											  XXH3_64bits(DatumGetPointer(k->upper),
+														  datumGetSize(k->upper, false, k->boundlen)));
+	}
+	h = XXH3_64bits(parts, sizeof(parts));
+	return h;
+}
+
+static uint64
+KeysFingerprint(List *keys)
+{
+	uint64		h = 0;
+	ListCell   *lc;
+
+	/* an OR's keys in any order: combine commutatively */
+	foreach(lc, keys)
+		h += KeyFingerprint(lfirst(lc));
+	return h;
+}
+
 /* Keys of one node, as a List of SrIndexKey; NIL if it has none. */
 static List *
 NodeKeys(Node *node, int *prio)
@@ -450,7 +498,8 @@ NodeKeys(Node *node, int *prio)
 					else if (k->kind == SR_KEY_RANGE && k->has_upper && !upper)
 						upper = k;
 				}
-				if (p < bestprio)
+				if (p < bestprio ||
+					(p == bestprio && KeysFingerprint(keys) < KeysFingerprint(best)))
 				{
 					best = keys;
 					bestprio = p;
@@ -528,25 +577,167 @@ NodeKeys(Node *node, int *prio)
 	return list_make1(key);
 }
 
+/* One candidate access path of a shape */
+typedef struct AccessPath
+{
+	List	   *keys;			/* SrIndexKey * */
+	double		sel;
+	bool		stats;			/* sel from statistics */
+	uint64		fp;
+} AccessPath;
+
+static int
+ComparePaths(const void *a, const void *b)
+{
+	const AccessPath *x = a;
+	const AccessPath *y = b;
+
+	if (x->sel != y->sel)
+		return x->sel < y->sel ? -1 : 1;
+	return (x->fp > y->fp) - (x->fp < y->fp);
+}
+
+/* The conjuncts of a qual, nested ANDs flattened */
+static List *
+Conjuncts(Node *node, List *out)
+{
+	check_stack_depth();
+	if (IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+			out = Conjuncts(lfirst(lc), out);
+		return out;
+	}
+	return lappend(out, node);
+}
+
 /*
- * The shape's access path: keys allocated in CurrentMemoryContext; 0 keys
- * means the shape is on the scan list.
+ * Two one-sided ranges on one column make one interval, whose
+ * selectivity is the planner's for a range pair: sel(lower) + sel(upper)
+ * - 1.  Of several bounds on the column, the most selective of each side.
+ */
+/* A one-sided range on attno: has_lower (lower) or has_upper (!lower) only */
+static bool
+OneSided(const AccessPath *p, bool lower, AttrNumber attno)
+{
+	const SrIndexKey *k = linitial(p->keys);
+
+	return list_length(p->keys) == 1 && k->kind == SR_KEY_RANGE &&
+		k->has_lower == lower && k->has_upper == !lower &&
+		(attno == InvalidAttrNumber || k->attno == attno);
+}
+
+static void
+AddIntervals(AccessPath *paths, int *npaths)
+{
+	int			n = *npaths;
+
+	for (int i = 0; i < n; i++)
+	{
+		SrIndexKey *lo = linitial(paths[i].keys);
+		AccessPath	   *up = NULL;
+		bool		best_lower = true;
+		SrIndexKey *k;
+
+		if (!OneSided(&paths[i], true, InvalidAttrNumber))
+			continue;
+		for (int j = 0; j < n; j++)
+		{
+			SrIndexKey *o = linitial(paths[j].keys);
+
+			if (OneSided(&paths[j], true, lo->attno) &&
+				ComparePaths(&paths[j], &paths[i]) < 0)
+				best_lower = false;
+			if (OneSided(&paths[j], false, lo->attno) &&
+				o->proc == lo->proc && o->sortproc == lo->sortproc &&
+				o->collation == lo->collation &&
+				(up == NULL || ComparePaths(&paths[j], up) < 0))
+				up = &paths[j];
+		}
+		if (!best_lower || up == NULL)
+			continue;
+		k = NewKey(SR_KEY_RANGE, lo->attno);
+		*k = *lo;
+		k->has_upper = true;
+		k->upper = ((SrIndexKey *) linitial(up->keys))->upper;
+		paths[*npaths].keys = list_make1(k);
+		/* as clauselist_selectivity() treats a range pair */
+		paths[*npaths].stats = paths[i].stats && up->stats;
+		paths[*npaths].sel = paths[i].sel + up->sel - 1.0;
+		if (!paths[*npaths].stats)
+			paths[*npaths].sel = DEFAULT_RANGE_INEQ_SEL;
+		else if (paths[*npaths].sel <= 0)
+			paths[*npaths].sel = paths[*npaths].sel < -0.01 ? 1.0e-7 :
+				DEFAULT_RANGE_INEQ_SEL;
+		paths[*npaths].fp = KeysFingerprint(paths[*npaths].keys);
+		(*npaths)++;
+	}
+}
+
+/*
+ * The shape's access paths, allocated in CurrentMemoryContext: every
+ * conjunct of the qual's top AND that has index keys is one (an OR
+ * conjunct: the union of its arms' keys), with the estimated selectivity
+ * of the conjunct (keysel.c) for relid's rows.  Paths come out in order of
+ * selectivity, ties by fingerprint: never by position.  Each path's first
+ * key carries its pathlen and sel.  Returns the number of keys; 0 means
+ * the shape is on the scan list.
  */
 int
-SrCompileKeys(Node *qual, SrIndexKey **keys)
+SrCompileKeys(Node *qual, Oid relid, SrIndexKey **keys)
 {
-	int			prio;
-	List	   *list = qual ? NodeKeys(qual, &prio) : NIL;
-	int			i = 0;
+	List	   *conjuncts;
+	AccessPath	   *paths;
+	int			npaths = 0,
+				nkeys = 0,
+				i = 0;
 	ListCell   *lc;
 
 	*keys = NULL;
-	if (list == NIL)
+	if (qual == NULL)
 		return 0;
-	*keys = palloc(sizeof(SrIndexKey) * list_length(list));
-	foreach(lc, list)
-		(*keys)[i++] = *(SrIndexKey *) lfirst(lc);
-	return i;
+	conjuncts = Conjuncts(qual, NIL);
+	/* room for an interval per lower bound */
+	paths = palloc(sizeof(AccessPath) * list_length(conjuncts) * 2);
+	foreach(lc, conjuncts)
+	{
+		int			prio;
+		List	   *k = NodeKeys(lfirst(lc), &prio);
+
+		if (k == NIL)
+			continue;
+		paths[npaths].keys = k;
+		paths[npaths].sel = SrEstimateSelectivity(relid, lfirst(lc),
+												  &paths[npaths].stats);
+		paths[npaths].fp = KeysFingerprint(k);
+		npaths++;
+	}
+	AddIntervals(paths, &npaths);
+	if (npaths == 0)
+		return 0;
+	if (npaths > 1)
+		qsort(paths, npaths, sizeof(AccessPath), ComparePaths);
+	npaths = Min(npaths, SR_MAX_PATHS);
+	for (int p = 0; p < npaths; p++)
+		nkeys += list_length(paths[p].keys);
+	*keys = palloc(sizeof(SrIndexKey) * nkeys);
+	for (int p = 0; p < npaths; p++)
+	{
+		int			first = i;
+
+		foreach(lc, paths[p].keys)
+		{
+			(*keys)[i] = *(SrIndexKey *) lfirst(lc);
+			(*keys)[i].pathlen = 0;
+			i++;
+		}
+		(*keys)[first].pathlen = list_length(paths[p].keys);
+		(*keys)[first].sel = (float4) paths[p].sel;
+		(*keys)[first].sel_stats = paths[p].stats;
+	}
+	return nkeys;
 }
 
 void

@@ -1077,6 +1077,129 @@ FlagList(SrKeyKind kind)
 	}
 }
 
+/* ---- load: how crowded a key's posting lists are ---- */
+
+/* Ids under one hash: their number, and up to max of them into out */
+static int
+HashPosting(HashTable *t, uint32 hash, int64 *out, int max)
+{
+	HashEntry  *e = t->entries ? HashFind(t, hash, false) : NULL;
+	IdList	   *l;
+
+	if (e == NULL || e->state == SLOT_EMPTY || e->state == SLOT_FREE)
+		return 0;
+	if (e->state == SLOT_ONE)
+	{
+		if (max > 0)
+			out[0] = e->u.one;
+		return 1;
+	}
+	l = e->u.list;
+	if (max > 0 && l->bitmap)
+	{
+		roaring_uint32_iterator_t it;
+		uint32		u[64];
+		uint32		got;
+
+		roaring_init_iterator(l->bitmap, &it);
+		got = roaring_read_uint32_iterator(&it, u, Min(max, 64));
+		for (uint32 i = 0; i < got; i++)
+			out[i] = u[i];
+	}
+	else if (max > 0)
+		memcpy(out, l->ids, sizeof(int64) * Min(max, l->n));
+	return l->n;
+}
+
+/*
+ * The load of an access path: how many shapes are already filed where
+ * keys would file one, and (up to max, into peers) which.  A range key's
+ * load is 0: the interval tree's cost follows the intervals a value
+ * stabs, which is what the selectivity estimates.  An n-gram key counts
+ * the n-gram InfixInsert would choose.
+ */
+int
+SrPredIndexLoad(SrPredIndex *index, const SrIndexKey *keys, int nkeys,
+				int64 *peers, int max, int *npeers)
+{
+	int			load = 0;
+
+	*npeers = 0;
+	for (int i = 0; i < nkeys; i++)
+	{
+		const SrIndexKey *k = &keys[i];
+		int			got = 0;
+
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_EQ:
+			case SR_KEY_ELEM:
+				{
+					EqGroup    *g = FindEq(index, k, false);
+
+					for (int v = 0; g && v < k->nvalues; v++)
+					{
+						got = HashPosting(&g->table, k->hashes[v], peers + *npeers,
+										  max - *npeers);
+						load += got;
+						*npeers += Min(got, max - *npeers);
+					}
+					break;
+				}
+			case SR_KEY_PREFIX:
+				{
+					PrefixGroup *g = FindPrefix(index, k, false);
+
+					if (g)
+					{
+						got = HashPosting(&g->table, k->hashes[0], peers + *npeers,
+										  max - *npeers);
+						load += got;
+						*npeers += Min(got, max - *npeers);
+					}
+					break;
+				}
+			case SR_KEY_INFIX:
+				{
+					InfixGroup *g = FindInfix(index, k, false);
+					int			least = 0;
+
+					for (int v = 0; g && v < k->nvalues; v++)
+					{
+						InfixEntry *e = hash_search(g->table, &k->hashes[v],
+													HASH_FIND, NULL);
+						int			n = e ? e->n : 0;
+
+						if (v == 0 || n < least)
+							least = n;
+					}
+					load += least;
+					break;
+				}
+			case SR_KEY_RANGE:
+				break;
+			default:
+				{
+					FlagGroup  *g = FindFlag(index, k->attno, false);
+					IdList	   *l = g ? &g->lists[FlagList(k->kind)] : NULL;
+
+					if (l && l->n > 0)
+					{
+						load += l->n;
+						if (l->ids && *npeers < max)
+						{
+							got = Min(l->n, max - *npeers);
+							memcpy(peers + *npeers, l->ids, sizeof(int64) * got);
+							*npeers += got;
+						}
+					}
+					break;
+				}
+		}
+	}
+	return load;
+}
+
 /*
  * Bulk loading: announce the keys about to be inserted, then
  * SrPredIndexPrepare() sizes each equality table once for them instead of

@@ -19,6 +19,8 @@ extern void SrPredIndexInsert(SrPredIndex *index, int64 shape_id,
 extern void SrPredIndexReserve(SrPredIndex *index, const SrIndexKey *keys,
 							   int nkeys);
 extern void SrPredIndexPrepare(SrPredIndex *index);
+extern int	SrPredIndexLoad(SrPredIndex *index, const SrIndexKey *keys,
+							int nkeys, int64 *peers, int max, int *npeers);
 extern void SrPredIndexDelete(SrPredIndex *index, int64 shape_id,
 							  const SrIndexKey *keys, int nkeys);
 

@@ -180,6 +180,161 @@ SrRouterFindShape(SrTableRouter *router, int64 shape_id)
 }
 
 /*
+ * Access paths.  A shape is filed under the path of least estimated cost:
+ * its selectivity (the fraction of rows that make the shape a candidate,
+ * keys.c) times one plus the shapes already filed under the same key.  The
+ * second factor is the index's own evidence: with no statistics, equality
+ * on a value 10,000 shapes share ("status = 'open'") is a crowded home,
+ * every row with that value making all of them candidates at once.
+ */
+#define SR_REBALANCE_FROM	16	/* a posting list this long looks for movers */
+#define SR_REBALANCE_MOVES	4	/* at most this many per insertion */
+#define SR_REBALANCE_PEERS	16
+
+static double
+PathCost(SrTableRouter *router, SrShape *shape, int path, bool filed,
+		 int64 *peers, int *npeers, int *loadp)
+{
+	int			n;
+	const SrIndexKey *keys = SrKeyPath(shape->keys, shape->nkeys, path, &n);
+	int			load = SrPredIndexLoad(router->index, keys, n, peers,
+									   peers ? SR_REBALANCE_PEERS : 0, npeers);
+
+	/* a filed shape does not count against its own path */
+	if (filed && path == shape->path && load > 0)
+		load--;
+	if (loadp)
+		*loadp = load;
+	return (double) keys->sel * (1 + load);
+}
+
+static int
+CheapestPath(SrTableRouter *router, SrShape *shape, bool filed)
+{
+	int			npaths = SrKeyPathCount(shape->keys, shape->nkeys);
+	int			best = 0;
+	double		bestcost = 0;
+	int			dummy;
+
+	for (int p = 0; p < npaths; p++)
+	{
+		double		cost = PathCost(router, shape, p, filed, NULL, &dummy, NULL);
+
+		/* ties: the earlier path (paths come in a canonical order) */
+		if (p == 0 || cost < bestcost)
+			best = p, bestcost = cost;
+	}
+	return best;
+}
+
+static void
+FileShape(SrTableRouter *router, SrShape *shape, int path)
+{
+	int			n;
+	const SrIndexKey *keys = SrKeyPath(shape->keys, shape->nkeys, path, &n);
+
+	shape->path = path;
+	SrPredIndexInsert(router->index, shape->shape_id, keys, n);
+}
+
+/*
+ * A shape filed early under a key that has since become crowded moves to
+ * a cheaper path: when a posting list reaches a power of two from
+ * SR_REBALANCE_FROM on, up to SR_REBALANCE_MOVES of its oldest shapes are
+ * looked at again.  Amortised O(1) per insertion, never a rebuild.
+ */
+static void
+Rebalance(SrTableRouter *router, SrShape *shape, const int64 *peers, int npeers)
+{
+	int			moves = 0;
+
+	for (int i = 0; i < npeers && moves < SR_REBALANCE_MOVES; i++)
+	{
+		SrShape    *peer;
+		int			best;
+
+		if (peers[i] == shape->shape_id ||
+			(peer = SrRouterFindShape(router, peers[i])) == NULL ||
+			peer->prog == NULL ||
+			SrKeyPathCount(peer->keys, peer->nkeys) < 2)
+			continue;
+		best = CheapestPath(router, peer, true);
+		if (best == peer->path)
+			continue;
+		{
+			int			n;
+			const SrIndexKey *keys = SrKeyPath(peer->keys, peer->nkeys,
+											   peer->path, &n);
+
+			SrPredIndexDelete(router->index, peer->shape_id, keys, n);
+		}
+		FileShape(router, peer, best);
+		moves++;
+	}
+}
+
+static void
+IndexShape(SrTableRouter *router, SrShape *shape)
+{
+	int			path = 0;
+	int64		peers[SR_REBALANCE_PEERS];
+	int			npeers = 0,
+				load = 0;
+
+	if (shape->nkeys > 0)
+	{
+		path = CheapestPath(router, shape, false);
+		PathCost(router, shape, path, false, peers, &npeers, &load);
+	}
+	FileShape(router, shape, path);
+	if (load + 1 >= SR_REBALANCE_FROM && ((load + 1) & load) == 0)
+		Rebalance(router, shape, peers, npeers);
+}
+
+/*
+ * explain_shape's access lines: the path the shape is filed under, then why
+ * (its estimated selectivity and the shapes sharing its key), then every
+ * other path with the same figures.
+ */
+void
+SrRouterExplainAccess(SrTableRouter *router, SrShape *shape, StringInfo buf)
+{
+	int			npaths = SrKeyPathCount(shape->keys, shape->nkeys);
+	int			order[SR_MAX_PATHS];
+	int			n = 0;
+
+	if (shape->nkeys == 0)
+	{
+		SrExplainKeys(NULL, 0, router->desc, buf);
+		return;
+	}
+	order[n++] = shape->path;
+	for (int p = 0; p < npaths; p++)
+		if (p != shape->path)
+			order[n++] = p;
+	for (int i = 0; i < n; i++)
+	{
+		int			nk,
+					load,
+					dummy;
+		const SrIndexKey *keys = SrKeyPath(shape->keys, shape->nkeys,
+										   order[i], &nk);
+		double		cost = PathCost(router, shape, order[i], true, NULL,
+									&dummy, &load);
+
+		if (i == 1)
+			appendStringInfoString(buf, "\nother paths:");
+		if (i > 0)
+			appendStringInfoString(buf, "\n  ");
+		SrExplainKeys(keys, nk, router->desc, buf);
+		appendStringInfo(buf, "%sselectivity %.3g (%s), %d other shape%s under the key, cost %.3g",
+						 i == 0 ? "\nchosen: " : ": ", keys->sel,
+						 keys->sel_stats ? "statistics" : "default for the operator",
+						 load, load == 1 ? "" : "s", cost);
+	}
+}
+
+/*
  * Compile and add one shape.  A shape whose qual no longer fits the table
  * is kept, marked invalid with the reason, so that callers can report it.
  */
@@ -239,7 +394,7 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		{
 			Size		size;
 
-			nkeys = SrCompileKeys(qual, &keys);
+			nkeys = SrCompileKeys(qual, router->relid, &keys);
 			size = SrProgramFlatSize(prog, keys, nkeys);
 			if (size > 0)
 				shape->prog = SrProgramFlatten(prog, keys, nkeys,
@@ -263,7 +418,7 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 			MemoryContextSwitchTo(pcxt);
 			qual = stringToNode(def->qual);
 			shape->prog = SrCompile(qual, router->desc, &reason);
-			shape->nkeys = SrCompileKeys(qual, &shape->keys);
+			shape->nkeys = SrCompileKeys(qual, router->relid, &shape->keys);
 			MemoryContextSwitchTo(router->cxt);
 		}
 		else
@@ -271,8 +426,7 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 		MemoryContextReset(router->compilecxt);
 		/* in bulk, SrRouterEndBulk indexes every shape at once */
 		if (shape->prog && !router->bulk)
-			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
-							  shape->nkeys);
+			IndexShape(router, shape);
 	}
 	MemoryContextSwitchTo(old);
 	return shape;
@@ -309,8 +463,14 @@ SrRouterEndBulk(SrTableRouter *router)
 		qsort(router->shapes, router->nshapes, sizeof(SrShape), CompareShapes);
 	for (int i = 0; i < router->nshapes; i++)
 		if (router->shapes[i].prog)
-			SrPredIndexReserve(router->index, router->shapes[i].keys,
-							   router->shapes[i].nkeys);
+		{
+			int			n;
+			const SrIndexKey *keys = SrKeyPath(router->shapes[i].keys,
+											   router->shapes[i].nkeys, 0, &n);
+
+			/* the most selective path: the one most shapes end up under */
+			SrPredIndexReserve(router->index, keys, n);
+		}
 	SrPredIndexPrepare(router->index);
 	for (int i = 0; i < router->nshapes; i++)
 	{
@@ -318,8 +478,7 @@ SrRouterEndBulk(SrTableRouter *router)
 
 		CHECK_FOR_INTERRUPTS();
 		if (shape->prog)
-			SrPredIndexInsert(router->index, shape->shape_id, shape->keys,
-							  shape->nkeys);
+			IndexShape(router, shape);
 	}
 	MemoryContextSwitchTo(old);
 	if (router->maxshapes > Max(router->nshapes, 16))
@@ -335,8 +494,13 @@ void
 SrRouterDisableShape(SrTableRouter *router, SrShape *shape, const char *reason)
 {
 	if (shape->prog)
-		SrPredIndexDelete(router->index, shape->shape_id, shape->keys,
-						  shape->nkeys);
+	{
+		int			n;
+		const SrIndexKey *keys = SrKeyPath(shape->keys, shape->nkeys,
+										   shape->path, &n);
+
+		SrPredIndexDelete(router->index, shape->shape_id, keys, n);
+	}
 	if (shape->prog && shape->prog->flatsize > 0)
 		ArenaFree(router, shape->prog, shape->prog->flatsize);
 	else if (shape->prog)

@@ -19,11 +19,12 @@ typedef struct SrShape
 	int64		shape_id;
 	SrProgram  *prog;			/* NULL while invalid; with keys, one arena
 								 * chunk if prog->flatsize > 0 */
-	SrIndexKey *keys;			/* access path: nkeys keys, or the scan list */
+	SrIndexKey *keys;			/* access paths (SrKeyPath), none: scan list */
 	AttrNumber *columns;		/* projected columns, ascending */
 	char	   *invalid_reason; /* why the shape no longer applies */
 	int			ncolumns;		/* -1 = every column */
-	int16		nkeys;
+	int16		nkeys;			/* keys of every access path */
+	uint8		path;			/* the access path it is filed under */
 	bool		removed;		/* a tombstone, until the array is compacted */
 } SrShape;
 
@@ -64,6 +65,8 @@ extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
 extern void SrRouterDisableShape(SrTableRouter *router, SrShape *shape,
 								 const char *reason);
 extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
+extern void SrRouterExplainAccess(SrTableRouter *router, SrShape *shape,
+								  StringInfo buf);
 extern int64 *SrRouterIdBuffer(SrTableRouter *router, int which);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 **ids);

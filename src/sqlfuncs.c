@@ -254,7 +254,7 @@ explain_shape(PG_FUNCTION_ARGS)
 	else
 	{
 		appendStringInfoString(&buf, "access: ");
-		SrExplainKeys(shape->keys, shape->nkeys, router->desc, &buf);
+		SrRouterExplainAccess(router, shape, &buf);
 		appendStringInfo(&buf, "\nprogram: %d step%s", shape->prog->nsteps,
 						 shape->prog->nsteps == 1 ? "" : "s");
 		SrExplainProgram(shape->prog, router->desc, &buf);
