@@ -33,7 +33,7 @@ import psycopg2.errors
 
 # Scenario order = residue of their shape ids modulo NSCEN (the plugin's
 # "shard" option then selects exactly one scenario's shapes).
-SCENARIOS = ["none", "one", "eq", "mix", "exact"]
+SCENARIOS = ["none", "one", "eq", "mix", "exact", "eq2", "eq2rev", "rng2", "rng2rev"]
 NSCEN = len(SCENARIOS)
 
 BIG_USER = 1_000_000        # user ids of the 99% (no eq shape reaches them)
@@ -176,6 +176,19 @@ def scenario_clauses(p, name):
         return eq + ranges + tags
     if name == "exact":
         return ["user_id = %d" % v for v in p.pool()]
+    # two conjuncts, the first unselective as written, and the same reversed
+    # (issue 9): the open todos of user k; a wide score range and a narrow
+    # user range
+    if name == "eq2":
+        return ["status = 'open' AND user_id = %d" % k for k in range(1, p.shapes + 1)]
+    if name == "eq2rev":
+        return ["user_id = %d AND status = 'open'" % k for k in range(1, p.shapes + 1)]
+    if name == "rng2":
+        return ["score > %d AND user_id < %d" % ((k % 7) * (SCORE_SPAN // 7), k)
+                for k in range(1, p.nranges + 1)]
+    if name == "rng2rev":
+        return ["user_id < %d AND score > %d" % (k, (k % 7) * (SCORE_SPAN // 7))
+                for k in range(1, p.nranges + 1)]
     raise ValueError(name)
 
 
@@ -411,8 +424,28 @@ def expected_counts(p, upto):
             pos = t.find("#tag", pos + 1)
         return s
 
+    def m_eq2(r):
+        return m_eq(r) if r["status"] == "open" else set()
+
+    # rng2's matches as a bitmask over k = 1..nranges: user_id < k, and
+    # score > (k % 7) * step, i.e. k % 7 below the number of steps under score
+    nr = p.nranges
+    step = SCORE_SPAN // 7
+    all_k = (1 << (nr + 1)) - 2
+    by_res = [0] * 8
+    for c in range(8):
+        by_res[c] = sum(1 << k for k in range(1, nr + 1) if k % 7 < c)
+
+    def m_rng2(r):
+        uid, sc = r["user_id"], r["score"]
+        if uid is None or sc is None or uid >= nr:
+            return 0
+        c = min(7, sum(1 for res in range(7) if res * step < sc))
+        return all_k & ~((1 << (uid + 1)) - 1) & by_res[c]
+
     matchers = {"none": lambda r: set(), "one": m_one, "eq": m_eq, "mix": m_mix,
-                "exact": m_exact}
+                "exact": m_exact, "eq2": m_eq2, "eq2rev": m_eq2,
+                "rng2": m_rng2, "rng2rev": m_rng2}
     exp = {sc: {"I": 0, "U": 0, "D": 0, "B": 0} for sc in SCENARIOS}
     changes = {"I": 0, "U": 0, "D": 0}
     ntxn = 0
@@ -456,10 +489,10 @@ def expected_counts(p, upto):
                 if mo & mn:
                     e["U"] += 1
                     n += 1
-                if mn - mo:
+                if (mn & ~mo) if isinstance(mn, int) else (mn - mo):
                     e["I"] += 1
                     n += 1
-                if mo - mn:
+                if (mo & ~mn) if isinstance(mo, int) else (mo - mn):
                     e["D"] += 1
                     n += 1
             if n:
