@@ -62,6 +62,15 @@ UPDATE t SET b = 1 WHERE id = 1;
 DELETE FROM t WHERE id = 3;
 SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_errors', NULL, NULL);
 
+-- A numeric NaN cast to integer raises 0A000, not a data exception: the
+-- same, one shape invalidated, the others routed
+CREATE TABLE r (id int PRIMARY KEY, n numeric, a int);
+ALTER TABLE r REPLICA IDENTITY FULL;
+SELECT shape_router.add_shape('r', 'a > 0') - base AS s14 FROM id_base;
+SELECT shape_router.add_shape('r', 'n::int > 0') - base AS s15 FROM id_base;
+INSERT INTO r VALUES (1, 5, 1), (2, 'NaN', 1), (3, 2, 3);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_errors', NULL, NULL);
+
 -- matching_shapes raises PostgreSQL's own error (it has no stream to
 -- invalidate the shape in)
 SELECT shape_router.matching_shapes('t', '{"id": 9, "a": 1, "b": 0}');

@@ -592,8 +592,9 @@ MatchFrom(SrTableRouter *router, TupleTableSlot *oldslot,
 
 /*
  * Errors a shape's own operators raise on a row's values: data exceptions
- * (22), domain constraint violations (23) and limits such as stack depth or
- * regular expression complexity (54).  Cancels, out of memory and internal
+ * (22), values a function does not support (0A: numeric NaN cast to
+ * integer), domain constraint violations (23) and limits such as stack
+ * depth or regular expression complexity (54).  Cancels, out of memory and internal
  * errors are not among them.
  */
 static bool
@@ -602,6 +603,7 @@ RecoverableError(int sqlerrcode)
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
 	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_FEATURE_NOT_SUPPORTED ||
 		category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
 		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
@@ -687,8 +689,9 @@ SrRouterMatchRows(SrTableRouter *router, int ncand, TupleTableSlot *oldslot,
 
 /*
  * Why going on after FlushErrorState() without a subtransaction is safe
- * here: the errors caught are data exceptions (class 22), integrity
- * constraint violations (23, a domain's CHECK) and program limits (54),
+ * here: the errors caught are data exceptions (class 22), unsupported
+ * values (0A), integrity constraint violations (23, a domain's CHECK) and
+ * program limits (54),
  * raised by a built-in immutable function or operator on a row's values.
  * Such a function computes on Datums in evalcxt and the ExprContext's
  * per-tuple memory, both reset below; it holds no lock, buffer pin or
