@@ -8,14 +8,65 @@ change, the old row ("identity", the whole row under REPLICA IDENTITY FULL)
 and the new row (unchanged TOASTed values, which wal2json leaves out, are
 taken from the old row), and, from the changes to shape_router.shapes, which
 shapes exist when each transaction commits.  PostgreSQL itself is the oracle
-for the predicates: every old/new row image goes into a scratch table
-dd.img (image_id + the table's columns) and every predicate runs once as
-`SELECT image_id FROM dd.img WHERE <predicate>`.  The routing rules of
-design.md section 2 then give the records shape_router must write for each
-change, and the script compares them, per change (keyed by the change LSN,
-include-lsn), with what the shape_router slots wrote: the (action, move,
-shapes) of every record, in order; the S records; B/C framing, xids and
-commit LSNs; commit order; and the "new" / "key" values of every record.
+for the predicates: every distinct old/new row image goes into a scratch
+table dd.img (image_id + the table's columns), and PostgreSQL evaluates each
+predicate per image, as written: `SELECT (<predicate>) FROM dd.img WHERE
+image_id = k` (AND / OR left to right, after the planner's constant folding,
+which add_shape's validation does too), giving per (shape, image) true /
+false / null / error(SQLSTATE).  The fast path is one set query per shape
+with the predicate in the target list (`SELECT image_id, (p) FROM (...
+OFFSET 0)`, never in a WHERE clause, whose top-level conjuncts the planner
+may reorder).  A set query fails as a whole when one image raises; such a
+shape is then evaluated per image by a plpgsql function with the predicate
+compiled into it: a cursor over dd.img in image_id order, one row per FETCH;
+on an error, the image after the last one fetched is the one that raised
+(checked for the first errors and every 16th by evaluating it alone,
+`SELECT (p) FROM dd.img WHERE image_id = k`, in BEGIN ... EXCEPTION: same
+SQLSTATE), and the cursor reopens after it.  That evaluation is lazy, in
+image order (the stream's order), as far as the comparison needs it.  The
+routing rules of design.md section 2 then give the records shape_router
+must write for each change, and the script compares them, per change (keyed
+by the change LSN, include-lsn), with what the shape_router slots wrote:
+the (action, move, shapes) of every record, in order; the S records; B/C
+framing, xids and commit LSNs; commit order; and the "new" / "key" values of
+every record.
+
+Evaluation errors (the grammar has atoms that raise on some rows: division
+and modulo by a column that can be 0, integer overflow, casts of text /
+jsonb / bigint / numeric values that can fail, sqrt / ln / log / power /
+exp / factorial / substr / chr outside their domain, a column used as a
+regular expression or LIKE pattern; usually behind a guard that lets a few
+values through; and the workload's "error episodes" give rows such values
+on purpose, then add shapes, then update and delete the same rows):
+  * a shape is "needed" on the rows of a change the routing rules read: the
+    new row of an INSERT, the old row of a DELETE, both of an UPDATE;
+  * where PostgreSQL raises for a shape on a needed row, the plugin may
+    write {"action":"S","event":"invalidated","shape":N,...,"reason":
+    "evaluation failed: ..."} at that change (in that transaction), and then
+    nothing more for that shape in that stream: no record of any later
+    change, no T, no second S invalidated, also after restarts (the `sr`
+    slot is read in batches, and an invalidation persists; an S removed of
+    the shape is still written); records for it at the invalidating change
+    itself are accepted if they fit some answer on the raising rows;
+  * or it may route the change without invalidating the shape (the engine
+    may not have needed to evaluate it: not an index candidate, or an
+    UPDATE that did not change the shape's columns): the shape's records at
+    that change must fit some true/false answer on the raising rows and
+    PostgreSQL's answer on the others;
+  * where PostgreSQL does not raise, the records of the shape are exactly
+    the ones of the routing rules; in particular every other shape gets
+    exactly its records on a change where some shape raised (the plugin
+    once dropped the change for every shape after one raised), and shapes
+    added after an invalidation on a row route that row's later changes
+    normally;
+  * if the plugin itself raises (the slot cannot get past the change), the
+    run fails with DECODING FAILED, the change and the shapes PostgreSQL
+    raises for on its rows.
+Printed: the shapes that raise in the oracle and the erroring (shape,
+image) pairs by SQLSTATE; per stream the invalidations observed, the changes
+with a raising shape (invalidated there / routed without invalidation), the
+other shapes checked exactly on them, and the later changes of rows an
+invalidation happened on, for shapes added after it.
 
 Contract applied (design.md section 2):
   * a shape routes exactly the changes of transactions that commit after the
@@ -38,10 +89,10 @@ CONFLICT DO UPDATE / DO NOTHING (speculative insertions), UPDATEs of random
 columns by id list or by a random predicate, no-op UPDATEs, key changes
 (UPDATE ... SET id = ...), large incompressible (TOASTed) text values and
 UPDATEs that leave them unchanged, DELETEs, TRUNCATE of one or two tables,
-changes to dd.u (a table without shapes), savepoints rolled back or
-released, aborted transactions, ANALYZE / VACUUM [FULL] / CLUSTER / REINDEX
-/ ALTER TABLE SET / COMMENT (relation cache invalidations, table rewrites)
-often followed by shape changes, shape
+error episodes (above), changes to dd.u (a table without shapes),
+savepoints rolled back or released, aborted transactions, ANALYZE / VACUUM
+[FULL] / CLUSTER / REINDEX / ALTER TABLE SET / COMMENT (relation cache
+invalidations, table rewrites) often followed by shape changes, shape
 add/remove in transactions of their own, inside DML transactions and in
 subtransactions, and a second session whose transactions stay open across
 other sessions' commits (including shape additions and removals).
@@ -65,7 +116,10 @@ Run (as root, from the repository):
   sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --seed 1
 
 Exit status: 0 = no mismatch and enough changes and shapes; 1 = mismatches
-(or too few changes / shapes); 2 = harness problem.
+(or too few changes / shapes, or the plugin raised); 2 = harness problem.
+--no-nan-int-casts (triage) leaves numeric-to-integer casts out of the
+grammar: numeric NaN and Infinity raise SQLSTATE 0A000 (feature not
+supported) there, not a data exception.
 """
 
 import argparse
@@ -153,6 +207,11 @@ TIMESTAMPTZS = ['2020-01-01 00:00:00+00', '2020-01-01 01:00:00+01',
                 'infinity', '-infinity']
 JSON_KEYS = ['a', 'b', 'c', 'é']
 JSON_STRS = ['', 'x', 'y', '1', 'é']
+# t values that some casts and functions accept and others refuse: integers
+# (with spaces and signs), decimals, too large for int4, NaN, booleans; and
+# text that is an invalid regular expression or LIKE pattern.
+ERR_TEXTS = ['7', '-3', '42', '3', '1.5', ' 5 ', '+8', '99999999999', 'NaN',
+             '1e3', 'true', 'f', 'a(', 'x\\', '[b']
 BIG_PREFIXES = ['p1', 'p2', 'q', 'P1']
 ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
 OPS = ['=', '<>', '<', '<=', '>', '>=']
@@ -161,8 +220,11 @@ OPS = ['=', '<>', '<', '<=', '>', '>=']
 class Gen:
     """Rows, predicates and statements.  All randomness comes from self.r."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, nan_int_casts=True):
         self.r = random.Random(seed)
+        # weight of a_erroring among the atoms
+        self.err_weight = 4
+        self.nan_int_casts = nan_int_casts
 
     def chance(self, p):
         return self.r.random() < p
@@ -241,7 +303,8 @@ class Gen:
         return {
             'a': lambda: self.int_lit(),
             'b': lambda: self.int_lit(wide=True),
-            't': self.text_lit,
+            't': lambda: (q(self.pick(ERR_TEXTS)) if self.chance(0.25)
+                          else self.text_lit()),
             'f': lambda: self.pick(['true', 'false']),
             'n': self.num_lit,
             'ts': self.ts_lit,
@@ -313,6 +376,7 @@ class Gen:
             (2, self.a_distinct),
             (3, self.a_big),
             (1, self.a_constant),
+            (self.err_weight, self.a_erroring),
         ]
         total = sum(w for w, _ in forms)
         x = self.r.uniform(0, total)
@@ -477,6 +541,127 @@ class Gen:
     def a_constant(self):
         return self.pick(['true', 'false', 'NULL::bool', '1 = 1'])
 
+    # ---- expressions that raise on some rows ------------------------------
+    #
+    # Each form gives (expression, guard): the expression raises on some
+    # rows (a = 0, t not a number, n < 0, ...) and is true on others; the
+    # guard is a condition under which it (mostly) does not raise.
+    # a_erroring() writes the expression alone, guarded before it (AND, OR
+    # NOT, CASE: PostgreSQL evaluates left to right, so these rarely raise)
+    # or guarded after it (raises as written).
+
+    def err_form(self):
+        """-> (expression, guard, window): the guard keeps the expression
+        from raising (mostly); the window lets it raise on a few values."""
+        g = self
+        op = g.pick(OPS)
+        c = g.r.randint(-3, 5)
+        key = q(g.pick(JSON_KEYS))
+        forms = [
+            # division and modulo by a column that can be 0
+            lambda: ('b / a %s %d' % (op, c), 'a <> 0', None),
+            lambda: ('b %% a = %d' % g.r.randint(0, 2), 'a <> 0', None),
+            lambda: ('id / a %s %d' % (op, g.r.randint(0, 100)), 'a <> 0',
+                     None),
+            lambda: ('n / a %s %s' % (op, g.num_lit()), 'a <> 0', None),
+            lambda: ('n / n = 1', 'n <> 0', None),
+            lambda: ('mod(b, a) = 0', 'a <> 0', None),
+            lambda: ('a / arr[1] %s %d' % (op, c), 'arr[1] <> 0', None),
+            lambda: ('100 / (a - %d) %s %d' % (c, op, c), 'a <> %d' % c,
+                     None),
+            # overflow
+            lambda: ('a * 2 %s %d' % (op, c), 'a BETWEEN -1000 AND 1000',
+                     None),
+            lambda: ('b + b %s %d' % (op, c), 'b BETWEEN -1000 AND 1000',
+                     None),
+            lambda: ('-a %s %d' % (op, c), 'a > -2147483648', None),
+            # casts that can fail
+            lambda: ('t::int %s %d' % (op, c), "t ~ '^ *[-+]?[0-9]+ *$'",
+                     "t ~ '^[-+ 0-9.e]+$'"),
+            lambda: ('t::numeric %s %s' % (op, g.num_lit()),
+                     "t ~ '^[-+]?[0-9.]+$'", "t ~ '^[-+ 0-9.eNa]+$'"),
+            lambda: ('t::bool', "t IN ('t', 'f', 'true', 'yes', 'off', '0')",
+                     "t ~ '^[tfyno0-9]'"),
+            lambda: ('(j ->> %s)::int %s %d' % (key, op, c),
+                     "(j ->> %s) ~ '^-?[0-9]+$'" % key,
+                     "jsonb_typeof(j -> %s) <> 'string'" % key),
+            lambda: ('(j -> %s)::int %s %d' % (key, op, c),
+                     "jsonb_typeof(j -> %s) = 'number'" % key,
+                     "jsonb_typeof(j -> %s) IN ('number', 'null')" % key),
+            lambda: ('(j ->> %s)::numeric %s %s' % (key, op, g.num_lit()),
+                     "jsonb_typeof(j -> %s) = 'number'" % key,
+                     "jsonb_typeof(j -> %s) <> 'string'" % key),
+            lambda: ('(j -> %s)::bool' % key,
+                     "jsonb_typeof(j -> %s) = 'boolean'" % key,
+                     "jsonb_typeof(j -> %s) IN ('boolean', 'null')" % key),
+            lambda: ('jsonb_array_length(j) %s %d' % (op, g.r.randint(0, 3)),
+                     "jsonb_typeof(j) = 'array'",
+                     "jsonb_typeof(j) IN ('array', 'string')"),
+            lambda: ('b::int %s %d' % (op, c),
+                     'b BETWEEN -2147483648 AND 2147483647', None),
+            lambda: ('a::int2 %s %d' % (op, c), 'a BETWEEN -32768 AND 32767',
+                     None),
+            # functions outside their domain
+            lambda: ('sqrt(n) %s %s' % (op, g.num_lit()), 'n >= 0',
+                     'n >= -0.5'),
+            lambda: ('ln(n) %s %s' % (op, g.num_lit()), 'n > 0', 'n >= 0'),
+            lambda: ('log(n) %s %s' % (op, g.num_lit()), 'n > 0', 'n >= 0'),
+            lambda: ('power(n, 0.5) %s %s' % (op, g.num_lit()), 'n >= 0',
+                     'n >= -0.5'),
+            lambda: ('exp(n) %s %s' % (op, g.num_lit()), 'n < 100', None),
+            lambda: ('sqrt(a) %s %d' % (op, c), 'a >= 0', 'a >= -1'),
+            lambda: ('ln(b) %s %d' % (op, c), 'b > 0', 'b >= 0'),
+            lambda: ('log(a) %s %d' % (op, c), 'a > 0', 'a >= 0'),
+            lambda: ('power(a, -1) %s 0.5' % op, 'a <> 0', None),
+            lambda: ('factorial(a) %s %d' % (op, c * 10),
+                     'a BETWEEN 0 AND 20', 'a BETWEEN -1 AND 20'),
+            lambda: ('substr(t, 1, a) = %s' % g.text_lit(), 'a >= 0',
+                     'a >= -1'),
+            lambda: ("chr(a) = 'a'", 'a > 0', 'a >= 0'),
+            lambda: ("'abc' ~ t", "t !~ '[\\\\([]'", None),
+            lambda: ("'x' LIKE t", "right(t, 1) <> '\\'", None),
+        ]
+        if g.nan_int_casts:
+            # numeric NaN / Infinity to integer raise SQLSTATE 0A000, not a
+            # data exception
+            forms += [
+                lambda: ('n::int %s %d' % (op, c), 'n BETWEEN -1000 AND 1000',
+                         'n < 1000'),
+                lambda: ('n::bigint %s %d' % (op, c),
+                         'n BETWEEN -1000 AND 1000', "n <> 'NaN'"),
+            ]
+        return g.pick(forms)()
+
+    def a_erroring(self):
+        # Every shape that raises somewhere is invalidated at its first
+        # evaluation error, so the useful ones raise on few rows: mostly
+        # behind a window that lets a few values through.
+        expr, guard, window = self.err_form()
+        k = self.r.random()
+        if window is not None and k < 0.5:
+            if self.chance(0.7):
+                return '(%s AND %s)' % (window, expr)
+            return '(CASE WHEN %s THEN %s ELSE false END)' % (window, expr)
+        k = self.r.random()
+        if k < 0.4:
+            return expr
+        if k < 0.55:
+            return '(%s AND %s)' % (guard, expr)
+        if k < 0.65:
+            return '(NOT (%s) OR %s)' % (guard, expr)
+        if k < 0.75:
+            return '(CASE WHEN %s THEN %s END)' % (guard, expr)
+        return '(%s AND %s)' % (expr, guard)
+
+    # a predicate that never raises (for the workload's own statements)
+    def clean_pred(self, depth=0):
+        saved = self.err_weight
+        self.err_weight = 0
+        try:
+            return self.pred(depth)
+        finally:
+            self.err_weight = saved
+
     # a shape: (where clause or None for "every row")
     def shape(self):
         if self.chance(0.02):
@@ -487,6 +672,109 @@ class Gen:
 # --------------------------------------------------------------------------
 # Database helpers
 # --------------------------------------------------------------------------
+
+# The per-row oracle: the predicate compiled into a plpgsql function of its
+# own (so that its plans are made once), evaluating the keys [sr_lo, sr_hi):
+# a cursor over the table in key order with one row per FETCH (an index
+# scan: the predicate is computed for the fetched row only); on an error,
+# the row after the last one fetched is evaluated alone, as
+# `SELECT (p) FROM table WHERE key = k`, inside BEGIN ... EXCEPTION, which
+# gives its SQLSTATE ('inconsistent' if it does not raise alone; checked for
+# the first errors and then every 16th, the others take the cursor's), and
+# the cursor reopens after it.  Returns the true keys, the null keys and the
+# erroring keys with their SQLSTATEs.
+ORACLE_FN = """
+CREATE OR REPLACE FUNCTION pg_temp.%(name)s(sr_lo int, sr_hi int,
+    OUT sr_true int[], OUT sr_null int[], OUT sr_err int[],
+    OUT sr_codes text[])
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+AS $sr_oracle$
+#variable_conflict use_column
+DECLARE
+    sr_last int := sr_lo - 1;
+    sr_k int;
+    sr_v bool;
+    sr_c refcursor;
+    sr_done bool := false;
+    sr_code text;
+BEGIN
+    sr_true := '{}'; sr_null := '{}'; sr_err := '{}'; sr_codes := '{}';
+    WHILE NOT sr_done LOOP
+        BEGIN
+            sr_c := NULL;
+            OPEN sr_c NO SCROLL FOR
+                SELECT %(key)s, (%(pred)s)::bool FROM %(table)s
+                WHERE %(key)s > sr_last AND %(key)s < sr_hi ORDER BY %(key)s;
+            LOOP
+                FETCH sr_c INTO sr_k, sr_v;
+                EXIT WHEN NOT FOUND;
+                IF sr_v THEN
+                    sr_true := sr_true || sr_k;
+                ELSIF sr_v IS NULL THEN
+                    sr_null := sr_null || sr_k;
+                END IF;
+                sr_last := sr_k;
+            END LOOP;
+            CLOSE sr_c;
+            sr_done := true;
+        EXCEPTION WHEN OTHERS THEN
+            sr_code := SQLSTATE;
+            SELECT min(%(key)s) INTO sr_k FROM %(table)s
+            WHERE %(key)s > sr_last AND %(key)s < sr_hi;
+            IF sr_k IS NULL THEN
+                RAISE EXCEPTION 'predicate raises with no row left: %%',
+                    SQLERRM;
+            END IF;
+            IF cardinality(sr_err) < 4 OR cardinality(sr_err) %% 16 = 0 THEN
+                BEGIN
+                    SELECT (%(pred)s)::bool INTO sr_v FROM %(table)s
+                    WHERE %(key)s = sr_k;
+                    sr_code := 'inconsistent';
+                EXCEPTION WHEN OTHERS THEN
+                    IF SQLSTATE <> sr_code THEN
+                        sr_code := 'inconsistent';
+                    END IF;
+                END;
+            END IF;
+            sr_codes := sr_codes || sr_code;
+            sr_err := sr_err || sr_k;
+            sr_last := sr_k;
+        END;
+    END LOOP;
+END
+$sr_oracle$"""
+
+
+def oracle_set(cur, table, key, pred):
+    """One set query, the predicate in the target list (computed as written
+    for every row; a WHERE clause's conjuncts could be reordered).  None if
+    it raises."""
+    try:
+        cur.execute('SELECT array_agg(k) FILTER (WHERE v), array_agg(k) '
+                    'FILTER (WHERE v IS NULL) FROM (SELECT %s AS k, '
+                    '(%s)::bool AS v FROM %s OFFSET 0) s' % (key, pred, table))
+    except psycopg2.Error:
+        return None
+    t, n = cur.fetchone()
+    return frozenset(t or ()), frozenset(n or ()), {}
+
+
+def oracle_rows(cur, table, key, pred, name, lo, hi, create):
+    """The per-row evaluation (ORACLE_FN) of keys [lo, hi).  None if it
+    fails itself."""
+    try:
+        if create:
+            cur.execute(ORACLE_FN % {'key': key, 'pred': pred, 'table': table,
+                                     'name': name})
+        cur.execute('SELECT * FROM pg_temp.%s(%%s, %%s)' % name, (lo, hi))
+    except psycopg2.Error as ex:
+        print('oracle: per-row evaluation failed: %s' % str(ex).strip())
+        return None
+    t, n, e, c = cur.fetchone()
+    return frozenset(t), frozenset(n), dict(zip(e, c))
+
+
 
 def connect(name):
     conn = psycopg2.connect('', application_name='decoding_diff_' + name)
@@ -530,7 +818,8 @@ class Workload:
             'updates', 'key_changes', 'noop_updates', 'pred_updates',
             'deletes', 'truncates', 'shape_adds', 'shape_removes',
             'shape_ops_in_dml', 'side_txns', 'dml_errors',
-            'savepoint_releases', 'other_table_stmts', 'maintenance']}
+            'savepoint_releases', 'other_table_stmts', 'maintenance',
+            'error_episodes']}
 
     # ---- one statement -------------------------------------------------
 
@@ -595,7 +884,7 @@ class Workload:
                 'id >= %d AND id < %d AND (%s) ORDER BY id LIMIT %d) '
                 'RETURNING id' % (
                     ', '.join('%s = %s' % (c, g.set_expr(c)) for c in cols),
-                    lo, hi, g.pred(1), g.r.randint(1, 40)))
+                    lo, hi, g.clean_pred(1), g.r.randint(1, 40)))
             counter[0] += len(cur.fetchall())
             self.stats['pred_updates'] += 1
         elif x < 0.66:
@@ -830,6 +1119,90 @@ class Workload:
         if self.g.chance(0.6):
             self.shape_txn()
 
+    def error_values(self):
+        """SET clauses giving values that make some shapes raise."""
+        g = self.g
+        sets = {
+            'a': ['0', '0', '-1', '2147483647', '-2147483648'],
+            'b': ['0', '-9223372036854775808', '9223372036854775807'],
+            't': [q(x) for x in ERR_TEXTS] + ["'x'", "'abc'"],
+            'n': ['-1', '0', '-0.5', "'-Infinity'", '1e20'] +
+                 (["'NaN'"] if g.nan_int_casts else []),
+            'j': ['\'{"a": "x", "b": true, "c": 1.5}\'::jsonb',
+                  "'[1, 2]'::jsonb", '\'"s"\'::jsonb',
+                  '\'{"a": 1e20, "b": "1"}\'::jsonb'],
+            'arr': ["'{0,1}'::int[]", "'{0}'::int[]"],
+        }
+        cols = g.r.sample(sorted(sets), g.r.randint(1, 3))
+        return ', '.join('%s = %s' % (c, g.pick(sets[c])) for c in cols)
+
+    def error_episode(self):
+        """Rows get values on which some shapes raise (the plugin may
+        invalidate them there), then new shapes are added in a transaction
+        of their own, then the same rows change again and some are deleted:
+        shapes added after an error on a row must route that row's later
+        changes normally."""
+        g = self.g
+        cur = self.cur1
+        ids = set(self.ids[1])
+        counter = [0]
+        self.stats['error_episodes'] += 1
+        self.stats['txns'] += 3
+        try:
+            cur.execute('BEGIN')
+            rows = self.some_ids(ids, 1, 6)
+            new = [self.new_id(1) for _ in
+                   range(g.r.randint(0 if rows else 1, 3))]
+            if new:
+                cur.execute('INSERT INTO dd.t VALUES %s' % ', '.join(
+                    g.row_values(k) for k in new))
+                ids |= set(new)
+                counter[0] += len(new)
+                rows += new
+            for k in rows:
+                cur.execute('UPDATE dd.t SET %s WHERE id = %d RETURNING id'
+                            % (self.error_values(), k))
+                counter[0] += len(cur.fetchall())
+            cur.execute('COMMIT')
+            self.ids[1] = set(ids)
+            self.changes += counter[0]
+            counter = [0]
+
+            live = set(self.live)
+            cur.execute('BEGIN')
+            self.add_shapes(cur, g.r.randint(1, 4), live)
+            cur.execute('COMMIT')
+            self.live = live
+
+            cur.execute('BEGIN')
+            g.r.shuffle(rows)
+            upd = rows[:max(1, len(rows) * 2 // 3)]
+            cur.execute('UPDATE dd.t SET %s WHERE id IN (%s) RETURNING id' % (
+                ', '.join('%s = %s' % (c, g.set_expr(c)) for c in
+                          g.r.sample(NONKEY, g.r.randint(1, 3))),
+                ', '.join(map(str, upd))))
+            counter[0] += len(cur.fetchall())
+            if g.chance(0.5):
+                cur.execute('UPDATE dd.t SET %s WHERE id IN (%s) RETURNING id'
+                            % (self.error_values(), ', '.join(map(str, upd))))
+                counter[0] += len(cur.fetchall())
+            gone = rows[len(upd):] + ([upd[0]] if g.chance(0.3) else [])
+            if gone:
+                cur.execute('DELETE FROM dd.t WHERE id IN (%s) RETURNING id'
+                            % ', '.join(map(str, gone)))
+                for (rid,) in cur.fetchall():
+                    ids.discard(rid)
+                    counter[0] += 1
+            cur.execute('COMMIT')
+        except psycopg2.Error as ex:
+            cur.execute('ROLLBACK')
+            self.stats['dml_errors'] += 1
+            print('decoding_diff: note: DML error in an error episode '
+                  '(rolled back): %s' % str(ex).strip().split('\n')[0])
+            return
+        self.ids[1] = ids
+        self.changes += counter[0]
+
     def side_step(self):
         """The second session: transactions open across main commits."""
         g = self.g
@@ -905,6 +1278,8 @@ class Workload:
                 if self.args.no_maintenance:
                     continue
                 self.maintenance()
+            elif x < 0.09:
+                self.error_episode()
             else:
                 self.main_txn()
         self.side_commit()
@@ -1049,6 +1424,53 @@ def parse_sr(batches):
     return txns, order, problems
 
 
+def explain_decoding_failure(cur, message, w2j_rows, wl):
+    """After the plugin raised: the change at the error's LSN, and which
+    shapes PostgreSQL raises for on its rows (SQLSTATE, message)."""
+    import re
+    m = re.search(r'associated LSN ([0-9A-F]+/[0-9A-F]+)', message)
+    if not m or not w2j_rows:
+        return
+    lsn = m.group(1)
+    ch = None
+    for tx in parse_w2j(w2j_rows):
+        for c in tx['changes']:
+            if c['lsn'] == lsn and c['table'] == TABLE:
+                ch = c
+    if ch is None:
+        print('  (no change of %s at %s in the wal2json stream)'
+              % (TABLE, lsn))
+        return
+    print('  the change at %s: %s %s; shapes of the run that PostgreSQL '
+          'raises for on its rows:' % (lsn, ch['kind'], TABLE))
+    casts = ', '.join('x.%s::%s AS %s' % (c, COLTYPE[c], c) for c in COLNAMES)
+    rs_cols = ', '.join('%s text' % c for c in COLNAMES)
+    for side in ('old', 'new'):
+        row = ch[side]
+        if row is None:
+            continue
+        print('  %s row: %s' % (side, json.dumps(
+            {c: row[c] if c != 'big' or row[c] is None or len(row[c]) < 40
+             else row[c][:12] + '...' for c in COLNAMES},
+            ensure_ascii=False)))
+        shown = 0
+        for sid in sorted(wl.preds):
+            p = wl.preds[sid]
+            if p is None:
+                continue
+            try:
+                cur.execute('SELECT (%s)::bool FROM (SELECT %s FROM '
+                            'jsonb_to_record(%s::jsonb) AS x(%s)) AS t'
+                            % (p, casts, q(json.dumps(row)), rs_cols))
+            except psycopg2.Error as ex:
+                if shown < 10:
+                    print('    shape %d raises SQLSTATE %s (%s) on it: %s' % (
+                        sid, ex.pgcode, str(ex).strip().split('\n')[0], p))
+                shown += 1
+        if shown > 10:
+            print('    ... and %d more shapes' % (shown - 10))
+
+
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
@@ -1087,6 +1509,10 @@ def main():
     ap.add_argument('--no-side', action='store_true',
                     help='triage: no second session (no transaction open '
                          'across other commits)')
+    ap.add_argument('--no-nan-int-casts', action='store_true',
+                    help='triage: no casts of numeric to int / bigint in '
+                         'the grammar (numeric NaN and Infinity raise '
+                         'SQLSTATE 0A000 there, not a data exception)')
     ap.add_argument('--value-sample', type=float, default=1.0,
                     help='share of records whose "new"/"key" values are '
                          'compared')
@@ -1096,7 +1522,7 @@ def main():
         random.SystemRandom().randrange(1, 2 ** 31)
     print('decoding_diff: seed=%d' % seed, flush=True)
     t0 = time.time()
-    gen = Gen(seed)
+    gen = Gen(seed, nan_int_casts=not args.no_nan_int_casts)
 
     main_conn = connect('main')
     main_conn.autocommit = True
@@ -1113,6 +1539,34 @@ def main():
             cur.execute(sql)
             return cur.fetchall()
         return one_shot(sql, setup=setup)
+
+    def decode_all(setup, partial):
+        w2j_rows = decode_call(
+            "SELECT lsn::text, xid::text::bigint, data FROM "
+            "pg_logical_slot_get_changes('w2j', '%s', NULL, %s)"
+            % (end_lsn, W2J_OPTIONS), setup)
+        partial['w2j'] = w2j_rows
+        batches = []
+        brand = random.Random(seed * 7919 + 1)
+        while True:
+            n = brand.randint(1, 2 * args.sr_batch) if args.sr_batch > 0 \
+                else None
+            rows = decode_call(
+                "SELECT lsn::text, xid::text::bigint, data FROM "
+                "pg_logical_slot_get_changes('sr', '%s', %s, %s)"
+                % (end_lsn, 'NULL' if n is None else n, SR_OPTIONS), setup)
+            if not rows:
+                break
+            batches.append(rows)
+            if n is None:
+                break
+        sr1_rows = None
+        if single:
+            sr1_rows = decode_call(
+                "SELECT lsn::text, xid::text::bigint, data FROM "
+                "pg_logical_slot_get_changes('sr1', '%s', NULL, %s)"
+                % (end_lsn, SR_OPTIONS), setup)
+        return w2j_rows, batches, sr1_rows
 
     # ---- setup ----
     single = args.sr_batch > 0 and not args.no_single
@@ -1183,29 +1637,16 @@ def main():
     # ---- decode ----
     t1 = time.time()
     setup = ["SET logical_decoding_work_mem = '%s'" % args.work_mem]
-    w2j_rows = decode_call(
-        "SELECT lsn::text, xid::text::bigint, data FROM "
-        "pg_logical_slot_get_changes('w2j', '%s', NULL, %s)"
-        % (end_lsn, W2J_OPTIONS), setup)
-    batches = []
-    brand = random.Random(seed * 7919 + 1)
-    while True:
-        n = brand.randint(1, 2 * args.sr_batch) if args.sr_batch > 0 else None
-        rows = decode_call(
-            "SELECT lsn::text, xid::text::bigint, data FROM "
-            "pg_logical_slot_get_changes('sr', '%s', %s, %s)"
-            % (end_lsn, 'NULL' if n is None else n, SR_OPTIONS), setup)
-        if not rows:
-            break
-        batches.append(rows)
-        if n is None:
-            break
-    sr1_rows = None
-    if single:
-        sr1_rows = decode_call(
-            "SELECT lsn::text, xid::text::bigint, data FROM "
-            "pg_logical_slot_get_changes('sr1', '%s', NULL, %s)"
-            % (end_lsn, SR_OPTIONS), setup)
+    partial = {}
+    try:
+        w2j_rows, batches, sr1_rows = decode_all(setup, partial)
+    except psycopg2.Error as ex:
+        # the plugin raised: the slot cannot advance past that change
+        print('DECODING FAILED (the slot cannot get past this change; a '
+              'shape\'s evaluation error must invalidate that shape only):'
+              '\n  %s' % str(ex).strip().replace('\n', '\n  '))
+        explain_decoding_failure(cur, str(ex), partial.get('w2j'), wl)
+        sys.exit(1)
     t_decode = time.time() - t1
     print('decoding_diff: decoded: wal2json %d rows, shape_router %d rows '
           'in %d calls%s (%.1fs)' % (
@@ -1279,16 +1720,26 @@ def main():
     nshapes = len(all_shapes)
 
     # ---- oracle: every row image, every predicate ----
+    # Identical images (the old row of a change is often the new row of the
+    # one before) are evaluated once.
     t1 = time.time()
     images = []         # image id -> row (texts)
+    image_of = {}       # row (texts) -> image id
+    nimg_refs = 0
     for tx in w2j:
         for ch in tx['changes']:
             if ch['table'] != TABLE:
                 continue
             for side in ('old', 'new'):
                 if ch[side] is not None:
-                    ch[side + '_img'] = len(images)
-                    images.append(ch[side])
+                    key = tuple(ch[side][c] for c in COLNAMES)
+                    i = image_of.get(key)
+                    if i is None:
+                        i = image_of[key] = len(images)
+                        images.append(ch[side])
+                    ch[side + '_img'] = i
+                    nimg_refs += 1
+    del image_of
     cur.execute('DROP TABLE IF EXISTS dd.img')
     cur.execute('CREATE TABLE dd.img (image_id int PRIMARY KEY, LIKE dd.t)')
     rs_cols = ', '.join('%s text' % c for c in COLNAMES)
@@ -1305,27 +1756,73 @@ def main():
                     % (casts, rs_cols), (json.dumps(docs),))
     # the images must be the rows as stored: compare with what the slot saw
     cur.execute('ANALYZE dd.img')
-    matches = {}        # shape id -> set of image ids
-    oracle_errors = []
+    # Per shape: the images where it is true, and those where it raises
+    # (image id -> SQLSTATE).  PostgreSQL evaluates the predicate as
+    # written, in the target list, per row (see the docstring).  A shape
+    # whose set query raises is evaluated per row, lazily, in image id order
+    # (the order of the stream: a change never names an image of a later
+    # one), as far as the comparison needs it: an erroring shape is mostly
+    # invalidated at its first evaluation error, and nothing after that
+    # point matters for it.
+    img_shapes = [set() for _ in images]   # image id -> shapes true on it
+    img_errs = [None] * len(images)    # image id -> {shape id: SQLSTATE}
+    err_shapes = set()                 # shapes whose set query raised
+    frontier = {}                      # erroring shape -> next image id
+    lazy = {'calls': 0, 'rows': 0, 'time': 0.0}
+    err_codes = {}
     for sid in sorted(all_shapes):
         p = wl.preds[sid]
-        try:
-            cur.execute('SELECT image_id FROM dd.img WHERE %s'
-                        % ('true' if p is None else p))
-            matches[sid] = frozenset(r[0] for r in cur.fetchall())
-        except psycopg2.Error as ex:
-            oracle_errors.append((sid, p, str(ex).strip()))
-    if oracle_errors:
-        for sid, p, err in oracle_errors[:20]:
-            print('oracle error shape %d: %s\n  %s' % (sid, p, err))
-        fail_harness('%d predicates raise errors in plain PostgreSQL'
-                     % len(oracle_errors))
-    # per image: the shapes it matches
-    img_shapes = [set() for _ in images]
-    for sid, imgs in matches.items():
-        for i in imgs:
+        res = oracle_set(cur, 'dd.img', 'image_id',
+                         'true' if p is None else p)
+        if res is None:
+            err_shapes.add(sid)
+            frontier[sid] = 0
+            continue
+        for i in res[0]:
             img_shapes[i].add(sid)
+
+    def evaluate(sid, upto):
+        """Evaluate erroring shape sid on the images up to upto."""
+        p = wl.preds[sid]
+        t_start = time.time()
+        while frontier[sid] <= upto:
+            lo = frontier[sid]
+            hi = min(len(images), max(lo + 512, upto + 1, 2 * lo))
+            res = oracle_rows(cur, 'dd.img', 'image_id', p,
+                              'sr_oracle_%d' % sid, lo, hi, lo == 0)
+            if res is None:
+                fail_harness('shape %d raises in the per-row oracle too '
+                             '(not a row\'s error?): %s' % (sid, p))
+            lazy['calls'] += 1
+            lazy['rows'] += hi - lo
+            for i in res[0]:
+                img_shapes[i].add(sid)
+            for i, code in res[2].items():
+                if code == 'inconsistent':
+                    fail_harness('shape %d raised in the cursor but not '
+                                 'alone (or with another SQLSTATE) on image '
+                                 '%d: %s' % (sid, i, p))
+                if img_errs[i] is None:
+                    img_errs[i] = {}
+                img_errs[i][sid] = code
+                err_codes[code] = err_codes.get(code, 0) + 1
+            frontier[sid] = hi
+        lazy['time'] += time.time() - t_start
+
+    def ensure(ch, A):
+        """The oracle's answers of the erroring shapes in A on the images of
+        change ch."""
+        top = max(ch[side + '_img'] for side in ('old', 'new')
+                  if ch[side] is not None)
+        for sid in err_shapes & A:
+            if frontier[sid] <= top:
+                evaluate(sid, top)
+
     t_oracle = time.time() - t1
+    print('decoding_diff: oracle: %d images (%d distinct), %d shapes, %d of '
+          'them raise on some image (evaluated per row, lazily) (%.1fs)' % (
+              nimg_refs, len(images), len(all_shapes), len(err_shapes),
+              t_oracle), flush=True)
 
     # ---- expected records ----
     def expect(ch, A):
@@ -1352,6 +1849,88 @@ def main():
             add('D', 'out', old - new)
         return out
 
+    def kinds_for(ch, o, n):
+        """The (action, move) records of one shape, given its answers for
+        the old and the new row (None: no such row)."""
+        if ch['kind'] == 'I':
+            return (('I', None),) if n else ()
+        if ch['kind'] == 'D':
+            return (('D', None),) if o else ()
+        if ch['old']['id'] != ch['new']['id']:
+            return ((('D', None),) if o else ()) + \
+                ((('I', None),) if n else ())
+        if o and n:
+            return (('U', None),)
+        if n:
+            return (('I', 'in'),)
+        if o:
+            return (('D', 'out'),)
+        return ()
+
+    def possible_kinds(ch, sid, e):
+        """Every record list a shape may get on a change where PostgreSQL
+        raises for it on the rows named in e ('old' / 'new'): any answer
+        for those rows, PostgreSQL's for the others."""
+        sides = []
+        for side in ('old', 'new'):
+            if ch[side] is None:
+                sides.append([None])
+            elif side in e:
+                sides.append([True, False])
+            else:
+                sides.append([sid in img_shapes[ch[side + '_img']]])
+        return set(kinds_for(ch, o, n) for o in sides[0] for n in sides[1])
+
+    def check_change(ch, A, got):
+        """One change of dd.t against the records got at its LSN.  A: the
+        shapes that must route it (active, not invalidated in this stream).
+        Shapes for which PostgreSQL raises on a row the change needs (err)
+        may get S invalidated here (V) and then nothing more, or records
+        consistent with any answer on the raising rows; every other shape
+        gets exactly its records.  -> (problems, V, err, per-shape records
+        of err, expected records of the others, got records without err)"""
+        err = {}
+        if ch['kind'] != 'T':
+            ensure(ch, A)
+            for side in ('old', 'new'):
+                if ch[side] is not None:
+                    e = img_errs[ch[side + '_img']]
+                    if e:
+                        for sid, code in e.items():
+                            if sid in A:
+                                err.setdefault(sid, {})[side] = code
+        exp = expect(ch, A - set(err))
+        problems = []
+        V = set()
+        filt = []
+        per_err = {sid: [] for sid in err}
+        for item in got:
+            if item[0] == 'S':
+                if item[1] == 'invalidated' and item[2] in err and \
+                        item[2] not in V and len(item) > 3 and \
+                        str(item[3]).startswith('evaluation failed'):
+                    V.add(item[2])
+                else:
+                    problems.append('unexpected %s' % (item,))
+                    filt.append(item)
+                continue
+            keep = tuple(x for x in item[2] if x not in err)
+            for x in item[2]:
+                if x in err:
+                    per_err[x].append(item[:2])
+            if keep:
+                filt.append((item[0], item[1], keep))
+        if filt != exp:
+            problems.append('records of the shapes without an error differ')
+        for sid, kinds in sorted(per_err.items()):
+            # invalidated here: nothing, or records as if not invalidated
+            if not (sid in V and not kinds) and \
+                    tuple(kinds) not in possible_kinds(ch, sid, err[sid]):
+                problems.append('shape %d (PostgreSQL raises on the %s row) '
+                                'got %s' % (sid, '/'.join(sorted(err[sid])),
+                                            kinds))
+        return problems, V, err, per_err, exp, filt
+
     # ---- compare ----
     def compare(sr, sr_order, sr_problems):
         """Compare one shape_router stream with the expectation."""
@@ -1373,6 +1952,14 @@ def main():
         cov = {'unchanged_toast': 0, 'key_change': 0, 'move_in': 0,
                'move_out': 0, 'U': 0, 'I': 0, 'D': 0, 'T': 0, 'S': 0,
                'concurrent_txns': 0}
+        # evaluation errors
+        dead = {}                # shape -> (txn, lsn) of its invalidation
+        err_rows = {}            # row id -> txn of an invalidation on it
+        est = {'invalidated': 0, 'error_changes': 0, 'error_shape_pairs': 0,
+               'routed_despite_error': 0, 'records_despite_error': 0,
+               'records_at_invalidation': 0, 'others_on_error_changes': 0,
+               'post_error_pairs': 0, 'post_error_records': 0,
+               'invalidated_in_batch_start_txn': 0}
 
         for ti, tx in enumerate(w2j):
             xid = tx['xid']
@@ -1382,24 +1969,6 @@ def main():
             prev_last = xid in last_xids
             info = txn_info[ti]
             A = info['active']
-            exp_by_lsn = {}
-            for ch in tx['changes']:
-                lsn = ch['lsn']
-                if ch['table'] == 'shape_router.shapes':
-                    ev = ('S', 'added' if ch['kind'] == 'I' else 'removed',
-                          int((ch['new'] if ch['kind'] == 'I' else ch['old'])
-                              ['shape_id']))
-                    exp_by_lsn.setdefault(lsn, []).append(ev)
-                    continue
-                if ch['table'] != TABLE:
-                    continue
-                e = expect(ch, A)
-                exp_by_lsn.setdefault(lsn, []).extend(e)
-                compared_pairs += len(A)
-                if ch['unchanged_toast']:
-                    cov['unchanged_toast'] += 1
-                if ch['kind'] == 'U' and ch['old']['id'] != ch['new']['id']:
-                    cov['key_change'] += 1
             got_tx = sr.get(xid)
             got_by_lsn = {}
             recs_by_lsn = {}
@@ -1426,16 +1995,17 @@ def main():
                     framing.append('xid %s: B/C carry xid %s/%s' % (
                         xid, got_tx['begin'].get('xid'),
                         got_tx['commit'].get('xid')))
-            any_expected = any(exp_by_lsn.values())
-            if got_tx is None and any_expected:
-                framing.append('xid %s: expected records but no transaction '
-                               'written' % xid)
             if got_tx is not None and not got_tx['records']:
                 framing.append('xid %s: B/C written around no record' % xid)
 
-            changes_by_lsn = {ch['lsn']: ch for ch in tx['changes']}
-            for lsn in sorted(set(exp_by_lsn) | set(got_by_lsn), key=lsn_int):
-                exp = exp_by_lsn.get(lsn, [])
+            # (a TRUNCATE of two tables is one change per table at one LSN)
+            changes_by_lsn = {}
+            for ch in tx['changes']:
+                if ch['lsn'] not in changes_by_lsn or ch['table'] == TABLE:
+                    changes_by_lsn[ch['lsn']] = ch
+            any_expected = False
+            for lsn in sorted(set(changes_by_lsn) | set(got_by_lsn),
+                              key=lsn_int):
                 got = got_by_lsn.get(lsn, [])
                 for item in got:
                     if item[0] in cov:
@@ -1445,19 +2015,88 @@ def main():
                     elif item[1] == 'out':
                         cov['move_out'] += 1
                 ch = changes_by_lsn.get(lsn)
-                if exp != got:
-                    entry = {'xid': xid, 'txn': ti, 'lsn': lsn, 'change': ch,
-                             'expected': exp, 'got': got, 'active': A,
-                             'session_start': xid in session_start,
-                             'batch': got_tx['batch'] if got_tx else None}
-                    # explained by removals applied at the remove, not at commit?
-                    if ch is not None and ch['table'] == TABLE and \
-                            info['removed_active']:
-                        alt = A | {s for s, l in info['removed_active'].items()
-                                   if lsn_int(l) > lsn_int(lsn)}
-                        if expect(ch, alt) == got:
-                            deviations.append(entry)
-                            continue
+                entry = None
+                if ch is not None and ch['table'] == TABLE:
+                    Aeff = A - set(dead)
+                    compared_pairs += len(Aeff)
+                    if ch['unchanged_toast']:
+                        cov['unchanged_toast'] += 1
+                    if ch['kind'] == 'U' and \
+                            ch['old']['id'] != ch['new']['id']:
+                        cov['key_change'] += 1
+                    problems, V, err, per_err, exp, filt = \
+                        check_change(ch, Aeff, got)
+                    any_expected = any_expected or bool(exp)
+                    # coverage of the evaluation errors
+                    if err:
+                        est['error_changes'] += 1
+                        est['error_shape_pairs'] += len(err)
+                        est['others_on_error_changes'] += len(Aeff) - len(err)
+                    for sid in err:
+                        if sid in V:
+                            if per_err[sid]:
+                                est['records_at_invalidation'] += 1
+                        else:
+                            est['routed_despite_error'] += 1
+                            if per_err[sid]:
+                                est['records_despite_error'] += 1
+                    rids = set(int(ch[side]['id']) for side in ('old', 'new')
+                               if ch[side] is not None)
+                    since = [err_rows[r] for r in rids if r in err_rows]
+                    if since:
+                        routed = set(x for item in got if item[0] != 'S'
+                                     for x in item[2])
+                        for sid in Aeff:
+                            h = shape_life.get(sid, {}).get('added')
+                            if h is not None and h[0] > min(since):
+                                est['post_error_pairs'] += 1
+                                if sid in routed:
+                                    est['post_error_records'] += 1
+                    for item in got:
+                        # invalidated, legitimately or not: no more records
+                        if item[0] == 'S' and item[1] == 'invalidated' and \
+                                item[2] in A and item[2] not in dead:
+                            dead[item[2]] = (ti, lsn)
+                    if V:
+                        est['invalidated'] += len(V)
+                        if xid in session_start:
+                            est['invalidated_in_batch_start_txn'] += len(V)
+                        for r in rids:
+                            err_rows.setdefault(r, ti)
+                    if problems:
+                        entry = {'xid': xid, 'txn': ti, 'lsn': lsn,
+                                 'change': ch, 'expected': exp, 'got': filt,
+                                 'got_raw': got, 'active': Aeff,
+                                 'problems': problems, 'err': err,
+                                 'dead': dict(dead),
+                                 'session_start': xid in session_start,
+                                 'batch': got_tx['batch'] if got_tx else None}
+                        # explained by removals applied at the remove, not
+                        # at commit?
+                        if info['removed_active']:
+                            alt = A | {s for s, l in
+                                       info['removed_active'].items()
+                                       if lsn_int(l) > lsn_int(lsn)}
+                            if not check_change(ch, alt - set(dead), got)[0]:
+                                deviations.append(entry)
+                                continue
+                else:
+                    exp = []
+                    if ch is not None and ch['table'] == 'shape_router.shapes':
+                        exp = [('S', 'added' if ch['kind'] == 'I'
+                                else 'removed',
+                                int((ch['new'] if ch['kind'] == 'I'
+                                     else ch['old'])['shape_id']))]
+                    any_expected = any_expected or bool(exp)
+                    if exp != got:
+                        entry = {'xid': xid, 'txn': ti, 'lsn': lsn,
+                                 'change': ch, 'expected': exp, 'got': got,
+                                 'got_raw': got, 'active': A - set(dead),
+                                 'problems': [], 'err': {},
+                                 'dead': dict(dead),
+                                 'session_start': xid in session_start,
+                                 'batch': got_tx['batch'] if got_tx else None}
+                if entry is not None:
                     mismatches.append(entry)
                     continue
                 # values of the records ("new", "key")
@@ -1490,6 +2129,9 @@ def main():
                     if act == 'D' and 'new' in rec or act == 'I' and 'key' in rec:
                         value_mismatches.append((xid, lsn, act, 'fields', None,
                                                  sorted(rec)))
+            if got_tx is None and any_expected:
+                framing.append('xid %s: expected records but no transaction '
+                               'written' % xid)
             if got_tx is not None:
                 keys = [k for k in got_by_lsn]
                 if keys != sorted(keys, key=lsn_int):
@@ -1504,7 +2146,8 @@ def main():
         return {'mismatches': mismatches, 'deviations': deviations,
                 'framing': framing, 'value_mismatches': value_mismatches,
                 'compared_pairs': compared_pairs,
-                'value_checked': value_checked, 'cov': cov}
+                'value_checked': value_checked, 'cov': cov, 'errors': est,
+                'dead': dead}
 
     t1 = time.time()
     results = [('batched' if sr_single is not None else 'stream',
@@ -1512,6 +2155,14 @@ def main():
     if sr_single is not None:
         results.append(('single', compare(*sr_single)))
     t_compare = time.time() - t1
+    n_err_pairs = sum(err_codes.values())
+    print('decoding_diff: oracle errors: %d shapes raise on some image; per '
+          'row evaluation of %d (shape, image) pairs of them (of %d) in %d '
+          'calls (%.1fs, in the comparison), as far as the comparison '
+          'needed; erroring pairs=%d (%s)' % (
+              len(err_shapes), lazy['rows'], len(err_shapes) * len(images),
+              lazy['calls'], lazy['time'], n_err_pairs,
+              ' '.join('%s:%d' % kv for kv in sorted(err_codes.items()))))
 
     # ---- report ----
     def show_row(r):
@@ -1551,6 +2202,13 @@ def main():
                 out.append((k, miss, extra))
         return out
 
+    def oracle_str(img, sid):
+        if img is None:
+            return '-'
+        if img_errs[img] and sid in img_errs[img]:
+            return 'raises %s' % img_errs[img][sid]
+        return str(sid in img_shapes[img])
+
     def shape_history(sid):
         h = shape_life.get(sid, {})
         parts = []
@@ -1585,29 +2243,47 @@ def main():
                 if ch['table'] == TABLE:
                     print('  old:      %s' % show_row(ch['old']))
                     print('  new:      %s' % show_row(ch['new']))
-            print('  active:   %d shapes' % len(m['active']))
+            print('  active:   %d shapes (not counting %d invalidated '
+                  'earlier in this stream)' % (len(m['active']),
+                                               len(m['dead'])))
+            if m['err']:
+                print('  PostgreSQL raises on this change for shapes %s'
+                      % ', '.join('%d (%s)' % (sid, ', '.join(
+                          '%s row: %s' % kv for kv in sorted(e.items())))
+                          for sid, e in sorted(m['err'].items())))
+                print('  (their records are taken out of "got" below and '
+                      'checked on their own)')
+            for pr in m['problems']:
+                print('  problem:  %s' % pr)
             print('  expected: %s' % fmt_records(m['expected']))
             print('  got:      %s' % fmt_records(m['got']))
             if [r[:2] for r in m['expected']] != [r[:2] for r in m['got']] \
-                    or any(r[0] == 'S' for r in m['expected'] + m['got']):
+                    or any(r[0] == 'S' for r in m['expected'] + m['got']) \
+                    or m['err']:
                 print('  expected records: %s' % m['expected'])
                 print('  got records:      %s' % m['got'])
+                if m['got_raw'] != m['got']:
+                    print('  got (raw):        %s' % m['got_raw'])
             diff = record_diff(m['expected'], m['got'])
             for (act, move), miss, extra in diff:
                 print('  %s%s: missing %s, unexpected %s' % (
                     act, ' ' + move if move else '', miss, extra))
             shown = sorted(set(x for _, miss, extra in diff
-                               for x in miss + extra))
-            for sid in shown[:6]:
+                               for x in miss + extra) |
+                           set(x for r in m['got_raw'] if r[0] == 'S'
+                               for x in [r[2]]) |
+                           set(m['err']))
+            for sid in shown[:8]:
                 o = ch.get('old_img') if ch else None
                 n = ch.get('new_img') if ch else None
                 print('    shape %d (%s): %s\n      %s\n      oracle: '
                       'old %s, new %s' % (
-                          sid, 'active' if sid in m['active'] else
+                          sid, 'invalidated in this stream at txn #%d %s'
+                          % m['dead'][sid] if sid in m['dead'] else
+                          'active' if sid in m['active'] else
                           'not active', wl.preds.get(sid),
-                          shape_history(sid),
-                          '-' if o is None else sid in img_shapes[o],
-                          '-' if n is None else sid in img_shapes[n]))
+                          shape_history(sid), oracle_str(o, sid),
+                          oracle_str(n, sid)))
 
     def summarise(title, entries):
         groups = {}
@@ -1677,16 +2353,35 @@ def main():
 
     print('decoding_diff: coverage: %s' % ' '.join(
         '%s=%d' % kv for kv in sorted(results[0][1]['cov'].items())))
+    for name, r in results:
+        e = r['errors']
+        print('decoding_diff: errors [%s]: invalidations=%d (%d shapes; %d '
+              'in the first txn of a decoding call); changes with a '
+              'raising shape=%d, (change, raising shape) pairs=%d, of which '
+              'routed without invalidation=%d (with records: %d); records '
+              'at the invalidating change=%d; other shapes checked exactly '
+              'on those changes=%d; later changes of a row an invalidation '
+              'happened on, for shapes added after it=%d (routed: %d)' % (
+                  name, e['invalidated'], len(r['dead']),
+                  e['invalidated_in_batch_start_txn'], e['error_changes'],
+                  e['error_shape_pairs'], e['routed_despite_error'],
+                  e['records_despite_error'], e['records_at_invalidation'],
+                  e['others_on_error_changes'], e['post_error_pairs'],
+                  e['post_error_records']))
     print('decoding_diff: timing: workload=%.1fs decode=%.1fs oracle=%.1fs '
           'compare=%.1fs total=%.1fs' % (t_work, t_decode, t_oracle,
                                          t_compare, time.time() - t0))
     print('decoding_diff: seed=%d changes=%d shapes=%d compared_pairs=%d '
           'mismatches=%d %s removal_timing_deviations=%d framing_errors=%d '
-          'value_checked=%d value_mismatches=%d' % (
+          'value_checked=%d value_mismatches=%d erroring_shapes=%d '
+          'oracle_errors=%d %s' % (
               seed, nchanges, nshapes, total['compared_pairs'],
               total['mismatches'], ' '.join(per_stream), total['deviations'],
               total['framing'], total['value_checked'],
-              total['value_mismatches']))
+              total['value_mismatches'], len(err_shapes), n_err_pairs,
+              ' '.join('invalidations_%s=%d' % (name, r['errors']
+                                                ['invalidated'])
+                       for name, r in results)))
     ok = total['mismatches'] == 0 and not total['framing'] and \
         not total['value_mismatches']
     if args.strict_removal and total['deviations']:

@@ -1,19 +1,38 @@
 #!/usr/bin/python3
 """Seeded, randomised differential test of shape_router.matching_shapes().
 
-Oracle: PostgreSQL itself, `SELECT id FROM diff.t WHERE <predicate>`.
+Oracle: PostgreSQL itself.  Each predicate is evaluated per row, as written:
+`SELECT (<predicate>) FROM diff.t WHERE id = k` (AND / OR left to right,
+after the planner's constant folding, which add_shape's validation does
+too), giving per (predicate, row) true / false / null / error(SQLSTATE).
+The fast path is one set query per predicate with the predicate in the
+target list (`SELECT id, (p) FROM (... OFFSET 0)`, never in a WHERE clause,
+whose top-level conjuncts the planner may reorder); a set query fails as a
+whole when one row raises, and then a per-row evaluation takes over (a
+plpgsql function with the predicate compiled into it: a cursor over the rows
+in id order, one row per FETCH; on an error, the row after the last one
+fetched is evaluated alone with `SELECT (p) FROM diff.t WHERE id = k` inside
+BEGIN ... EXCEPTION, which records its SQLSTATE, and the cursor reopens after
+it).
 Engine under test: `shape_router.matching_shapes('diff.t', to_jsonb(t))`.
 
 For one seed the script creates a table with columns of many types, fills it
-with R random rows (NULLs, edge values, unicode, ...), generates P random
-WHERE clauses from the grammar below, registers them with add_shapes() and
-compares, for every (predicate, row) pair, "the oracle returns the row" with
-"matching_shapes() lists the shape".  The same seed always gives the same rows
-and predicates, so a failure reproduces with --seed.
+with R random rows (NULLs, edge values, unicode, numeric text, ...),
+generates P random WHERE clauses from the grammar below plus E clauses that
+contain at least one atom that can raise (division or modulo by a column
+that can be 0, integer / float overflow, casts of text / jsonb / numeric /
+float values that can fail, functions outside their domain: sqrt, ln, log,
+power, exp, asin, factorial, substr, chr, lpad, make_date, date and
+timestamp subtraction of infinities, invalid regular expressions and LIKE
+patterns taken from a column), and evaluates all of them in the oracle.
 
-Besides the main pass (row = to_jsonb(t)) two variants of the row document are
-checked, both within the contract ("keys of row are column names, values as
-jsonb_populate_record reads them"):
+"Clean" predicates (the oracle raises on no row) are registered on diff.t
+with add_shapes() and compared, for every (predicate, row) pair, exactly:
+"the oracle answers true" against "matching_shapes() lists the shape".  The
+same seed always gives the same rows and predicates, so a failure reproduces
+with --seed.  Besides the main pass (row = to_jsonb(t)) two variants of the
+row document are checked, both within the contract ("keys of row are column
+names, values as jsonb_populate_record reads them"):
   * sparse:  top-level keys whose value is null are left out (a missing key
              reads as NULL);
   * strings: every number and boolean of a non-jsonb column is given as a JSON
@@ -25,6 +44,21 @@ and two more phases with the main documents:
   * readded: after add_shapes() of the removed clauses again (new ids).
 "pairs" counts the main pass; "variant_pairs" the four others.
 
+Erroring predicates (the oracle raises on at least one row) go to "error
+tables" diff.e1, diff.e2, ... (copies of diff.t, same rows), a few per
+table, packed so that on most rows none of a table's erroring predicates
+raises, together with a sample of clean predicates.  matching_shapes() has
+no on_error handler, so on a row where PostgreSQL raises for one of the
+table's predicates it may raise (counted as errors_expected, not a
+mismatch) or return an answer (that predicate's answer on that row is not
+checked: counted as answered_despite_error); on a row where PostgreSQL
+raises for none of the table's predicates it must not raise and must give
+exactly PostgreSQL's answer for every shape; where it returns an answer,
+every shape whose predicate does not raise on that row must be exactly
+PostgreSQL's answer.  The error tables' rows are matched in one plpgsql
+loop (BEGIN ... EXCEPTION per row), so a raising call is followed by others
+in the same session.  "error_pairs" counts the compared pairs there.
+
 Run (needs the extension installed):
   pg_virtualenv -o wal_level=logical \
       -o "output_plugin_libraries=pgoutput, test_decoding, wal2json, shape_router" \
@@ -35,11 +69,13 @@ refuses to run while another one exists; `runuser -u postgres -- pg_virtualenv
 
 Without the extension, --oracle-only runs only the generator and the oracle
 (plus --check-immutable, which asks PostgreSQL, through an expression index or
-a generated column, whether every predicate is immutable).
+a generated column on an empty copy of the table, whether every predicate is
+immutable).
 
-Exit status: 0 = no mismatch, refusal, engine error or crash, and pairs >=
---min-pairs; 1 = any of those; 2 = harness problem (a predicate raised an
-error in the oracle, or a row document does not read back as the row).
+Exit status: 0 = no mismatch, refusal, unexpected engine error or crash, and
+pairs >= --min-pairs; 1 = any of those; 2 = harness problem (the per-row
+oracle disagrees with itself, or a row document does not read back as the
+row).
 """
 
 import argparse
@@ -175,6 +211,14 @@ LIKES = ['ab%', 'abc%', 'a%', '%c', '%c %', 'a_c', '%', '', 'A%', 'h%',
          '%本語', '%ǅ%', '%ǆ%', '%c  %', "%'s%", '%😀%', '_b%c%', '%ta%', '%0%',
          '%1_%']
 
+# Row values of t / vc / tc that some casts and functions accept and others
+# refuse: integers (with spaces and signs), decimals, too large for int4,
+# NaN / Infinity (numeric and float8 only), booleans; and text that is an
+# invalid regular expression or LIKE pattern.
+TEXT_NUMS = ['7', '-3', '42', '3', '0', '1.5', ' 5 ', '+8', '0010',
+             '99999999999', '1e3', 'NaN', 'Infinity', '-0', '12a', 'true', 'f',
+             'yes', 'off', 'a(', 'x\\', '[b', 'a{2']
+
 OPS = ['=', '<>', '<', '<=', '>', '>=']
 
 
@@ -184,6 +228,9 @@ class Gen:
     def __init__(self, seed, icu_collation):
         self.r = random.Random(seed)
         self.icu = icu_collation
+        # weight of a_erroring among the atoms (err_pred raises it)
+        self.err_weight = 1.5
+        self.n_err = 0          # a_erroring() calls so far
 
     # ---- small helpers ----------------------------------------------------
 
@@ -337,6 +384,10 @@ class Gen:
                 vals[col] = self.int_array_lit()
             elif col == 'ta':
                 vals[col] = self.text_array_lit()
+            elif col in ('t', 'vc', 'tc') and self.chance(0.3):
+                # numeric-looking text: casts succeed on some rows and fail
+                # on others
+                vals[col] = q(self.pick(TEXT_NUMS))
             else:
                 vals[col] = self.const_for(col)
                 if col == 'e':
@@ -355,18 +406,16 @@ class Gen:
     #  * stable or volatile calls, refused by design: now(), random(),
     #    timestamptz +/- interval, date or timestamp vs timestamptz,
     #    extract()/date_trunc() of timestamptz, casts of timestamptz or enums
-    #    to text, concat()/format(), text || non-text;
-    #  * arithmetic that can overflow: int2/int4/int8 + - * unless widened
-    #    first (i4 + 1::int8, i8::numeric * 2), unary minus and abs() of
-    #    integers, float * anything (1.7e308 * 2 overflows), col + col on
-    #    floats; division and modulo altogether;
-    #  * casts that can fail (text to int, jsonb ->> to numeric ...),
-    #    jsonb_array_length() of non-arrays, subtraction of infinite dates;
+    #    to text, concat()/format(), text || non-text, casts of text to
+    #    date / timestamp / enums (their input functions are stable);
     #  * LIKE and regular expressions on tci: PostgreSQL refuses them under a
     #    nondeterministic collation;
     #  * comparing t with tc without COLLATE: an indeterminate collation is
     #    a runtime error;
     #  * a top-level jsonb 'null' value in j (see row_json).
+    # Expressions that raise on some rows (division, overflow, failing casts,
+    # functions outside their domain) come only from a_erroring(), so that
+    # every other atom stays clean; see ERR_FORMS.
 
     def pred(self, depth=0, max_depth=4):
         if depth == 0:
@@ -467,6 +516,7 @@ class Gen:
             (3, self.a_domain),
             (2, self.a_greatest_least),
             (3, self.a_row_compare),
+            (self.err_weight, self.a_erroring),
         ]
         total = sum(w for w, _ in forms)
         x = self.r.uniform(0, total)
@@ -922,6 +972,140 @@ class Gen:
                                                 self.dom_lit(), self.text_lit())
 
 
+    # ---- expressions that raise on some rows ----------------------------
+    #
+    # Each form gives (expression, guard): the expression raises on some
+    # rows (the row generator makes sure of that) and is true on others;
+    # the guard is a condition under which it (mostly) does not raise.
+    # a_erroring() writes the expression alone, guarded before it (AND,
+    # CASE, OR NOT: PostgreSQL evaluates left to right, so these rarely
+    # raise) or guarded after it (raises as written).
+
+    def err_form(self):
+        g = self
+        op = g.op()
+        c = g.r.randint(-3, 5)
+        key = q(g.pick(JSON_KEYS))
+        forms = [
+            # division and modulo by a column that can be 0; int4 / -1 and
+            # int8 / -1 overflow on the smallest values
+            lambda: ('i4 / i2 %s %d' % (op, c), 'i2 <> 0'),
+            lambda: ('i8 %% i4 = %d' % g.r.randint(0, 2), 'i4 <> 0'),
+            lambda: ('i2 / i2 = 1', 'i2 <> 0'),
+            lambda: ('n / n = 1', 'n <> 0'),
+            lambda: ('n %% i2 %s %s' % (op, g.num_lit()), 'i2 <> 0'),
+            lambda: ('f8 / f4 %s %s' % (op, g.float_lit('f8')), 'f4 <> 0'),
+            lambda: ('1 / f8 %s %d' % (op, c), 'f8 <> 0'),
+            lambda: ('i4 / ia[1] %s %d' % (op, c), 'ia[1] <> 0'),
+            lambda: ('div(n, i2) %s %d' % (op, c), 'i2 <> 0'),
+            lambda: ('mod(i8, i2) = 0', 'i2 <> 0'),
+            lambda: ('i8 / (i2 - %d) %s %d' % (c, op, c), 'i2 <> %d' % c),
+            lambda: ('dm / i2 %s %d' % (op, c), 'i2 <> 0'),
+            lambda: ('ia[1] / ia[2] %s %d' % (op, c), 'ia[2] <> 0'),
+            # overflow
+            lambda: ('i4 * 2 %s %d' % (op, c), 'i4 BETWEEN -1000 AND 1000'),
+            lambda: ('i2 + i2 %s %d' % (op, c), 'i2 BETWEEN -100 AND 100'),
+            lambda: ('-i8 %s %d' % (op, c), 'i8 > -9223372036854775808'),
+            lambda: ('abs(i4) %s %d' % (op, c), 'i4 > -2147483648'),
+            lambda: ('f8 * 10 %s %s' % (op, g.float_lit('f8')),
+                     'abs(f8) < 1e300'),
+            # casts that can fail
+            lambda: ('t::int4 %s %d' % (op, c), "t ~ '^ *[-+]?[0-9]+ *$'"),
+            lambda: ('vc::int8 %s %d' % (op, c), "vc ~ '^[0-9]+$'"),
+            lambda: ('tc::numeric %s %s' % (op, g.num_lit()),
+                     "tc ~ '^[-+]?[0-9.]+$'"),
+            lambda: ('t::float8 %s %s' % (op, g.float_lit('f8')),
+                     "t ~ '^[-+]?[0-9.]+$'"),
+            lambda: ('t::bool', "t IN ('t', 'f', 'true', 'yes', 'off', '0')"),
+            lambda: ('vc::int2 = %d' % c, "vc ~ '^[0-9]{1,4}$'"),
+            lambda: ("t::jsonb = '7'", "t ~ '^[0-9]+$'"),
+            lambda: ('(j ->> %s)::int4 %s %d' % (key, op, c),
+                     "(j ->> %s) ~ '^-?[0-9]+$'" % key),
+            lambda: ('(j -> %s)::int4 %s %d' % (key, op, c),
+                     "jsonb_typeof(j -> %s) = 'number'" % key),
+            lambda: ('(j ->> %s)::numeric %s %s' % (key, op, g.num_lit()),
+                     "jsonb_typeof(j -> %s) = 'number'" % key),
+            lambda: ('(j ->> %s)::bool' % key,
+                     "jsonb_typeof(j -> %s) = 'boolean'" % key),
+            lambda: ('(j -> %s)::bool' % key,
+                     "jsonb_typeof(j -> %s) = 'boolean'" % key),
+            lambda: ('jsonb_array_length(j) %s %d' % (op, g.r.randint(0, 3)),
+                     "jsonb_typeof(j) = 'array'"),
+            # numeric NaN / Infinity to integer raise 0A000, not a data
+            # exception; 1e20 raises 22003
+            lambda: ('n::int4 %s %d' % (op, c), 'n BETWEEN -1000 AND 1000'),
+            lambda: ('n::int8 %s %d' % (op, c), 'n BETWEEN -1000 AND 1000'),
+            lambda: ('f8::int4 %s %d' % (op, c), 'abs(f8) < 1e9'),
+            lambda: ('f8::float4 %s %s' % (op, g.float_lit('f4')),
+                     'abs(f8) < 1e30'),
+            lambda: ('i4::int2 %s %d' % (op, c),
+                     'i4 BETWEEN -32768 AND 32767'),
+            lambda: ('i8::int4 %s %d' % (op, c),
+                     'i8 BETWEEN -2147483648 AND 2147483647'),
+            lambda: ('i4::diff.dint %s %d' % (op, c),
+                     'i4 BETWEEN -1000000 AND 1000000'),
+            lambda: ('ta[1]::int4 = %d' % c, "ta[1] ~ '^[0-9]+$'"),
+            # functions outside their domain
+            lambda: ('sqrt(n) %s %s' % (op, g.num_lit()), 'n >= 0'),
+            lambda: ('sqrt(f8) %s %s' % (op, g.float_lit('f8')), 'f8 >= 0'),
+            lambda: ('ln(n) %s %s' % (op, g.num_lit()), 'n > 0'),
+            lambda: ('log(n) %s %s' % (op, g.num_lit()), 'n > 0'),
+            lambda: ('ln(f8) %s %s' % (op, g.float_lit('f8')), 'f8 > 0'),
+            lambda: ('log(i2) %s %d' % (op, c), 'i2 > 0'),
+            lambda: ('power(n, 0.5) %s %s' % (op, g.num_lit()), 'n >= 0'),
+            lambda: ('power(f8, -1) %s %s' % (op, g.float_lit('f8')),
+                     'f8 <> 0'),
+            lambda: ('power(i2, i4) %s %d' % (op, c),
+                     'i2 <> 0 AND i4 BETWEEN -10 AND 10'),
+            lambda: ('exp(n) %s %s' % (op, g.num_lit()), 'n < 100'),
+            lambda: ('exp(f8) %s %s' % (op, g.float_lit('f8')), 'f8 < 700'),
+            lambda: ('asin(f8) %s %s' % (op, g.float_lit('f8')),
+                     'f8 BETWEEN -1 AND 1'),
+            lambda: ('factorial(i2) %s %d' % (op, c), 'i2 >= 0'),
+            lambda: ('substr(t, 1, i2) = %s' % g.text_lit(), 'i2 >= 0'),
+            lambda: ('lpad(t, i4) = %s' % g.text_lit(), 'i4 < 1000'),
+            lambda: ("chr(i2) = 'a'", 'i2 > 0'),
+            lambda: ("'abc' ~ t", "t !~ '[\\\\([{]'"),
+            lambda: ('vc ~* t', "t !~ '[\\\\([{]'"),
+            lambda: ("'x' LIKE t", "right(t, 1) <> '\\'"),
+            lambda: ("make_date(i2, 1, 1) %s date '0001-01-01'" % op,
+                     'i2 <> 0'),
+            lambda: ("d - date '2020-01-01' %s %d" % (op, c), 'isfinite(d)'),
+            lambda: ('d + i4 %s %s' % (op, g.date_lit()),
+                     'i4 BETWEEN -100000 AND 100000'),
+            lambda: ("ts - timestamp '2020-01-01 00:00:00' %s interval '%d "
+                     "days'" % (op, c), 'isfinite(ts)'),
+        ]
+        return g.pick(forms)()
+
+    def a_erroring(self):
+        self.n_err += 1
+        expr, guard = self.err_form()
+        k = self.r.random()
+        if k < 0.55:
+            return expr
+        if k < 0.7:
+            return '(%s AND %s)' % (guard, expr)
+        if k < 0.8:
+            return '(NOT (%s) OR %s)' % (guard, expr)
+        if k < 0.88:
+            return '(CASE WHEN %s THEN %s END)' % (guard, expr)
+        return '(%s AND %s)' % (expr, guard)
+
+    # a predicate of the usual grammar with erroring atoms far more likely
+    def err_pred(self):
+        saved = self.err_weight
+        self.err_weight = 30
+        try:
+            while True:
+                before = self.n_err
+                p = self.pred()
+                if self.n_err > before:
+                    return p
+        finally:
+            self.err_weight = saved
+
+
 # --------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------
@@ -979,6 +1163,124 @@ class Db:
         return True
 
 
+# The per-row oracle: the predicate compiled into a plpgsql function (so
+# that its plan is made once), a cursor over the table in key order with one
+# row per FETCH (an index scan: the predicate is computed for the fetched row
+# only); on an error, the row after the last one fetched is evaluated alone,
+# as `SELECT (p) FROM table WHERE key = k`, inside BEGIN ... EXCEPTION, which
+# gives its SQLSTATE ('inconsistent' if it does not raise alone), and the
+# cursor reopens after it.  Returns the true keys, the null keys and the
+# erroring keys with their SQLSTATEs.
+ORACLE_FN = """
+CREATE OR REPLACE FUNCTION pg_temp.sr_oracle(
+    OUT sr_true int[], OUT sr_null int[], OUT sr_err int[],
+    OUT sr_codes text[])
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+AS $sr_oracle$
+#variable_conflict use_column
+DECLARE
+    sr_last int := -2147483648;
+    sr_k int;
+    sr_v bool;
+    sr_c refcursor;
+    sr_done bool := false;
+BEGIN
+    sr_true := '{}'; sr_null := '{}'; sr_err := '{}'; sr_codes := '{}';
+    WHILE NOT sr_done LOOP
+        BEGIN
+            sr_c := NULL;
+            OPEN sr_c NO SCROLL FOR
+                SELECT %(key)s, (%(pred)s)::bool FROM %(table)s
+                WHERE %(key)s > sr_last ORDER BY %(key)s;
+            LOOP
+                FETCH sr_c INTO sr_k, sr_v;
+                EXIT WHEN NOT FOUND;
+                IF sr_v THEN
+                    sr_true := sr_true || sr_k;
+                ELSIF sr_v IS NULL THEN
+                    sr_null := sr_null || sr_k;
+                END IF;
+                sr_last := sr_k;
+            END LOOP;
+            CLOSE sr_c;
+            sr_done := true;
+        EXCEPTION WHEN OTHERS THEN
+            SELECT min(%(key)s) INTO sr_k FROM %(table)s
+            WHERE %(key)s > sr_last;
+            IF sr_k IS NULL THEN
+                RAISE EXCEPTION 'predicate raises with no row left: %%',
+                    SQLERRM;
+            END IF;
+            BEGIN
+                SELECT (%(pred)s)::bool INTO sr_v FROM %(table)s
+                WHERE %(key)s = sr_k;
+                sr_codes := sr_codes || 'inconsistent'::text;
+            EXCEPTION WHEN OTHERS THEN
+                sr_codes := sr_codes || SQLSTATE::text;
+            END;
+            sr_err := sr_err || sr_k;
+            sr_last := sr_k;
+        END;
+    END LOOP;
+END
+$sr_oracle$"""
+
+
+def oracle_set(cur, table, key, pred):
+    """One set query, the predicate in the target list (computed as written
+    for every row; a WHERE clause's conjuncts could be reordered).  None if
+    it raises."""
+    try:
+        cur.execute('SELECT array_agg(k) FILTER (WHERE v), array_agg(k) '
+                    'FILTER (WHERE v IS NULL) FROM (SELECT %s AS k, '
+                    '(%s)::bool AS v FROM %s OFFSET 0) s' % (key, pred, table))
+    except psycopg2.Error:
+        return None
+    t, n = cur.fetchone()
+    return frozenset(t or ()), frozenset(n or ()), {}
+
+
+def oracle_rows(cur, table, key, pred):
+    """The per-row evaluation (ORACLE_FN).  None if it fails itself."""
+    try:
+        cur.execute(ORACLE_FN % {'key': key, 'pred': pred, 'table': table})
+        cur.execute('SELECT * FROM pg_temp.sr_oracle()')
+    except psycopg2.Error as ex:
+        print('oracle: per-row evaluation failed: %s' % str(ex).strip())
+        return None
+    t, n, e, c = cur.fetchone()
+    return frozenset(t), frozenset(n), dict(zip(e, c))
+
+
+# The engine on an error table: every row in one call, BEGIN ... EXCEPTION
+# around each matching_shapes() (a raising call is followed by others in the
+# same session and transaction).
+MATCH_ALL_FN = """
+CREATE OR REPLACE FUNCTION pg_temp.sr_match_all(sr_rel regclass,
+    OUT sr_id int, OUT sr_ids bigint[], OUT sr_code text, OUT sr_msg text)
+RETURNS SETOF record LANGUAGE plpgsql AS $sr_match$
+DECLARE
+    sr_r record;
+BEGIN
+    FOR sr_r IN EXECUTE format('SELECT id, to_jsonb(x) AS doc FROM %s x '
+                               'ORDER BY id', sr_rel) LOOP
+        sr_id := sr_r.id;
+        sr_ids := NULL;
+        sr_code := NULL;
+        sr_msg := NULL;
+        BEGIN
+            sr_ids := shape_router.matching_shapes(sr_rel, sr_r.doc);
+        EXCEPTION WHEN OTHERS THEN
+            sr_code := SQLSTATE;
+            sr_msg := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$sr_match$"""
+
+
 def fail_harness(msg):
     print('matching_diff: HARNESS ERROR: ' + msg)
     sys.exit(2)
@@ -989,7 +1291,20 @@ def main():
     ap.add_argument('--seed', type=int, default=None,
                     help='default: random (printed first, to reproduce)')
     ap.add_argument('--rows', type=int, default=200)
-    ap.add_argument('--predicates', type=int, default=600)
+    ap.add_argument('--predicates', type=int, default=600,
+                    help='predicates of the usual grammar (a few of them '
+                         'raise on some rows and go to the error tables)')
+    ap.add_argument('--error-predicates', type=int, default=100,
+                    help='more predicates, each with at least one atom '
+                         'that can raise')
+    ap.add_argument('--error-row-share', type=float, default=0.4,
+                    help='error tables: at most this share of the rows may '
+                         'raise for one of a table\'s predicates (unless one '
+                         'predicate alone raises on more)')
+    ap.add_argument('--error-group', type=int, default=8,
+                    help='erroring predicates per error table, at most')
+    ap.add_argument('--error-clean', type=int, default=10,
+                    help='clean predicates registered on each error table')
     ap.add_argument('--min-pairs', type=int, default=100000)
     ap.add_argument('--batch', type=int, default=100,
                     help='predicates per add_shapes() call')
@@ -1033,7 +1348,8 @@ def main():
             vals = {c: 'NULL' for c in COLUMNS}
         cur.execute('INSERT INTO diff.t (id, %s) VALUES (%d, %s)' % (
             ', '.join(COLUMNS), rid, ', '.join(vals[c] for c in COLUMNS)))
-    preds = [gen.pred() for _ in range(args.predicates)]
+    preds = [gen.pred() for _ in range(args.predicates)] + \
+        [gen.err_pred() for _ in range(args.error_predicates)]
     if args.print_predicates:
         for i, p in enumerate(preds):
             print('P%d: %s' % (i, p))
@@ -1075,39 +1391,73 @@ def main():
         fail_harness('row documents do not round-trip: %r' % bad[:10])
 
     # ---- oracle ----
-    expected = []
-    oracle_errors = []
+    # Per predicate: the rows where it is true, and the rows where it raises
+    # (row id -> SQLSTATE).  PostgreSQL evaluates the predicate as written,
+    # in the target list, per row (see the docstring).
+    t_or = time.time()
+    expected = []               # predicate -> frozenset of true row ids
+    errs = []                   # predicate -> {row id: SQLSTATE}
+    nulls = 0
+    fallbacks = 0
     for i, p in enumerate(preds):
-        try:
-            cur.execute('SELECT id FROM diff.t WHERE %s' % p)
-            expected.append(frozenset(r[0] for r in cur.fetchall()))
-        except psycopg2.Error as ex:
-            oracle_errors.append((i, p, str(ex).strip()))
-            expected.append(None)
-    if oracle_errors:
-        for i, p, err in oracle_errors[:20]:
-            print('oracle error P%d: %s\n  %s' % (i, p, err))
-        fail_harness('%d predicates raise errors in plain PostgreSQL'
-                     % len(oracle_errors))
+        res = oracle_set(cur, 'diff.t', 'id', p)
+        if res is None:
+            fallbacks += 1
+            res = oracle_rows(cur, 'diff.t', 'id', p)
+            if res is None:
+                fail_harness('predicate P%d raises in the per-row oracle '
+                             'too (not a row\'s error?): %s' % (i, p))
+            bad = [k for k, c in res[2].items() if c == 'inconsistent']
+            if bad:
+                fail_harness('predicate P%d raised in the cursor but not '
+                             'alone on row id=%d: %s' % (i, bad[0], p))
+        expected.append(res[0])
+        nulls += len(res[1])
+        errs.append(res[2])
+    clean = [i for i in range(len(preds)) if not errs[i]]
+    erroring = [i for i in range(len(preds)) if errs[i]]
+    err_codes = {}
+    for e in errs:
+        for c in e.values():
+            err_codes[c] = err_codes.get(c, 0) + 1
+    n_err_pairs = sum(len(e) for e in errs)
+    print('matching_diff: oracle: %d predicates: %d clean, %d raise on some '
+          'row (%d set queries fell back to per-row evaluation); null '
+          'answers=%d; erroring pairs=%d (%s); erroring predicates that are '
+          'also true on some row: %d (%.1fs)' % (
+              len(preds), len(clean), len(erroring), fallbacks, nulls,
+              n_err_pairs,
+              ' '.join('%s:%d' % kv for kv in sorted(err_codes.items())),
+              sum(1 for i in erroring if expected[i]), time.time() - t_or),
+          flush=True)
     # the oracle on the round-tripped rows must agree (e.g. float -0 -> 0)
-    for i, p in enumerate(preds):
+    for i in clean:
+        p = preds[i]
+        try:
+            cur.execute("SELECT name, array_agg(id) FILTER (WHERE v) FROM "
+                        "(SELECT name, id, (%s)::bool AS v FROM rt t "
+                        "OFFSET 0) s GROUP BY name" % p)
+            got_rt = {name: frozenset(ids or ()) for name, ids in
+                      cur.fetchall()}
+        except psycopg2.Error as ex:
+            fail_harness('predicate P%d raises on the round-tripped row '
+                         'documents: %s\n  %s' % (i, p, str(ex).strip()))
         for name, _ in variants:
-            cur.execute("SELECT id FROM rt t WHERE name = '%s' AND (%s)"
-                        % (name, p))
-            got = frozenset(r[0] for r in cur.fetchall())
-            if got != expected[i]:
+            if got_rt.get(name, frozenset()) != expected[i]:
                 fail_harness('predicate P%d answers differently on the %s '
                              'row documents: %s' % (i, name, p))
 
     if args.check_immutable:
+        # an empty copy: an erroring predicate must not raise on a row here
+        cur.execute('CREATE TABLE diff.t_empty (LIKE diff.t)')
         mutable = inconclusive = 0
         for i, p in enumerate(preds):
             # index expressions must be immutable; an expression too long
             # for a catalog row (54000) is tried as a generation expression,
             # which must be immutable too
             err = None
-            for ddl in ('CREATE INDEX ON diff.t (((%s)::bool))',
-                        'ALTER TABLE diff.t ADD COLUMN immutable_check '
+            for ddl in ('CREATE INDEX ON diff.t_empty (((%s)::bool))',
+                        'ALTER TABLE diff.t_empty ADD COLUMN immutable_check '
                         'bool GENERATED ALWAYS AS (%s) STORED'):
                 cur.execute('BEGIN')
                 try:
@@ -1130,55 +1480,68 @@ def main():
         if mutable:
             sys.exit(2)
 
-    hist = sorted(len(s) for s in expected)
-    print('matching_diff: oracle done: %d predicates, matched rows per '
+    hist = sorted(len(expected[i]) for i in clean) or [0]
+    print('matching_diff: oracle done: %d clean predicates, matched rows per '
           'predicate min=%d median=%d max=%d, never-matching=%d, '
           'always-matching=%d (%.1fs)' % (
-              len(preds), hist[0], hist[len(hist) // 2], hist[-1],
-              sum(1 for s in expected if not s),
-              sum(1 for s in expected if len(s) == len(row_ids)),
+              len(clean), hist[0], hist[len(hist) // 2], hist[-1],
+              sum(1 for i in clean if not expected[i]),
+              sum(1 for i in clean if len(expected[i]) == len(row_ids)),
               time.time() - t0), flush=True)
 
     if args.oracle_only:
-        pairs = len(preds) * len(row_ids)
-        print('matching_diff: seed=%d rows=%d predicates=%d pairs=%d '
-              'mismatches=0 (oracle only, engine NOT tested)' % (
-                  seed, len(row_ids), len(preds), pairs))
+        pairs = len(clean) * len(row_ids)
+        print('matching_diff: seed=%d rows=%d predicates=%d clean=%d '
+              'erroring=%d oracle_errors=%d pairs=%d mismatches=0 (oracle '
+              'only, engine NOT tested)' % (
+                  seed, len(row_ids), len(preds), len(clean), len(erroring),
+                  n_err_pairs, pairs))
         sys.exit(0)
 
     # ---- registration ----
     shape_of = [None] * len(preds)      # predicate index -> shape id
     refusals = []
     crashes = []        # (what, detail): the server lost the connection
-    for start in range(0, len(preds), args.batch):
-        idx = list(range(start, min(start + args.batch, len(preds))))
-        try:
-            db.cur.execute("SELECT shape_router.add_shapes('diff.t', %s::text[])",
-                           ([preds[i] for i in idx],))
-            ids = db.cur.fetchone()[0]
-            if ids is None or len(ids) != len(idx):
-                print('add_shapes returned %r for %d clauses' % (ids, len(idx)))
-                sys.exit(1)
-            for i, sid in zip(idx, ids):
-                shape_of[i] = sid
-        except psycopg2.Error as ex:
-            if db.lost():
-                crashes.append(('add_shapes of P%d..P%d' % (idx[0], idx[-1]),
-                                str(ex).strip()))
-            # all or nothing: find the refused clauses one by one and
-            # register the others, so the rest of the run still tests them
-            for i in idx:
-                try:
-                    db.cur.execute("SELECT shape_router.add_shape('diff.t', %s)",
-                                   (preds[i],))
-                    shape_of[i] = db.cur.fetchone()[0]
-                except psycopg2.Error as ex:
-                    if db.lost():
-                        crashes.append(('add_shape of P%d: %s' % (i, preds[i]),
-                                        str(ex).strip()))
-                    else:
-                        refusals.append((i, preds[i], ex.pgcode,
-                                         str(ex).strip()))
+
+    def register(table, idx_all, out):
+        """add_shapes() of preds[i] for i in idx_all on table, in batches;
+        out[i] = shape id."""
+        for start in range(0, len(idx_all), args.batch):
+            idx = idx_all[start:start + args.batch]
+            try:
+                db.cur.execute("SELECT shape_router.add_shapes(%s, "
+                               "%s::text[])",
+                               (table, [preds[i] for i in idx]))
+                ids = db.cur.fetchone()[0]
+                if ids is None or len(ids) != len(idx):
+                    print('add_shapes returned %r for %d clauses'
+                          % (ids, len(idx)))
+                    sys.exit(1)
+                for i, sid in zip(idx, ids):
+                    out[i] = sid
+            except psycopg2.Error as ex:
+                if db.lost():
+                    crashes.append(('add_shapes on %s of P%d..P%d'
+                                    % (table, idx[0], idx[-1]),
+                                    str(ex).strip()))
+                # all or nothing: find the refused clauses one by one and
+                # register the others, so the rest of the run still tests
+                # them
+                for i in idx:
+                    try:
+                        db.cur.execute("SELECT shape_router.add_shape(%s, %s)",
+                                       (table, preds[i]))
+                        out[i] = db.cur.fetchone()[0]
+                    except psycopg2.Error as ex:
+                        if db.lost():
+                            crashes.append(('add_shape on %s of P%d: %s'
+                                            % (table, i, preds[i]),
+                                            str(ex).strip()))
+                        else:
+                            refusals.append((i, preds[i], ex.pgcode,
+                                             str(ex).strip()))
+
+    register('diff.t', clean, shape_of)
     ids_in_order = [sid for sid in shape_of if sid is not None]
     if ids_in_order != sorted(ids_in_order) or \
             len(set(ids_in_order)) != len(ids_in_order):
@@ -1277,6 +1640,105 @@ def main():
     run_engine('readded', 1, readded)
     t_engine = time.time() - t1
 
+    # ---- error tables ----
+    # The erroring predicates, a few per copy of diff.t (first fit, largest
+    # error sets first, so that on most rows of a table none of its
+    # predicates raises), each table with a sample of clean predicates too.
+    t2 = time.time()
+    cap = max(1, int(args.error_row_share * len(row_ids)))
+    groups = []                 # [members, union of erroring rows]
+    for i in sorted(erroring, key=lambda i: (-len(errs[i]), i)):
+        e = set(errs[i])
+        for g in groups:
+            if len(g[0]) < args.error_group and len(g[1] | e) <= cap:
+                g[0].append(i)
+                g[1] |= e
+                break
+        else:
+            groups.append([[i], e])
+    grand = random.Random(seed * 7919 + 2)
+    err_tables = []             # (table, {pred index: shape id})
+    for k, (members, _) in enumerate(groups):
+        table = 'diff.e%d' % (k + 1)
+        cur = db.cur
+        cur.execute('CREATE TABLE %s (LIKE diff.t INCLUDING ALL); '
+                    'ALTER TABLE %s REPLICA IDENTITY FULL; '
+                    'INSERT INTO %s SELECT * FROM diff.t' % (table, table,
+                                                             table))
+        idx = list(members) + grand.sample(clean, min(args.error_clean,
+                                                      len(clean)))
+        grand.shuffle(idx)      # erroring shapes anywhere in id order
+        sids = {}
+        register(table, idx, sids)
+        err_tables.append((table, sids))
+    err_pairs = 0
+    err_mismatches = []         # (table, i, sid, rid, expected)
+    err_raised_wrongly = []     # (table, rid, code, msg): PG raises for none
+    err_stray = []
+    errors_expected = 0         # the engine raised, PG raises for a shape
+    err_code_same = 0           # ... with a SQLSTATE PG raises on that row
+    err_code_other = []         # ... with another one: (table, rid, code, pg)
+    answered = {True: 0, False: 0}  # answers where PG raises for the shape
+    rows_clear = 0              # (table, row)s where PG raises for none
+    rows_raising = 0            # (table, row)s where PG raises for some
+    for table, sids in err_tables:
+        by_sid = {sid: i for i, sid in sids.items()}
+        results = []
+        try:
+            db.cur.execute(MATCH_ALL_FN)
+            db.cur.execute('SELECT * FROM pg_temp.sr_match_all(%s)', (table,))
+            results = db.cur.fetchall()
+        except psycopg2.Error as ex:
+            lost = db.lost()
+            if lost:
+                crashes.append(('matching_shapes on %s (in sr_match_all)'
+                                % table, str(ex).strip()))
+            # one row at a time, to name the row
+            for rid in row_ids:
+                try:
+                    db.cur.execute("SELECT shape_router.matching_shapes(%s, "
+                                   "to_jsonb(x)) FROM " + table +
+                                   " x WHERE id = %s", (table, rid))
+                    results.append((rid, db.cur.fetchone()[0], None, None))
+                except psycopg2.Error as ex2:
+                    if db.lost():
+                        crashes.append(('matching_shapes on %s row id=%d'
+                                        % (table, rid), str(ex2).strip()))
+                        continue
+                    results.append((rid, None, ex2.pgcode, str(ex2).strip()))
+        for rid, arr, code, msg in results:
+            raising = {i: errs[i][rid] for i in sids if rid in errs[i]}
+            if raising:
+                rows_raising += 1
+            else:
+                rows_clear += 1
+            if code is not None or arr is None:
+                if not raising:
+                    err_raised_wrongly.append((table, rid, code, msg))
+                    continue
+                errors_expected += 1
+                if code in raising.values():
+                    err_code_same += 1
+                else:
+                    err_code_other.append((table, rid, code, msg,
+                                           sorted(set(raising.values()))))
+                continue
+            g = set(arr)
+            if list(arr) != sorted(g):
+                bad_arrays.append((table, rid, arr))
+            for sid in g:
+                if sid not in by_sid:
+                    err_stray.append((table, rid, sid))
+            for i, sid in sids.items():
+                if i in raising:
+                    answered[sid in g] += 1
+                    continue
+                err_pairs += 1
+                exp = rid in expected[i]
+                if exp != (sid in g):
+                    err_mismatches.append((table, i, sid, rid, exp))
+    t_err = time.time() - t2
+
     # ---- compare ----
     mismatches = {label: [] for label, _, _ in phases}
     unknown = []
@@ -1319,6 +1781,50 @@ def main():
               '(row id=%d)%s' % (sid, label, rid,
                                  ' (a removed shape)' if sid in shape_of
                                  else ''))
+
+    for table, rid, code, msg in err_raised_wrongly[:args.max_report]:
+        print('ENGINE RAISED where PostgreSQL raises for none of the shapes '
+              'on %s (row id=%d): SQLSTATE %s: %s\n  row: %s' % (
+                  table, rid, code, msg, row_json.get(rid)))
+    for table, rid, sid in err_stray[:args.max_report]:
+        print('SHAPE ID %d returned but not registered on %s (row id=%d)'
+              % (sid, table, rid))
+    for table, rid, code, msg, pg in err_code_other[:5]:
+        print('note: matching_shapes on %s row id=%d raised SQLSTATE %s (%s); '
+              'PostgreSQL raises %s there' % (table, rid, code, msg,
+                                             '/'.join(pg)))
+    if err_mismatches:
+        print('error tables: %d mismatching pairs over %d predicates' % (
+            len(err_mismatches), len(set(m[1] for m in err_mismatches))))
+    shown = {}
+    for table, i, sid, rid, exp in err_mismatches:
+        shown[i] = shown.get(i, 0) + 1
+        if shown[i] > 2 or sum(shown.values()) > args.max_report:
+            continue
+        cur = db.cur
+        cur.execute('SELECT (%s) FROM diff.t WHERE id = %d' % (preds[i], rid))
+        val = cur.fetchone()[0]
+        try:
+            cur.execute('SELECT shape_router.explain_shape(%s)', (sid,))
+            expl = cur.fetchone()[0]
+        except psycopg2.Error as ex:
+            expl = 'explain_shape failed: %s' % str(ex).strip()
+        others = sorted(j for j in err_tables[[t for t, _ in err_tables]
+                                               .index(table)][1]
+                        if rid in errs[j])
+        print('MISMATCH [%s] P%d shape=%d row id=%d\n'
+              '  predicate:  %s\n'
+              '  explain:    %s\n'
+              '  row:        %s\n'
+              '  expected %s (predicate evaluates to %s), got %s; '
+              'predicates of the table raising on the row: %s' % (
+                  table, i, sid, rid, clip(preds[i]),
+                  '\n              '.join(str(expl).split('\n')[:40]),
+                  row_json.get(rid), 'match' if exp else 'no match',
+                  'NULL' if val is None else str(val).lower(),
+                  'no match' if exp else 'match',
+                  ', '.join('P%d (%s)' % (j, errs[j][rid]) for j in others)
+                  or 'none'))
 
     reported = 0
     explained = {}
@@ -1364,16 +1870,29 @@ def main():
                       'no match' if exp else 'match'))
 
     total_pairs = pairs['main']
+    print('matching_diff: errors: erroring_predicates=%d oracle_errors=%d '
+          '(%s) error_tables=%d rows_with_pg_error=%d rows_without=%d '
+          'errors_expected=%d (same SQLSTATE as PostgreSQL: %d) '
+          'answered_despite_error=%d (true=%d false=%d) error_pairs=%d '
+          'error_mismatches=%d raised_without_pg_error=%d tables=%.2fs' % (
+              len(erroring), n_err_pairs,
+              ' '.join('%s:%d' % kv for kv in sorted(err_codes.items())),
+              len(err_tables), rows_raising, rows_clear, errors_expected,
+              err_code_same, answered[True] + answered[False],
+              answered[True], answered[False], err_pairs, len(err_mismatches),
+              len(err_raised_wrongly), t_err))
     print('matching_diff: seed=%d rows=%d predicates=%d pairs=%d '
           'mismatches=%d variant_pairs=%d variant_mismatches=%d refused=%d '
           'engine_errors=%d crashes=%d stray_ids=%d engine=%.2fs '
           'total=%.1fs' % (
-              seed, len(row_ids), len(preds), total_pairs, nmain,
+              seed, len(row_ids), len(clean), total_pairs, nmain,
               sum(pairs.values()) - total_pairs, nvar, len(refusals),
-              len(engine_errors), len(crashes), len(unknown) + len(bad_arrays),
+              len(engine_errors), len(crashes),
+              len(unknown) + len(bad_arrays) + len(err_stray),
               t_engine, time.time() - t0))
     ok = (nmain == 0 and nvar == 0 and not refusals and not engine_errors
           and not crashes and not bad_arrays and not unknown
+          and not err_mismatches and not err_raised_wrongly and not err_stray
           and total_pairs >= args.min_pairs)
     if total_pairs < args.min_pairs:
         print('matching_diff: only %d pairs, need %d' % (total_pairs,
