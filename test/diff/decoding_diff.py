@@ -68,6 +68,48 @@ with a raising shape (invalidated there / routed without invalidation), the
 other shapes checked exactly on them, and the later changes of rows an
 invalidation happened on, for shapes added after it.
 
+Access paths.  The plugin files each shape under the conjunct of least
+estimated cost (selectivity, from pg_statistic when the table has been
+analyzed, read in the walsender under the historic snapshot when the shape
+is compiled: at its addition or at a stream start; else a fixed ranking by
+operator; times one plus the shapes already under the same key; ties by a
+fingerprint; a posting list that becomes crowded moves old shapes to other
+paths: docs/predicate-index.md, "Choosing the path").  No record may depend
+on that choice, so the workload also has:
+  * permutation groups: conjunctions of 2-4 indexable conjuncts (equality,
+    IN, = ANY, ranges, BETWEEN, the two bounds of a range as two conjuncts,
+    LIKE prefixes, LIKE / ILIKE substrings, booleans, IS [NOT] NULL, array
+    @> / &&, ORs of those; sometimes with a residual atom), and a share of
+    the usual grammar's conjunctions, each also added with its conjuncts in
+    other orders, flat and nested (a AND (b AND c)), by later shape
+    additions (so at other loads).  On every change of dd.t, the orders
+    that raise on no image and are active (and not invalidated) must get
+    exactly the same records (PERMUTATION MISMATCH otherwise); PostgreSQL
+    must agree first, on the images of both lives (exit 2);
+  * crowded groups: 50-150 shapes sharing one unselective conjunct (f,
+    a IS NOT NULL, t LIKE 'a%', a > -4, a IN (0, 1, 2), arr && ...), added
+    in stages while the stream runs: conjunctions with selective conjuncts
+    (the first ones may be filed under the still empty crowded key), then
+    shapes whose only indexable conjunct is the crowded one in 2-4
+    transactions (its posting list passes 16, 32, ...: the rebalance moves
+    older shapes mid-stream), then more of both in 1-3, then half of its
+    stage 1 and a fifth of the rest removed (and a few more added) in one,
+    with DML between them (a crowd transaction sometimes has a DML
+    statement too);
+  * statistics: ANALYZE dd.t twice at set points (one in each half of the
+    workload; maintenance may add more; autovacuum is off for dd.t), so
+    shapes compiled before it use the fixed ranking and those after it (and
+    every shape at a later start of the batched slot) statistics.
+Printed: the groups, their shapes and transactions, the compared (change,
+other order) pairs, and the shapes added before and after the first
+ANALYZE (from the WAL).
+
+The oracle evaluates each shape on the images its life names (the
+transactions from the one after its addition to the one that removed it;
+a column of dd.img gives each image's first and last naming transaction);
+the new forms in batches (32 predicates as columns of one set query, split
+in halves when it raises).
+
 Contract applied (design.md section 2):
   * a shape routes exactly the changes of transactions that commit after the
     one that added it and before the one that removed it; so in the
@@ -162,6 +204,8 @@ DROP SCHEMA IF EXISTS dd CASCADE;
 CREATE SCHEMA dd;
 CREATE TABLE dd.t (%s, PRIMARY KEY (id));
 ALTER TABLE dd.t REPLICA IDENTITY FULL;
+-- statistics only from the workload's own ANALYZE
+ALTER TABLE dd.t SET (autovacuum_enabled = false);
 CREATE TABLE dd.u (id int PRIMARY KEY, a int);
 ALTER TABLE dd.u REPLICA IDENTITY FULL;
 """ % ', '.join('%s %s' % (c, GENERATED.get(c, t)) for c, t in COLUMNS)
@@ -225,6 +269,12 @@ class Gen:
         # weight of a_erroring among the atoms
         self.err_weight = 4
         self.nan_int_casts = nan_int_casts
+        self.perm_share = 0.05      # shapes that are perm_group()s
+        self.perm_usual = 0.25      # conjunctive pred()s also reordered
+        self.perm_queue = []        # (clause, tag) still to add
+        self.n_perm_groups = 0
+        self.last_parts = None      # the conjuncts of pred()'s last AND
+        self.id_hint = 400          # ids in use (the workload updates it)
 
     def chance(self, p):
         return self.r.random() < p
@@ -340,13 +390,17 @@ class Gen:
     # ---- predicate grammar ---------------------------------------------------
 
     def pred(self, depth=0):
+        if depth == 0:
+            self.last_parts = None
         p_atom = [0.4, 0.55, 0.7, 0.9][min(depth, 3)]
         if depth >= 4 or self.chance(p_atom):
             return self.atom()
         k = self.r.random()
         if k < 0.38:
-            return '(%s)' % ' AND '.join(
-                self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
+            parts = [self.pred(depth + 1) for _ in range(self.r.randint(2, 3))]
+            if depth == 0:
+                self.last_parts = parts     # (shape(): the same, reordered)
+            return '(%s)' % ' AND '.join(parts)
         if k < 0.76:
             return '(%s)' % ' OR '.join(
                 self.pred(depth + 1) for _ in range(self.r.randint(2, 3)))
@@ -664,9 +718,260 @@ class Gen:
 
     # a shape: (where clause or None for "every row")
     def shape(self):
+        """-> (where clause, or None for "every row"; tag): ('perm', group)
+        for a conjunction that is also added in other orders (by later
+        calls, so with other shapes around), else None."""
+        if self.perm_queue and self.chance(0.5):
+            return self.perm_queue.pop(0)
         if self.chance(0.02):
-            return None
-        return self.pred()
+            return None, None
+        if self.chance(self.perm_share):
+            variants = self.perm_group()
+        else:
+            p = self.pred()
+            parts = self.last_parts
+            if parts is None or not self.chance(self.perm_usual):
+                return p, None
+            # the usual grammar: its atoms may raise, and then the orders
+            # are not compared
+            variants = [p] + self.permutations(parts, self.r.randint(1, 2))[1:]
+        gid = self.n_perm_groups
+        self.n_perm_groups += 1
+        self.perm_queue += [(v, ('perm', gid)) for v in variants[1:]]
+        return variants[0], ('perm', gid)
+
+    # ---- conjunctions in every order, crowded keys -------------------------
+    #
+    # The plugin files a shape under its conjunct of least estimated cost
+    # (selectivity, from pg_statistic or a fixed ranking by operator, times
+    # one plus the shapes already under the key), ties by a fingerprint,
+    # and moves old shapes out of posting lists that become crowded.  None
+    # of that may change a record.  These forms never contain an erroring
+    # atom: AND is commutative only where nothing raises.
+
+    def clean_atom(self):
+        saved = self.err_weight
+        self.err_weight = 0
+        try:
+            return self.atom()
+        finally:
+            self.err_weight = saved
+
+    def id_lit(self):
+        # ids in use: the main session's are below next_id (set by the
+        # workload), the side session's from SIDE_ID_BASE
+        if self.chance(0.1):
+            return str(SIDE_ID_BASE + self.r.randint(0, 300))
+        return str(self.r.randint(0, max(400, self.id_hint)))
+
+    # an indexable conjunct: equality / IN / = ANY, a range or BETWEEN, LIKE
+    # prefix, LIKE / ILIKE substring, a boolean, IS [NOT] NULL, array @> /
+    # &&; sometimes an OR of those, or the two bounds of one column
+    def ix_conjuncts(self, avoid=()):
+        if self.chance(0.08):
+            col = self.pick([c for c in ('id', 'a', 'b', 'n', 'ts', 't')
+                             if c not in avoid])
+            c = self.id_lit if col == 'id' else lambda: self.const_for(col)
+            return ['%s %s %s' % (col, self.pick(['>', '>=']), c()),
+                    '%s %s %s' % (col, self.pick(['<', '<=']), c())]
+        if self.chance(0.12):
+            return ['(%s)' % ' OR '.join(self.ix_atom(avoid)
+                                         for _ in range(self.r.randint(2, 3)))]
+        return [self.ix_atom(avoid)]
+
+    def ix_atom(self, avoid=()):
+        k = self.r.randint(0, 11)
+        sc = [c for c in self.SCALARS if c not in avoid]
+        txt = [c for c in ('t', 'big') if c not in avoid] or ['t']
+
+        def const(col):
+            return self.id_lit() if col == 'id' else self.const_for(col)
+        if k <= 2:
+            col = self.pick(sc)
+            if self.chance(0.15):
+                return '%s = %s' % (const(col), col)
+            return '%s = %s' % (col, const(col))
+        if k == 3:
+            col = self.pick([c for c in sc if c != 'f'] or sc)
+            elems = ', '.join(const(col) for _ in range(self.r.randint(1, 4)))
+            if col in ('a', 'b', 'id') and self.chance(0.4):
+                return "%s = ANY('{%s}'%s)" % (col, elems,
+                                               self.pick(['', '::int8[]']))
+            return '%s IN (%s)' % (col, elems)
+        if k == 4:
+            col = self.pick([c for c in sc if c != 'f'] or sc)
+            if self.chance(0.2):
+                return '%s %s %s' % (const(col),
+                                     self.pick(['<', '<=', '>', '>=']), col)
+            return '%s %s %s' % (col, self.pick(['<', '<=', '>', '>=']),
+                                 const(col))
+        if k == 5:
+            col = self.pick([c for c in sc if c != 'f'] or sc)
+            return '%s BETWEEN %s%s AND %s' % (
+                col, 'SYMMETRIC ' if self.chance(0.2) else '', const(col),
+                const(col))
+        if k == 6:
+            return '%s LIKE %s' % (self.pick(txt), q(self.pick(
+                ['a%', 'ab%', 'abc%', 'p1%', 'p2%', 'q%', 'h%', 'A%', '1%',
+                 '日%', 'x%', 'P1%'])))
+        if k == 7:
+            return '%s %s %s' % (self.pick(txt), self.pick(['LIKE', 'ILIKE']),
+                                 q(self.pick(['%bc%', '%ABC%', '%b%', '%1s%',
+                                              '%hort%', '%本%', '%Hé%', '%x%',
+                                              '%p1%'])))
+        if k == 8 and 'f' not in avoid:
+            return self.pick(['f', 'NOT f', 'f IS TRUE', 'f IS FALSE',
+                              'f = true', 'f = false'])
+        if k == 9:
+            return '%s IS %sNULL' % (self.pick([c for c in COLNAMES[1:-1]
+                                                if c not in avoid]),
+                                     self.pick(['', 'NOT ']))
+        if k == 10 and 'arr' not in avoid:
+            lit = self.arr_lit(3).replace('::int[]', '')
+            return self.pick(['arr @> %s', 'arr && %s', '%s && arr']) % lit
+        col = self.pick([c for c in ('id', 'b') if c not in avoid] or sc)
+        return '%s = %s' % (col, const(col))
+
+    # a conjunct whose fixed estimate (without statistics) is above
+    # equality's: a one-sided range, IS NULL, a boolean, a substring, a LIKE
+    # prefix, array elements
+    def weak_atom(self, avoid=()):
+        k = self.r.randint(0, 5)
+        if k == 0:
+            col = self.pick([c for c in ('id', 'a', 'b', 'n', 'ts', 't')
+                             if c not in avoid])
+            c = self.id_lit() if col == 'id' else self.const_for(col)
+            return '%s %s %s' % (col, self.pick(['<', '<=', '>', '>=']), c)
+        if k == 1:
+            return '%s IS NULL' % self.pick([c for c in COLNAMES[1:-1]
+                                             if c not in avoid])
+        if k == 2 and 'f' not in avoid:
+            return self.pick(['f', 'NOT f', 'f IS FALSE'])
+        txt = [c for c in ('t', 'big') if c not in avoid]
+        if k == 3 and txt:
+            return '%s %s %s' % (self.pick(txt), self.pick(['LIKE', 'ILIKE']),
+                                 q(self.pick(['%bc%', '%b%', '%1s%', '%hort%',
+                                              '%本%', '%x%', '%p1%'])))
+        if k == 4 and txt:
+            return '%s LIKE %s' % (self.pick(txt), q(self.pick(
+                ['a%', 'ab%', 'p1%', 'p2%', 'q%', 'h%', 'x%'])))
+        if 'arr' not in avoid:
+            return 'arr && %s' % self.arr_lit(3).replace('::int[]', '')
+        return 'a IS NULL'
+
+    # a conjunction written with random nesting: a AND (b AND c), ...
+    def conj_text(self, parts, nest):
+        if len(parts) == 1:
+            return parts[0]
+        if not nest or len(parts) == 2 and self.chance(0.5):
+            return ' AND '.join(parts)
+        i = self.r.randint(1, len(parts) - 1)
+        sides = []
+        for side in (parts[:i], parts[i:]):
+            t = self.conj_text(side, self.chance(0.5))
+            sides.append('(%s)' % t if len(side) > 1 else t)
+        return ' AND '.join(sides)
+
+    def permutations(self, parts, limit):
+        """The conjunction as written, then up to limit others: its
+        conjuncts permuted, flat or nested."""
+        out = [' AND '.join(parts)]
+        for _ in range(limit * 4):
+            if len(out) > limit:
+                break
+            perm = list(parts)
+            self.r.shuffle(perm)
+            t = self.conj_text(perm, len(perm) > 2 and self.chance(0.5))
+            if t not in out:
+                out.append(t)
+        return out
+
+    # 2-4 indexable conjuncts (sometimes with a residual atom), and the same
+    # conjunction in other orders
+    def perm_group(self):
+        n = self.r.randint(2, 4)
+        parts = []
+        while len(parts) < n:
+            c = self.ix_conjuncts()
+            if len(parts) + len(c) > n:
+                c = [self.ix_atom()]
+            parts += c
+        if self.chance(0.2):
+            parts.append(self.clean_atom())
+        return self.permutations(parts, self.r.randint(1, 3))
+
+    # an atom the predicate index does not route on
+    def nonindex_atom(self):
+        return self.pick([
+            "j ->> %s = %s" % (q(self.pick(JSON_KEYS)),
+                               q(self.pick(['x', 'y', '1', '0', '']))),
+            "j ? %s" % q(self.pick(JSON_KEYS)),
+            "jsonb_typeof(j) = %s" % q(self.pick(['object', 'array',
+                                                  'number'])),
+            'cardinality(arr) %s %d' % (self.pick(OPS), self.r.randint(0, 3)),
+            'id %% %d = %d' % (self.pick([2, 3, 5]), self.r.randint(0, 1)),
+            'a < b', 'a IS DISTINCT FROM b', 'n > a',
+            'length(t) %s %d' % (self.pick(OPS), self.r.randint(0, 3)),
+            "upper(t) = %s" % q(self.pick(['ABC', 'A', 'HÉLLO', 'P1'])),
+            "left(big, 1) = 'q'", 'length(big) > 3000',
+            "COALESCE(a, 0) %% 3 = %d" % self.r.randint(0, 2)])
+
+    # the unselective conjuncts many shapes share: (conjunct, its column)
+    CROWD_KEYS = [
+        ('f', 'f'), ('NOT f', 'f'), ('f IS TRUE', 'f'),
+        ('a IS NOT NULL', 'a'), ('t IS NOT NULL', 't'), ('big IS NULL', 'big'),
+        ('ts IS NOT NULL', 'ts'),
+        ("t LIKE 'a%'", 't'), ("big LIKE 'p1%'", 'big'), ("t LIKE '%b%'", 't'),
+        ("t ILIKE '%A%'", 't'),
+        ('a > -4', 'a'), ('b BETWEEN -5 AND 100', 'b'), ('n >= -1', 'n'),
+        ("ts > '2000-01-01 00:00:00+00'", 'ts'),
+        ('a = 1', 'a'), ('a IN (0, 1, 2)', 'a'), ('b = 0', 'b'),
+        ("arr && '{0,1,2}'", 'arr'), ("arr @> '{1}'", 'arr'),
+    ]
+
+    def crowd_group(self, size):
+        """-> (conjunct, column, [stage 1, stage 2, stage 3]): stage 1 are
+        conjunctions of the crowded conjunct with selective ones (the first
+        of them may be filed under the crowded key while it is empty),
+        stage 2 shapes whose only indexable conjunct is the crowded one (its
+        posting list grows past 16, 32, ...: older shapes move), stage 3
+        more of both."""
+        conj, col = self.pick(self.CROWD_KEYS)
+
+        def with_selective(weak):
+            parts = []
+            for _ in range(1 if self.chance(0.7) else 2):
+                if weak and self.chance(0.7):
+                    # a conjunct of a higher fixed estimate than the crowded
+                    # one's: the shape is filed under the crowded key while
+                    # it is short, and moved when it is crowded
+                    parts.append(self.weak_atom(avoid=(col,)))
+                else:
+                    parts += self.ix_conjuncts(avoid=(col,))
+            if self.chance(0.2):
+                parts.append(self.clean_atom())
+            parts.insert(self.r.randint(0, len(parts)), conj)
+            return self.conj_text(parts, self.chance(0.2))
+
+        def alone():
+            k = self.r.random()
+            if k < 0.3:
+                return conj
+            if k < 0.85:
+                parts = [conj, self.nonindex_atom()]
+                self.r.shuffle(parts)
+                return ' AND '.join(parts)
+            return '%s AND (%s OR %s)' % (conj, self.nonindex_atom(),
+                                          self.nonindex_atom())
+
+        n1 = max(4, size * self.r.randint(15, 30) // 100)
+        n2 = max(16, size * self.r.randint(25, 40) // 100)
+        n3 = max(1, size - n1 - n2)
+        stages = [[with_selective(self.chance(0.5)) for _ in range(n1)],
+                  [alone() for _ in range(n2)],
+                  [with_selective(self.chance(0.3)) if self.chance(0.8)
+                   else alone() for _ in range(n3)]]
+        return conj, col, stages
 
 
 # --------------------------------------------------------------------------
@@ -746,18 +1051,54 @@ END
 $sr_oracle$"""
 
 
-def oracle_set(cur, table, key, pred):
+def oracle_set(cur, table, key, pred, where='true'):
     """One set query, the predicate in the target list (computed as written
-    for every row; a WHERE clause's conjuncts could be reordered).  None if
-    it raises."""
+    for every row; a WHERE clause's conjuncts could be reordered), on the
+    rows where is true (the harness' own columns).  None if it raises."""
     try:
         cur.execute('SELECT array_agg(k) FILTER (WHERE v), array_agg(k) '
                     'FILTER (WHERE v IS NULL) FROM (SELECT %s AS k, '
-                    '(%s)::bool AS v FROM %s OFFSET 0) s' % (key, pred, table))
+                    '(%s)::bool AS v FROM %s WHERE %s OFFSET 0) s'
+                    % (key, pred, table, where))
     except psycopg2.Error:
         return None
     t, n = cur.fetchone()
     return frozenset(t or ()), frozenset(n or ()), {}
+
+
+def oracle_set_many(cur, table, key, plist, where='true', chunk=32):
+    """oracle_set() of many predicates, chunk at a time in one query (each
+    predicate a column of the target list: computed as written for every
+    row, independently of the others).  A chunk that raises is split in
+    halves, down to oracle_set() of single predicates (None if it raises)."""
+    out = [None] * len(plist)
+
+    def run(lo, hi):
+        if hi - lo == 1:
+            out[lo] = oracle_set(cur, table, key, plist[lo], where)
+            return
+        try:
+            cur.execute('SELECT %s FROM (SELECT %s AS k, %s FROM %s WHERE %s '
+                        'OFFSET 0) s'
+                        % (', '.join('array_agg(k) FILTER (WHERE v%d), '
+                                     'array_agg(k) FILTER (WHERE v%d IS NULL)'
+                                     % (j, j) for j in range(hi - lo)),
+                           key, ', '.join('(%s)::bool AS v%d' % (plist[lo + j], j)
+                                          for j in range(hi - lo)), table,
+                           where))
+        except psycopg2.Error:
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+            return
+        row = cur.fetchone()
+        for j in range(hi - lo):
+            out[lo + j] = (frozenset(row[2 * j] or ()),
+                           frozenset(row[2 * j + 1] or ()), {})
+
+    for start in range(0, len(plist), chunk):
+        run(start, min(start + chunk, len(plist)))
+    return out
 
 
 def oracle_rows(cur, table, key, pred, name, lo, hi, create):
@@ -809,6 +1150,11 @@ class Workload:
         self.ids = {1: set(), 2: set()}        # committed rows per session
         self.next_id = {1: MAIN_ID_BASE, 2: SIDE_ID_BASE}
         self.preds = {}         # shape id -> where clause (None = all rows)
+        self.tags = {}          # shape id -> ('perm', group) or
+                                # ('crowd', group, stage)
+        self.plan = []          # (changes, what): crowd stages, ANALYZE
+        self.crowds = []        # [{'conj', 'col', 'size', 'txns'}]
+        self.analyze_lsns = []  # WAL position after each ANALYZE of dd.t
         self.live = set()       # committed shapes (harness' view)
         self.changes = 0        # committed row changes (approximate)
         self.side_open = False
@@ -819,7 +1165,7 @@ class Workload:
             'deletes', 'truncates', 'shape_adds', 'shape_removes',
             'shape_ops_in_dml', 'side_txns', 'dml_errors',
             'savepoint_releases', 'other_table_stmts', 'maintenance',
-            'error_episodes']}
+            'error_episodes', 'analyzes', 'crowd_txns']}
 
     # ---- one statement -------------------------------------------------
 
@@ -941,22 +1287,28 @@ class Workload:
     # ---- shapes ----------------------------------------------------------
 
     def add_shapes(self, cur, n, pending_live):
-        clauses = [self.g.shape() for _ in range(n)]
+        return self.add_items(cur, [self.g.shape() for _ in range(n)],
+                              pending_live)
+
+    def add_items(self, cur, items, pending_live):
+        """items: [(where clause or None, tag)]"""
         ids = []
-        plain = [c for c in clauses if c is not None]
+        plain = [c for c, _ in items if c is not None]
         if plain:
             cur.execute("SELECT shape_router.add_shapes('dd.t', %s::text[])",
                         (plain,))
             ids = list(cur.fetchone()[0])
         out = []
         it = iter(ids)
-        for c in clauses:
+        for c, tag in items:
             if c is None:
                 cur.execute("SELECT shape_router.add_shape('dd.t')")
                 sid = cur.fetchone()[0]
             else:
                 sid = next(it)
             self.preds[sid] = c
+            if tag is not None:
+                self.tags[sid] = tag
             pending_live.add(sid)
             out.append(sid)
         self.stats['shape_adds'] += len(out)
@@ -1110,14 +1462,117 @@ class Workload:
                 'REINDEX TABLE dd.t',
                 'ALTER TABLE dd.t REPLICA IDENTITY FULL']))
         else:
-            self.cur1.execute(self.g.pick([
+            sql = self.g.pick([
                 'ANALYZE dd.t', 'VACUUM dd.t',
                 'ALTER TABLE dd.t SET (fillfactor = %d)'
                 % self.g.pick([90, 100]),
-                'COMMENT ON TABLE dd.t IS %s' % q(str(self.g.r.random()))]))
+                'COMMENT ON TABLE dd.t IS %s' % q(str(self.g.r.random()))])
+            if sql == 'ANALYZE dd.t':
+                self.analyze()
+            else:
+                self.cur1.execute(sql)
         self.stats['maintenance'] += 1
         if self.g.chance(0.6):
             self.shape_txn()
+
+    def analyze(self):
+        """ANALYZE dd.t: shapes the plugin compiles after this point (added
+        later, or all of them at a later stream start) are costed with
+        statistics."""
+        self.cur1.execute('ANALYZE dd.t')
+        self.cur1.execute('SELECT pg_current_wal_lsn()::text')
+        self.analyze_lsns.append(self.cur1.fetchone()[0])
+        self.stats['analyzes'] += 1
+
+    def plan_extras(self, target):
+        """When (in committed changes) the crowded groups' stages are added
+        and ANALYZE runs: stage 1 of a group, then stage 2 in 2-4
+        transactions, then stage 3 in 1-3, with DML in between; ANALYZE
+        twice, in the first half and in the second."""
+        g = self.g
+        plan = []
+        for k in range(self.args.crowd_groups):
+            size = g.r.randint(self.args.crowd_min, self.args.crowd_max)
+            conj, col, stages = g.crowd_group(size)
+            self.crowds.append({'conj': conj, 'col': col, 'size': size,
+                                'txns': 0, 'removed': 0})
+            blocks = [(0, stages[0])]
+            for stage, parts in ((1, g.r.randint(2, 4)),
+                                 (2, g.r.randint(1, 3))):
+                texts = stages[stage]
+                step = -(-len(texts) // parts)
+                blocks += [(stage, texts[j:j + step])
+                           for j in range(0, len(texts), step)]
+            # then, in a transaction of its own, some of the group's shapes
+            # are removed (stage 1 first: the ones the rebalance may have
+            # moved) and a few more added
+            blocks.append((3, [(t, ('crowd', k, 2)) for t in stages[2][:3]]))
+            marks = sorted(g.r.uniform(0.02, 0.95) for _ in blocks)
+            for m, (stage, texts) in zip(marks, blocks):
+                if stage == 3:
+                    plan.append((int(m * target), 'crowd_remove', (k, texts)))
+                    continue
+                plan.append((int(m * target), 'crowd',
+                             [(t, ('crowd', k, stage)) for t in texts]))
+        for lo, hi in ((0.2, 0.5), (0.55, 0.85)):
+            plan.append((int(g.r.uniform(lo, hi) * target), 'analyze', None))
+        plan.sort(key=lambda e: e[0])
+        self.plan = plan
+
+    def crowd_remove(self, k, items):
+        """Remove about half of crowded group k's stage-1 shapes and a fifth
+        of the others, add items, in one transaction."""
+        g = self.g
+        cur = self.cur1
+        live = set(self.live)
+        protected = self.side_busy_shapes()
+        gone = [sid for sid in sorted(live - protected)
+                if self.tags.get(sid, ())[:2] == ('crowd', k) and
+                g.chance(0.5 if self.tags[sid][2] == 0 else 0.2)]
+        cur.execute('BEGIN')
+        for sid in gone:
+            cur.execute('SELECT shape_router.remove_shape(%s)', (sid,))
+            if not cur.fetchone()[0]:
+                fail_harness('remove_shape(%d) returned false' % sid)
+            live.discard(sid)
+        self.stats['shape_removes'] += len(gone)
+        self.crowds[k]['removed'] += len(gone)
+        self.add_items(cur, items, live)
+        cur.execute('COMMIT')
+        self.live = live
+        self.stats['crowd_txns'] += 1
+        self.stats['txns'] += 1
+        self.crowds[k]['txns'] += 1
+
+    def crowd_txn(self, items):
+        """Shapes of a crowded group, in a transaction of their own (now and
+        then with a DML statement in it)."""
+        cur = self.cur1
+        live = set(self.live)
+        ids = set(self.ids[1])
+        counter = [0]
+        try:
+            cur.execute('BEGIN')
+            if self.g.chance(0.3):
+                self.stmt(1, cur, ids, counter)
+            self.add_items(cur, items, live)
+            cur.execute('COMMIT')
+        except psycopg2.Error as ex:
+            cur.execute('ROLLBACK')
+            self.stats['dml_errors'] += 1
+            print('decoding_diff: note: DML error in a crowd transaction '
+                  '(rolled back, shapes added alone): %s'
+                  % str(ex).strip().split('\n')[0])
+            live, ids, counter = set(self.live), set(self.ids[1]), [0]
+            cur.execute('BEGIN')
+            self.add_items(cur, items, live)
+            cur.execute('COMMIT')
+        self.live = live
+        self.ids[1] = ids
+        self.changes += counter[0]
+        self.stats['crowd_txns'] += 1
+        self.stats['txns'] += 1
+        self.crowds[items[0][1][1]]['txns'] += 1
 
     def error_values(self):
         """SET clauses giving values that make some shapes raise."""
@@ -1260,9 +1715,20 @@ class Workload:
         self.side_open = False
         self.side_pending = None
 
+    def extra(self, what, items):
+        if what == 'analyze':
+            self.analyze()
+        elif what == 'crowd_remove':
+            self.crowd_remove(*items)
+        else:
+            self.crowd_txn(items)
+
     def run(self, target):
         g = self.g
         while self.changes < target:
+            while self.plan and self.plan[0][0] <= self.changes:
+                self.extra(*self.plan.pop(0)[1:])
+            g.id_hint = self.next_id[1]
             # the main session's removals avoid what the side txn touched
             self.side_step()
             x = g.r.random()
@@ -1282,6 +1748,9 @@ class Workload:
                 self.error_episode()
             else:
                 self.main_txn()
+        for _, what, items in self.plan:
+            self.extra(what, items)
+        self.plan = []
         self.side_commit()
 
 
@@ -1498,6 +1967,17 @@ def main():
                     help='create and read the slots in one new connection '
                          'per call instead of in the main session (which '
                          'then goes on with the workload)')
+    ap.add_argument('--crowd-groups', type=int, default=2,
+                    help='groups of shapes sharing one unselective conjunct, '
+                         'added in several transactions during the workload')
+    ap.add_argument('--crowd-min', type=int, default=50)
+    ap.add_argument('--crowd-max', type=int, default=150)
+    ap.add_argument('--perm-share', type=float, default=0.05,
+                    help='share of the shapes that are conjunctions of 2-4 '
+                         'indexable conjuncts, also added in other orders')
+    ap.add_argument('--perm-usual', type=float, default=0.25,
+                    help='share of the usual conjunctive shapes also added '
+                         'in other orders')
     ap.add_argument('--max-report', type=int, default=20)
     # triage only: leave out a part of the workload (a different workload
     # for the same seed)
@@ -1523,6 +2003,8 @@ def main():
     print('decoding_diff: seed=%d' % seed, flush=True)
     t0 = time.time()
     gen = Gen(seed, nan_int_casts=not args.no_nan_int_casts)
+    gen.perm_share = args.perm_share
+    gen.perm_usual = args.perm_usual
 
     main_conn = connect('main')
     main_conn.autocommit = True
@@ -1625,7 +2107,9 @@ def main():
 
     # ---- workload ----
     t1 = time.time()
-    wl.run(int(args.min_changes * 1.08) + 200)
+    target = int(args.min_changes * 1.08) + 200
+    wl.plan_extras(target)
+    wl.run(target)
     cur.execute('SELECT pg_current_wal_lsn()')
     end_lsn = cur.fetchone()[0]
     t_work = time.time() - t1
@@ -1726,7 +2210,9 @@ def main():
     images = []         # image id -> row (texts)
     image_of = {}       # row (texts) -> image id
     nimg_refs = 0
-    for tx in w2j:
+    img_first = []      # image id -> first and last txn naming it
+    img_last = []
+    for ti, tx in enumerate(w2j):
         for ch in tx['changes']:
             if ch['table'] != TABLE:
                 continue
@@ -1737,11 +2223,31 @@ def main():
                     if i is None:
                         i = image_of[key] = len(images)
                         images.append(ch[side])
+                        img_first.append(ti)
+                        img_last.append(ti)
+                    img_last[i] = ti
                     ch[side + '_img'] = i
                     nimg_refs += 1
     del image_of
+    # A shape is compared on the changes of the transactions from the one
+    # after it was added to the one that removed it (where a removal applied
+    # at the remove, not at commit, is tried): its life.  The oracle
+    # evaluates it on the images named in its life only.
+    life = {}
+    for sid in all_shapes:
+        h = shape_life.get(sid, {})
+        life[sid] = (h['added'][0] + 1 if 'added' in h else 0,
+                     h['removed'][0] if 'removed' in h else len(w2j) - 1)
+
+    def in_life(i, sid):
+        f, l = life[sid]
+        return img_last[i] >= f and img_first[i] <= l
+
+    def life_where(f, l):
+        return 'img_last_txn >= %d AND img_first_txn <= %d' % (f, l)
     cur.execute('DROP TABLE IF EXISTS dd.img')
-    cur.execute('CREATE TABLE dd.img (image_id int PRIMARY KEY, LIKE dd.t)')
+    cur.execute('CREATE TABLE dd.img (image_id int PRIMARY KEY, LIKE dd.t, '
+                'img_first_txn int, img_last_txn int)')
     rs_cols = ', '.join('%s text' % c for c in COLNAMES)
     casts = ', '.join('x.%s::%s' % (c, COLTYPE[c]) for c in COLNAMES)
     step = 2000
@@ -1750,9 +2256,13 @@ def main():
         for i in range(start, min(start + step, len(images))):
             d = dict(images[i])
             d['image_id'] = str(i)
+            d['img_first_txn'] = img_first[i]
+            d['img_last_txn'] = img_last[i]
             docs.append(d)
-        cur.execute('INSERT INTO dd.img SELECT x.image_id::int, %s FROM '
-                    'jsonb_to_recordset(%%s::jsonb) AS x(image_id text, %s)'
+        cur.execute('INSERT INTO dd.img SELECT x.image_id::int, %s, '
+                    'x.img_first_txn, x.img_last_txn FROM '
+                    'jsonb_to_recordset(%%s::jsonb) AS x(image_id text, %s, '
+                    'img_first_txn int, img_last_txn int)'
                     % (casts, rs_cols), (json.dumps(docs),))
     # the images must be the rows as stored: compare with what the slot saw
     cur.execute('ANALYZE dd.img')
@@ -1770,10 +2280,28 @@ def main():
     frontier = {}                      # erroring shape -> next image id
     lazy = {'calls': 0, 'rows': 0, 'time': 0.0}
     err_codes = {}
+    # the crowded groups' and the reordered conjunctions' shapes (nearly
+    # all clean) in batches, the others one by one
+    # (by life: a batch is evaluated on the images of its lives' union)
+    tagged = sorted((sid for sid in all_shapes if sid in wl.tags),
+                    key=lambda sid: (life[sid], sid))
+    batched = {}
+    for start in range(0, len(tagged), 32):
+        sids = tagged[start:start + 32]
+        batched.update(zip(sids, oracle_set_many(
+            cur, 'dd.img', 'image_id',
+            ['true' if wl.preds[sid] is None else wl.preds[sid]
+             for sid in sids],
+            life_where(min(life[x][0] for x in sids),
+                       max(life[x][1] for x in sids)))))
+    true_imgs = {}                     # reordered shapes -> true images
     for sid in sorted(all_shapes):
         p = wl.preds[sid]
-        res = oracle_set(cur, 'dd.img', 'image_id',
-                         'true' if p is None else p)
+        res = batched[sid] if sid in batched else \
+            oracle_set(cur, 'dd.img', 'image_id', 'true' if p is None else p,
+                       life_where(*life[sid]))
+        if sid in wl.tags and wl.tags[sid][0] == 'perm' and res is not None:
+            true_imgs[sid] = res[0]
         if res is None:
             err_shapes.add(sid)
             frontier[sid] = 0
@@ -1817,6 +2345,28 @@ def main():
         for sid in err_shapes & A:
             if frontier[sid] <= top:
                 evaluate(sid, top)
+
+    # The conjunctions added in several orders: the orders that raise
+    # nowhere are compared record for record; PostgreSQL must agree first
+    # (AND is commutative where nothing raises)
+    perm_groups = {}
+    for sid in sorted(all_shapes):
+        tag = wl.tags.get(sid)
+        if tag is not None and tag[0] == 'perm' and sid not in err_shapes:
+            perm_groups.setdefault(tag[1], []).append(sid)
+    perm_groups = {g: m for g, m in perm_groups.items() if len(m) >= 2}
+    perm_member = {sid: g for g, m in perm_groups.items() for sid in m}
+    for g, m in sorted(perm_groups.items()):
+        for sid in m[1:]:
+            # on the images of both lives
+            if set(i for i in true_imgs[sid]
+                   if in_life(i, m[0]) and in_life(i, sid)) != \
+                    set(i for i in true_imgs[m[0]]
+                        if in_life(i, m[0]) and in_life(i, sid)):
+                fail_harness('conjunctions in other orders answer differently '
+                             'in PostgreSQL:\n  shape %d: %s\n  shape %d: %s'
+                             % (m[0], wl.preds[m[0]], sid, wl.preds[sid]))
+    del true_imgs
 
     t_oracle = time.time() - t1
     print('decoding_diff: oracle: %d images (%d distinct), %d shapes, %d of '
@@ -1954,6 +2504,10 @@ def main():
                'concurrent_txns': 0}
         # evaluation errors
         dead = {}                # shape -> (txn, lsn) of its invalidation
+        perm_set = frozenset(perm_member)
+        aeff_for = None          # (txn, len(dead)) Aeff and here are of
+        perm_stats = {'pairs': 0, 'with_records': 0}
+        perm_mismatches = []     # (xid, txn, lsn, group, {shape: records})
         err_rows = {}            # row id -> txn of an invalidation on it
         est = {'invalidated': 0, 'error_changes': 0, 'error_shape_pairs': 0,
                'routed_despite_error': 0, 'records_despite_error': 0,
@@ -2017,7 +2571,14 @@ def main():
                 ch = changes_by_lsn.get(lsn)
                 entry = None
                 if ch is not None and ch['table'] == TABLE:
-                    Aeff = A - set(dead)
+                    # (A changes per transaction, dead rarely: cached)
+                    if aeff_for != (ti, len(dead)):
+                        aeff_for = (ti, len(dead))
+                        Aeff = A - set(dead)
+                        here = {}
+                        for sid in perm_set & Aeff:
+                            here.setdefault(perm_member[sid], []).append(sid)
+                        here = [m for m in here.values() if len(m) > 1]
                     compared_pairs += len(Aeff)
                     if ch['unchanged_toast']:
                         cov['unchanged_toast'] += 1
@@ -2026,6 +2587,26 @@ def main():
                         cov['key_change'] += 1
                     problems, V, err, per_err, exp, filt = \
                         check_change(ch, Aeff, got)
+                    # the same conjunction in other orders: the same records
+                    if here:
+                        pk = {}
+                        for item in got:
+                            if item[0] != 'S':
+                                for x in item[2]:
+                                    if x in perm_set:
+                                        pk.setdefault(x, []).append(item[:2])
+                        for m in here:
+                            perm_stats['pairs'] += len(m) - 1
+                            if not pk:
+                                continue
+                            first = pk.get(m[0], [])
+                            if all(pk.get(x, []) == first for x in m[1:]):
+                                if first:
+                                    perm_stats['with_records'] += 1
+                                continue
+                            perm_mismatches.append((
+                                xid, ti, lsn, perm_member[m[0]],
+                                {x: tuple(pk.get(x, ())) for x in m}, ch))
                     any_expected = any_expected or bool(exp)
                     # coverage of the evaluation errors
                     if err:
@@ -2147,7 +2728,9 @@ def main():
                 'framing': framing, 'value_mismatches': value_mismatches,
                 'compared_pairs': compared_pairs,
                 'value_checked': value_checked, 'cov': cov, 'errors': est,
-                'dead': dead}
+                'dead': dead, 'perm_mismatches': perm_mismatches,
+                'perm_pairs': perm_stats['pairs'],
+                'perm_with_records': perm_stats['with_records']}
 
     t1 = time.time()
     results = [('batched' if sr_single is not None else 'stream',
@@ -2205,6 +2788,8 @@ def main():
     def oracle_str(img, sid):
         if img is None:
             return '-'
+        if sid not in life or not in_life(img, sid):
+            return 'not evaluated (outside the shape\'s life)'
         if img_errs[img] and sid in img_errs[img]:
             return 'raises %s' % img_errs[img][sid]
         return str(sid in img_shapes[img])
@@ -2326,7 +2911,8 @@ def main():
                       sorted(g['extra'], key=str)[:10]))
 
     total = {'mismatches': 0, 'deviations': 0, 'framing': 0,
-             'value_mismatches': 0, 'compared_pairs': 0, 'value_checked': 0}
+             'value_mismatches': 0, 'compared_pairs': 0, 'value_checked': 0,
+             'perm_mismatches': 0}
     per_stream = []
     for name, r in results:
         tag = '' if len(results) == 1 else ' [%s]' % name
@@ -2347,6 +2933,26 @@ def main():
                       tag, xid, lsn, act, what,
                       show_row(exp) if isinstance(exp, dict) and 'a' in exp
                       else exp, json.dumps(got, default=str)[:600]))
+        shown = set()
+        for xid, ti, lsn, gid, kinds, ch in r['perm_mismatches']:
+            if gid in shown or len(shown) >= args.max_report:
+                continue
+            shown.add(gid)
+            print('PERMUTATION MISMATCH%s xid=%s (txn #%d) lsn=%s: the same '
+                  'conjunction in other orders got different records\n'
+                  '  change:   %s\n  old:      %s\n  new:      %s' % (
+                      tag, xid, ti, lsn, ch['kind'], show_row(ch['old']),
+                      show_row(ch['new'])))
+            for sid, k in sorted(kinds.items()):
+                print('  shape %d got %s: %s\n    %s; oracle: old %s, new %s'
+                      % (sid, list(k) or 'nothing', wl.preds[sid],
+                         shape_history(sid),
+                         oracle_str(ch.get('old_img'), sid),
+                         oracle_str(ch.get('new_img'), sid)))
+        if r['perm_mismatches']:
+            print('decoding_diff:%s %d permutation mismatches in %d groups'
+                  % (tag, len(r['perm_mismatches']),
+                     len(set(m[3] for m in r['perm_mismatches']))))
         for k in total:
             total[k] += r[k] if isinstance(r[k], int) else len(r[k])
         per_stream.append('mismatches_%s=%d' % (name, len(r['mismatches'])))
@@ -2368,6 +2974,33 @@ def main():
                   e['records_despite_error'], e['records_at_invalidation'],
                   e['others_on_error_changes'], e['post_error_pairs'],
                   e['post_error_records']))
+    # the new forms
+    first_analyze = lsn_int(wl.analyze_lsns[0]) if wl.analyze_lsns else None
+    after = [sid for sid, h in shape_life.items() if 'added' in h and
+             first_analyze is not None and lsn_int(h['added'][1]) > first_analyze]
+    crowd_shapes = [sid for sid in all_shapes
+                    if wl.tags.get(sid, ('',))[0] == 'crowd']
+    perm_all = set(wl.tags[sid][1] for sid in all_shapes
+                   if wl.tags.get(sid, ('',))[0] == 'perm')
+    print('decoding_diff: new forms: permutation_groups=%d (of them with 2+ '
+          'orders that raise nowhere: %d, %d shapes; %s) '
+          'crowded_groups=%d (%s) analyzes=%d shapes_added_after_analyze=%d '
+          '(crowded: %d, reordered: %d) shapes_before_analyze=%d' % (
+              len(perm_all), len(perm_groups), len(perm_member),
+              ' '.join('[%s] compared (change, other order) pairs=%d, with '
+                       'records=%d, permutation_mismatches=%d' % (
+                           name, r['perm_pairs'], r['perm_with_records'],
+                           len(r['perm_mismatches'])) for name, r in results),
+              len(wl.crowds), ', '.join(
+                  '%s: %d shapes in %d txns, %d removed in one' % (
+                      c['conj'], sum(1 for sid in crowd_shapes
+                                     if wl.tags[sid][1] == k), c['txns'],
+                      c['removed'])
+                  for k, c in enumerate(wl.crowds)),
+              len(wl.analyze_lsns), len(after),
+              sum(1 for sid in after if wl.tags.get(sid, ('',))[0] == 'crowd'),
+              sum(1 for sid in after if wl.tags.get(sid, ('',))[0] == 'perm'),
+              nshapes - len(after)))
     print('decoding_diff: timing: workload=%.1fs decode=%.1fs oracle=%.1fs '
           'compare=%.1fs total=%.1fs' % (t_work, t_decode, t_oracle,
                                          t_compare, time.time() - t0))
@@ -2383,7 +3016,7 @@ def main():
                                                 ['invalidated'])
                        for name, r in results)))
     ok = total['mismatches'] == 0 and not total['framing'] and \
-        not total['value_mismatches']
+        not total['value_mismatches'] and not total['perm_mismatches']
     if args.strict_removal and total['deviations']:
         ok = False
     if nchanges < args.min_changes:

@@ -38,11 +38,48 @@ names, values as jsonb_populate_record reads them"):
   * strings: every number and boolean of a non-jsonb column is given as a JSON
              string ("3", "true"), which jsonb_populate_record reads through the
              type's input function.
-and two more phases with the main documents:
+and three more phases with the main documents:
+  * nostats: before them, with only the shapes registered before ANALYZE
+             (below);
   * removed: after remove_shape() of a third of the shapes; removed ids must
              never come back;
   * readded: after add_shapes() of the removed clauses again (new ids).
-"pairs" counts the main pass; "variant_pairs" the four others.
+"pairs" counts the main pass; "variant_pairs" the five others.
+
+Access paths.  The engine files each shape under the conjunct of least
+estimated cost (selectivity, from pg_statistic when the table has been
+analyzed, else a fixed ranking by operator, times one plus the shapes
+already under the same key; ties by a fingerprint; a posting list that
+becomes crowded moves old shapes to other paths: docs/predicate-index.md,
+"Choosing the path").  The answers must never depend on that choice, so the
+predicates also include (all registered in one order, which is the order of
+their shape ids; the calling backend builds its router from the catalog in
+id order at the first matching_shapes() after a registration):
+  * permutation groups: conjunctions of 2-4 indexable conjuncts (equality,
+    IN, = ANY, ranges, BETWEEN, the two bounds of a range as two conjuncts,
+    LIKE prefixes, LIKE / ILIKE substrings, booleans, IS [NOT] NULL, array
+    @> / &&, ORs of those; sometimes with a residual atom), and a share of
+    the usual grammar's conjunctions, each also registered with its
+    conjuncts in other orders, flat and nested (a AND (b AND c)), at later
+    positions (so with other loads around them).  Every order that raises
+    on no row must give the same answer on every row, in every phase
+    (PERMUTATION MISMATCH otherwise); PostgreSQL must agree first (exit 2);
+  * crowded groups: 50-150 shapes sharing one unselective conjunct
+    (e = 'mid', b, i4 IS NOT NULL, t LIKE 'a%', i4 > -4, ia && ...), in
+    stages: conjunctions with selective conjuncts (the first ones may be
+    filed under the still empty crowded key), then shapes whose only
+    indexable conjunct is the crowded one, in two blocks (its posting list
+    passes 16, 32, ...: the rebalance moves older shapes), then more of
+    both.  Printed: per group and stage, how many shapes the backend's
+    router files under the crowded key, without and with statistics;
+  * statistics: the shapes of the first part of the order are registered
+    and matched (phase nostats) while diff.t has no statistics
+    (autovacuum is off for the script's tables); then ANALYZE diff.t, the
+    rest are registered, and the later phases use statistics for all of
+    them.  Every second error table is analyzed too.  Printed: how many
+    shapes' chosen paths were costed from statistics, before and after.
+The new forms are evaluated by the oracle in batches (32 predicates as
+columns of one set query, split in halves when it raises).
 
 Erroring predicates (the oracle raises on at least one row) go to "error
 tables" diff.e1, diff.e2, ... (copies of diff.t, same rows), a few per
@@ -79,6 +116,7 @@ row).
 """
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -122,6 +160,8 @@ CREATE TABLE diff.t (
     dm  diff.dint
 );
 ALTER TABLE diff.t REPLICA IDENTITY FULL;
+-- statistics only from the script's own ANALYZE
+ALTER TABLE diff.t SET (autovacuum_enabled = false);
 """
 
 # tci has a case-insensitive, nondeterministic ICU collation: equality is not
@@ -231,6 +271,7 @@ class Gen:
         # weight of a_erroring among the atoms (err_pred raises it)
         self.err_weight = 1.5
         self.n_err = 0          # a_erroring() calls so far
+        self.last_parts = None  # the conjuncts of pred()'s last conjunction
 
     # ---- small helpers ----------------------------------------------------
 
@@ -419,6 +460,7 @@ class Gen:
 
     def pred(self, depth=0, max_depth=4):
         if depth == 0:
+            self.last_parts = None
             k = self.r.random()
             if k < 0.01:
                 return self.wide_pred()
@@ -461,6 +503,8 @@ class Gen:
         if self.chance(0.3):
             parts.append(self.pred(2))
         self.r.shuffle(parts)
+        if len(parts) > 1:
+            self.last_parts = parts     # (build_predicates: other orders)
         return ' AND '.join(parts) if len(parts) > 1 else parts[0]
 
     def keyable_atom(self):
@@ -1105,6 +1149,312 @@ class Gen:
         finally:
             self.err_weight = saved
 
+    # ---- conjunctions in every order, crowded keys -------------------------
+    #
+    # The plugin files a shape under its conjunct of least estimated cost
+    # (selectivity, from pg_statistic or a fixed ranking by operator, times
+    # one plus the shapes already under the key), ties by a fingerprint,
+    # and moves old shapes out of posting lists that become crowded.  None
+    # of that may change an answer.  These forms never contain an erroring
+    # atom: AND is commutative only where nothing raises.
+
+    LIKE_PREFIXES = ['a%', 'ab%', 'abc%', 'A%', 'h%', 'H%', 'z%', 'x%', 'é%',
+                     '日%', 'la%', 'ta%', 'st%', '1%', 'a\\%%', '%']
+    LIKE_INFIXES = ['%bc%', '%abc%', '%b%', '%ll%', '%é%', '%ß%', '%本%',
+                    '%ta%', '%a_c%', '%0%', '%c %', '%STRA%']
+    EQ_COLS = ['i2', 'i4', 'i8', 'n', 'f4', 'f8', 't', 'vc', 'tc', 'tci', 'b',
+               'd', 'ts', 'tz', 'u', 'e', 'dm']
+    RANGE_COLS = ['i2', 'i4', 'i8', 'n', 'f4', 'f8', 't', 'vc', 'tc', 'd',
+                  'ts', 'tz', 'u', 'e', 'dm']
+
+    def clean_atom(self):
+        saved = self.err_weight
+        self.err_weight = 0
+        try:
+            return self.atom()
+        finally:
+            self.err_weight = saved
+
+    # a conjunct the predicate index routes on: a few atoms, rarely two
+    # bounds of one column (the pair of a bounded range)
+    def ix_conjuncts(self, avoid=()):
+        if self.chance(0.08):
+            col = self.pick([c for c in self.RANGE_COLS if c not in avoid])
+            return ['%s %s %s' % (col, self.pick(['>', '>=']),
+                                  self.const_for(col)),
+                    '%s %s %s' % (col, self.pick(['<', '<=']),
+                                  self.const_for(col))]
+        if self.chance(0.12):
+            return ['(%s)' % ' OR '.join(self.ix_atom(avoid)
+                                         for _ in range(self.r.randint(2, 3)))]
+        return [self.ix_atom(avoid)]
+
+    def ix_atom(self, avoid=()):
+        k = self.r.randint(0, 12)
+        eq = [c for c in self.EQ_COLS if c not in avoid]
+        rng = [c for c in self.RANGE_COLS if c not in avoid]
+        txt = [c for c in ('t', 'vc', 'tc') if c not in avoid] or ['t']
+        if k <= 2:
+            col = self.pick(eq)
+            if self.chance(0.15):
+                return '%s = %s' % (self.const_for(col), col)
+            return '%s = %s' % (col, self.const_for(col))
+        if k == 3:
+            col = self.pick(eq)
+            elems = self._list_elems(col, self.r.randint(1, 4), 0)
+            if self.chance(0.6):
+                return '%s IN (%s)' % (col, ', '.join(elems))
+            return '%s = ANY(ARRAY[%s]::%s[])' % (col, ', '.join(elems),
+                                                  self.SQL_TYPE[col])
+        if k == 4:
+            col = self.pick(rng)
+            if self.chance(0.2):
+                return '%s %s %s' % (self.const_for(col),
+                                     self.pick(['<', '<=', '>', '>=']), col)
+            return '%s %s %s' % (col, self.pick(['<', '<=', '>', '>=']),
+                                 self.const_for(col))
+        if k == 5:
+            col = self.pick(rng)
+            return '%s BETWEEN %s%s AND %s' % (
+                col, 'SYMMETRIC ' if self.chance(0.2) else '',
+                self.const_for(col), self.const_for(col))
+        if k == 6:
+            return '%s LIKE %s' % (self.pick(txt),
+                                   q(self.pick(self.LIKE_PREFIXES)))
+        if k == 7:
+            return '%s %s %s' % (self.pick(txt), self.pick(['LIKE', 'ILIKE']),
+                                 q(self.pick(self.LIKE_INFIXES)))
+        if k == 8 and 'b' not in avoid:
+            return self.pick(['b', 'NOT b', 'b IS TRUE', 'b IS FALSE',
+                              'b = true', 'b = false'])
+        if k == 9:
+            return '%s IS %sNULL' % (self.pick([c for c in COLUMNS
+                                                if c not in avoid]),
+                                     self.pick(['', 'NOT ']))
+        if k == 10 and 'ia' not in avoid:
+            lit = self.int_array_lit(with_null=False, maxlen=3)
+            return self.pick(['ia @> %s', 'ia && %s', '%s && ia']) % lit
+        if k == 11 and 'ta' not in avoid:
+            lit = self.text_array_lit(with_null=False, maxlen=2)
+            return self.pick(['ta @> %s', 'ta && %s']) % lit
+        col = self.pick([c for c in ('e', 'u', 'dm') if c not in avoid] or eq)
+        return '%s = %s' % (col, self.const_for(col))
+
+    # a conjunct whose fixed estimate (without statistics) is above
+    # equality's: a one-sided range, IS NULL, a boolean, a substring, a LIKE
+    # prefix, array elements
+    def weak_atom(self, avoid=()):
+        k = self.r.randint(0, 5)
+        if k == 0:
+            col = self.pick([c for c in self.RANGE_COLS if c not in avoid])
+            return '%s %s %s' % (col, self.pick(['<', '<=', '>', '>=']),
+                                 self.const_for(col))
+        if k == 1:
+            return '%s IS NULL' % self.pick([c for c in COLUMNS
+                                             if c not in avoid])
+        if k == 2 and 'b' not in avoid:
+            return self.pick(['b', 'NOT b', 'b IS FALSE'])
+        txt = [c for c in ('t', 'vc', 'tc') if c not in avoid]
+        if k == 3 and txt:
+            return '%s %s %s' % (self.pick(txt), self.pick(['LIKE', 'ILIKE']),
+                                 q(self.pick(self.LIKE_INFIXES)))
+        if k == 4 and txt:
+            return '%s LIKE %s' % (self.pick(txt),
+                                   q(self.pick(self.LIKE_PREFIXES[:-1])))
+        if 'ia' not in avoid:
+            return 'ia && %s' % self.int_array_lit(with_null=False, maxlen=3)
+        return 'ta && %s' % self.text_array_lit(with_null=False, maxlen=2)
+
+    # A conjunction written with random nesting: a AND (b AND c), ...
+    def conj_text(self, parts, nest):
+        if len(parts) == 1:
+            return parts[0]
+        if not nest or len(parts) == 2 and self.chance(0.5):
+            return ' AND '.join(parts)
+        i = self.r.randint(1, len(parts) - 1)
+        sides = []
+        for side in (parts[:i], parts[i:]):
+            t = self.conj_text(side, self.chance(0.5))
+            sides.append('(%s)' % t if len(side) > 1 else t)
+        return ' AND '.join(sides)
+
+    def permutations(self, parts, limit, every=False):
+        """The conjunction as written, then up to limit others: its
+        conjuncts permuted, flat or nested; every: all the orders of up to
+        3 conjuncts."""
+        out = [' AND '.join(parts)]
+        if every and len(parts) <= 3:
+            perms = list(itertools.permutations(parts))[1:]
+            self.r.shuffle(perms)
+            for perm in perms:
+                t = self.conj_text(list(perm),
+                                   len(perm) > 2 and self.chance(0.5))
+                if t not in out:
+                    out.append(t)
+            return out
+        for _ in range(limit * 4):
+            if len(out) > limit:
+                break
+            perm = list(parts)
+            self.r.shuffle(perm)
+            t = self.conj_text(perm, len(perm) > 2 and self.chance(0.5))
+            if t not in out:
+                out.append(t)
+        return out
+
+    # 2-4 indexable conjuncts (sometimes with a residual atom), and the same
+    # conjunction in other orders
+    def perm_group(self, parts=None):
+        if parts is None:
+            n = self.r.randint(2, 4)
+            parts = []
+            while len(parts) < n:
+                c = self.ix_conjuncts()
+                if len(parts) + len(c) > n:
+                    c = [self.ix_atom()]
+                parts += c
+            if self.chance(0.2):
+                parts.append(self.clean_atom())
+        return self.permutations(parts, self.r.randint(3, 5), every=True)
+
+    # An atom the predicate index does not route on (for shapes whose only
+    # indexable conjunct is the crowded one).
+    def nonindex_atom(self):
+        while True:
+            a = self.pick([self.a_text_func, self.a_jsonb, self.a_arith,
+                           self.a_col_col, self.a_coalesce, self.a_case_value,
+                           self.a_greatest_least,
+                           self.a_regex, self.a_nullif])()
+            # j <op> constant is a range on an ordered type
+            if not a.startswith(tuple('j %s ' % op for op in OPS)):
+                return a
+
+    # The unselective conjuncts many shapes share: (conjunct, its column)
+    CROWD_KEYS = [
+        ("e = 'mid'", 'e'), ("e = 'alpha'", 'e'), ('i2 = 0', 'i2'),
+        ('b', 'b'), ('NOT b', 'b'), ('b IS TRUE', 'b'),
+        ('i4 IS NOT NULL', 'i4'), ('t IS NOT NULL', 't'),
+        ('d IS NOT NULL', 'd'), ('j IS NULL', 'j'),
+        ("t LIKE 'a%'", 't'), ("vc LIKE 'ab%'", 'vc'), ("tc LIKE '%b%'", 'tc'),
+        ("t ILIKE '%A%'", 't'),
+        ('i4 > -4', 'i4'), ('i8 BETWEEN -5 AND 5', 'i8'),
+        ("d >= '2000-01-01'", 'd'), ('n >= -1', 'n'),
+        ("ia && '{0,1,2}'", 'ia'), ("ta @> ARRAY['a']", 'ta'),
+    ]
+
+    def crowd_group(self, size):
+        """-> (conjunct, column, [stage 1, stage 2, stage 3]): stage 1 are
+        conjunctions of the crowded conjunct with selective ones (the first
+        of them may be filed under the crowded key while it is empty),
+        stage 2 shapes whose only indexable conjunct is the crowded one (its
+        posting list grows past 16, 32, ...: older shapes move), stage 3
+        more of both."""
+        conj, col = self.pick(self.CROWD_KEYS)
+
+        def with_selective(weak):
+            parts = []
+            for _ in range(1 if self.chance(0.7) else 2):
+                if weak and self.chance(0.7):
+                    # a conjunct of a higher fixed estimate than the crowded
+                    # one's: the shape is filed under the crowded key while
+                    # it is short, and moved when it is crowded
+                    parts.append(self.weak_atom(avoid=(col,)))
+                else:
+                    parts += self.ix_conjuncts(avoid=(col,))
+            if self.chance(0.2):
+                parts.append(self.clean_atom())
+            parts.insert(self.r.randint(0, len(parts)), conj)
+            return self.conj_text(parts, self.chance(0.2))
+
+        def alone():
+            k = self.r.random()
+            if k < 0.3:
+                return conj
+            if k < 0.85:
+                parts = [conj, self.nonindex_atom()]
+                self.r.shuffle(parts)
+                return ' AND '.join(parts)
+            return '%s AND (%s OR %s)' % (conj, self.nonindex_atom(),
+                                          self.nonindex_atom())
+
+        n1 = max(4, size * self.r.randint(15, 30) // 100)
+        n2 = max(16, size * self.r.randint(25, 40) // 100)
+        n3 = max(1, size - n1 - n2)
+        stages = [[with_selective(self.chance(0.5)) for _ in range(n1)],
+                  [alone() for _ in range(n2)],
+                  [with_selective(self.chance(0.3)) if self.chance(0.8)
+                   else alone() for _ in range(n3)]]
+        return conj, col, stages
+
+
+def build_predicates(gen, args):
+    """The predicates in registration order (shape ids follow it, and a
+    backend's router files its shapes in id order), then the erroring ones.
+    -> (preds, number registered before ANALYZE, permutation groups [[pred
+    index]], crowded groups [{'conj', 'col', 'stages': [[pred index]]}])
+
+    Each item gets a position in [0, 1): the usual predicates evenly, the
+    other orders of a conjunction anywhere after the original (so that they
+    are filed with other loads around them), the stages of a crowded group
+    at increasing positions (stage 2 in two blocks).  Items before the
+    split position are registered before ANALYZE."""
+    items = []                  # (position, seq, text, tag)
+
+    def put(pos, text, tag):
+        items.append((pos, len(items), text, tag))
+
+    n = args.predicates
+    groups = 0
+    for j in range(n):
+        pos = j / n
+        p = gen.pred()
+        parts = gen.last_parts
+        if parts is not None and gen.chance(args.perm_usual):
+            # the same conjunction in other orders (its atoms may raise:
+            # then only the orders that raise nowhere are compared)
+            put(pos, p, ('perm', groups))
+            for v in gen.permutations(parts, gen.r.randint(1, 3))[1:]:
+                put(gen.r.uniform(pos, 1), v, ('perm', groups))
+            groups += 1
+        else:
+            put(pos, p, None)
+    for _ in range(args.perm_groups):
+        pos = gen.r.uniform(0, 0.95)
+        variants = gen.perm_group()
+        put(pos, variants[0], ('perm', groups))
+        for v in variants[1:]:
+            put(gen.r.uniform(pos, 1), v, ('perm', groups))
+        groups += 1
+    crowd_meta = []
+    for g in range(args.crowd_groups):
+        size = gen.r.randint(args.crowd_min, args.crowd_max)
+        conj, col, stages = gen.crowd_group(size)
+        crowd_meta.append((conj, col))
+        marks = sorted(gen.r.uniform(0, 1) for _ in range(4))
+        half = len(stages[1]) // 2
+        blocks = [(marks[0], 0, stages[0]), (marks[1], 1, stages[1][:half]),
+                  (marks[2], 1, stages[1][half:]), (marks[3], 2, stages[2])]
+        for pos, stage, texts in blocks:
+            for t in texts:
+                put(pos, t, ('crowd', g, stage))
+    split = gen.r.uniform(0.35, 0.65)
+    items.sort(key=lambda it: (it[0], it[1]))
+    preds = [it[2] for it in items]
+    pre = sum(1 for it in items if it[0] < split)
+    perm_groups = [[] for _ in range(groups)]
+    crowd_groups = [{'conj': c, 'col': col, 'stages': [[], [], []]}
+                    for c, col in crowd_meta]
+    for i, it in enumerate(items):
+        tag = it[3]
+        if tag is None:
+            continue
+        if tag[0] == 'perm':
+            perm_groups[tag[1]].append(i)
+        else:
+            crowd_groups[tag[1]]['stages'][tag[2]].append(i)
+    preds += [gen.err_pred() for _ in range(args.error_predicates)]
+    return preds, pre, perm_groups, crowd_groups
+
 
 # --------------------------------------------------------------------------
 # Driver
@@ -1241,6 +1591,39 @@ def oracle_set(cur, table, key, pred):
     return frozenset(t or ()), frozenset(n or ()), {}
 
 
+def oracle_set_many(cur, table, key, plist, chunk=32):
+    """oracle_set() of many predicates, chunk at a time in one query (each
+    predicate a column of the target list: computed as written for every
+    row, independently of the others).  A chunk that raises is split in
+    halves, down to oracle_set() of single predicates (None if it raises)."""
+    out = [None] * len(plist)
+
+    def run(lo, hi):
+        if hi - lo == 1:
+            out[lo] = oracle_set(cur, table, key, plist[lo])
+            return
+        try:
+            cur.execute('SELECT %s FROM (SELECT %s AS k, %s FROM %s OFFSET 0) s'
+                        % (', '.join('array_agg(k) FILTER (WHERE v%d), '
+                                     'array_agg(k) FILTER (WHERE v%d IS NULL)'
+                                     % (j, j) for j in range(hi - lo)),
+                           key, ', '.join('(%s)::bool AS v%d' % (plist[lo + j], j)
+                                          for j in range(hi - lo)), table))
+        except psycopg2.Error:
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+            return
+        row = cur.fetchone()
+        for j in range(hi - lo):
+            out[lo + j] = (frozenset(row[2 * j] or ()),
+                           frozenset(row[2 * j + 1] or ()), {})
+
+    for start in range(0, len(plist), chunk):
+        run(start, min(start + chunk, len(plist)))
+    return out
+
+
 def oracle_rows(cur, table, key, pred):
     """The per-row evaluation (ORACLE_FN).  None if it fails itself."""
     try:
@@ -1305,6 +1688,19 @@ def main():
                     help='erroring predicates per error table, at most')
     ap.add_argument('--error-clean', type=int, default=10,
                     help='clean predicates registered on each error table')
+    ap.add_argument('--perm-groups', type=int, default=30,
+                    help='conjunctions of 2-4 indexable conjuncts, each '
+                         'also registered with its conjuncts in other '
+                         'orders (flat and nested)')
+    ap.add_argument('--perm-usual', type=float, default=0.15,
+                    help='share of the usual conjunctive predicates also '
+                         'registered with their conjuncts in other orders')
+    ap.add_argument('--crowd-groups', type=int, default=3,
+                    help='groups of shapes sharing one unselective conjunct')
+    ap.add_argument('--crowd-min', type=int, default=50)
+    ap.add_argument('--crowd-max', type=int, default=150)
+    ap.add_argument('--verbose-crowds', action='store_true',
+                    help='print the access path of every crowded shape')
     ap.add_argument('--min-pairs', type=int, default=100000)
     ap.add_argument('--batch', type=int, default=100,
                     help='predicates per add_shapes() call')
@@ -1348,8 +1744,9 @@ def main():
             vals = {c: 'NULL' for c in COLUMNS}
         cur.execute('INSERT INTO diff.t (id, %s) VALUES (%d, %s)' % (
             ', '.join(COLUMNS), rid, ', '.join(vals[c] for c in COLUMNS)))
-    preds = [gen.pred() for _ in range(args.predicates)] + \
-        [gen.err_pred() for _ in range(args.error_predicates)]
+    preds, n_pre, perm_groups, crowd_groups = build_predicates(gen, args)
+    tagged = set(i for g in perm_groups for i in g) | \
+        set(i for g in crowd_groups for st in g['stages'] for i in st)
     if args.print_predicates:
         for i, p in enumerate(preds):
             print('P%d: %s' % (i, p))
@@ -1399,8 +1796,13 @@ def main():
     errs = []                   # predicate -> {row id: SQLSTATE}
     nulls = 0
     fallbacks = 0
+    # the conjunctions in other orders and the crowded groups (nearly all
+    # clean) in batches
+    tagged_idx = sorted(tagged)
+    batched = dict(zip(tagged_idx, oracle_set_many(
+        cur, 'diff.t', 'id', [preds[i] for i in tagged_idx])))
     for i, p in enumerate(preds):
-        res = oracle_set(cur, 'diff.t', 'id', p)
+        res = batched[i] if i in batched else oracle_set(cur, 'diff.t', 'id', p)
         if res is None:
             fallbacks += 1
             res = oracle_rows(cur, 'diff.t', 'id', p)
@@ -1430,22 +1832,47 @@ def main():
               ' '.join('%s:%d' % kv for kv in sorted(err_codes.items())),
               sum(1 for i in erroring if expected[i]), time.time() - t_or),
           flush=True)
-    # the oracle on the round-tripped rows must agree (e.g. float -0 -> 0)
+    # the oracle on the round-tripped rows must agree (e.g. float -0 -> 0);
+    # the tagged predicates in batches (one of them raising: one by one)
+    def check_rt(idx):
+        if len(idx) > 1:
+            try:
+                cur.execute("SELECT name, %s FROM (SELECT name, id, %s FROM "
+                            "rt t OFFSET 0) s GROUP BY name" % (
+                                ', '.join('array_agg(id) FILTER (WHERE v%d)'
+                                          % j for j in range(len(idx))),
+                                ', '.join('(%s)::bool AS v%d' % (preds[i], j)
+                                          for j, i in enumerate(idx))))
+                rows = cur.fetchall()
+            except psycopg2.Error:
+                for i in idx:
+                    check_rt([i])
+                return
+            got_rt = [{r[0]: frozenset(r[1 + j] or ()) for r in rows}
+                      for j in range(len(idx))]
+        else:
+            p = preds[idx[0]]
+            try:
+                cur.execute("SELECT name, array_agg(id) FILTER (WHERE v) FROM "
+                            "(SELECT name, id, (%s)::bool AS v FROM rt t "
+                            "OFFSET 0) s GROUP BY name" % p)
+                got_rt = [{name: frozenset(ids or ()) for name, ids in
+                           cur.fetchall()}]
+            except psycopg2.Error as ex:
+                fail_harness('predicate P%d raises on the round-tripped row '
+                             'documents: %s\n  %s' % (idx[0], p,
+                                                       str(ex).strip()))
+        for i, g in zip(idx, got_rt):
+            for name, _ in variants:
+                if g.get(name, frozenset()) != expected[i]:
+                    fail_harness('predicate P%d answers differently on the %s '
+                                 'row documents: %s' % (i, name, preds[i]))
+    clean_tagged = [i for i in clean if i in tagged]
+    for start in range(0, len(clean_tagged), 32):
+        check_rt(clean_tagged[start:start + 32])
     for i in clean:
-        p = preds[i]
-        try:
-            cur.execute("SELECT name, array_agg(id) FILTER (WHERE v) FROM "
-                        "(SELECT name, id, (%s)::bool AS v FROM rt t "
-                        "OFFSET 0) s GROUP BY name" % p)
-            got_rt = {name: frozenset(ids or ()) for name, ids in
-                      cur.fetchall()}
-        except psycopg2.Error as ex:
-            fail_harness('predicate P%d raises on the round-tripped row '
-                         'documents: %s\n  %s' % (i, p, str(ex).strip()))
-        for name, _ in variants:
-            if got_rt.get(name, frozenset()) != expected[i]:
-                fail_harness('predicate P%d answers differently on the %s '
-                             'row documents: %s' % (i, name, p))
+        if i not in tagged:
+            check_rt([i])
 
     if args.check_immutable:
         # an empty copy: an erroring predicate must not raise on a row here
@@ -1479,6 +1906,16 @@ def main():
               % (mutable, len(preds), inconclusive))
         if mutable:
             sys.exit(2)
+
+    # The orders of one conjunction that raise nowhere must agree in
+    # PostgreSQL too (AND is commutative where nothing raises)
+    for gi, grp in enumerate(perm_groups):
+        members = [i for i in grp if not errs[i]]
+        for i in members[1:]:
+            if expected[i] != expected[members[0]]:
+                fail_harness('conjunctions in other orders answer differently '
+                             'in PostgreSQL:\n  P%d: %s\n  P%d: %s' % (
+                                 members[0], preds[members[0]], i, preds[i]))
 
     hist = sorted(len(expected[i]) for i in clean) or [0]
     print('matching_diff: oracle done: %d clean predicates, matched rows per '
@@ -1541,29 +1978,6 @@ def main():
                             refusals.append((i, preds[i], ex.pgcode,
                                              str(ex).strip()))
 
-    register('diff.t', clean, shape_of)
-    ids_in_order = [sid for sid in shape_of if sid is not None]
-    if ids_in_order != sorted(ids_in_order) or \
-            len(set(ids_in_order)) != len(ids_in_order):
-        print('matching_diff: shape ids not ascending/unique in '
-              'registration order')
-        sys.exit(1)
-
-    # Which access paths the registered shapes got: the predicate index is
-    # proven exact only for the kinds that actually occur.
-    try:
-        db.cur.execute(
-            "SELECT regexp_replace(split_part(split_part("
-            "shape_router.explain_shape(shape_id), E'\\n', 1), 'access: ', 2), "
-            "'^index \\((\\S+) ([^, ]+( [A-Z]+)?)(, (prefix|substring))?.*', "
-            "'index \\2 \\5') AS kind, count(*) "
-            "FROM shape_router.shapes WHERE relid = 'diff.t'::regclass "
-            "GROUP BY 1 ORDER BY 2 DESC")
-        print('matching_diff: access paths: ' +
-              '; '.join('%s: %d' % (k, n) for k, n in db.cur.fetchall()))
-    except psycopg2.Error as ex:
-        print('matching_diff: access paths unavailable: %s' % str(ex).strip())
-
     # ---- engine ----
     # A phase: a label, the row documents (column of docs) and the active
     # shapes (predicate index -> shape id, None = not registered).
@@ -1596,6 +2010,129 @@ def main():
             if list(arr) != sorted(set(arr)):
                 bad_arrays.append((label, rid, arr))
             got[(label, rid)] = frozenset(arr)
+
+    def explain_all():
+        """shape id -> (access line, estimate source of the chosen path:
+        'statistics', 'default for the operator' or None), as the calling
+        backend's router (built from the catalog in id order) has them."""
+        try:
+            db.cur.execute(
+                "SELECT shape_id, split_part(e, E'\\n', 1), substring(e from "
+                "'\\nchosen: selectivity \\S+ \\(([a-z ]+)\\)') FROM "
+                "(SELECT shape_id, shape_router.explain_shape(shape_id) AS e "
+                "FROM shape_router.shapes WHERE relid = 'diff.t'::regclass) x")
+            return {sid: (acc, src) for sid, acc, src in db.cur.fetchall()}
+        except psycopg2.Error as ex:
+            print('matching_diff: explain_shape failed: %s' % str(ex).strip())
+            return {}
+
+    def estimates(expl):
+        n_stats = sum(1 for a, src in expl.values() if src == 'statistics')
+        n_def = sum(1 for a, src in expl.values()
+                    if src is not None and src != 'statistics')
+        return 'statistics=%d default=%d scan/no estimate=%d' % (
+            n_stats, n_def, len(expl) - n_stats - n_def)
+
+    def crowd_report(expl, when):
+        for k, grp in enumerate(crowd_groups):
+            col = grp['col']
+            parts = []
+            for st, idx in enumerate(grp['stages']):
+                sids = [shape_of[i] for i in idx if shape_of[i] in expl]
+                under = sum(1 for sid in sids if expl[sid][0].startswith(
+                    'access: index (%s ' % col))
+                parts.append('stage%d %d/%d' % (st + 1, under, len(sids)))
+                if args.verbose_crowds:
+                    for i in idx:
+                        if shape_of[i] in expl:
+                            print('  stage%d P%d shape %d: %s\n    %s' % (
+                                st + 1, i, shape_of[i], preds[i],
+                                expl[shape_of[i]][0]))
+            moved = ''
+            if k in first_path:
+                under0 = [sid for sid, acc in first_path[k][1].items()
+                          if acc.startswith('access: index (%s ' % col)]
+                gone = [sid for sid in under0 if sid in expl and
+                        not expl[sid][0].startswith('access: index (%s ' % col)]
+                moved = '; stage 1 right after its registration (%s): %d ' \
+                    'under the key, %d of them moved off it since' % (
+                        first_path[k][0], len(under0), len(gone))
+            print('matching_diff: crowded group %d (%s) %s: under the crowded '
+                  'key: %s%s' % (k + 1, grp['conj'], when, ' '.join(parts),
+                                 moved))
+
+    # Shapes registered before ANALYZE are matched once without statistics
+    # (phase "nostats": the router is built at the first matching_shapes
+    # after a registration, and reads pg_statistic then); then diff.t is
+    # analyzed, the rest registered, and every later phase has them.
+    # Where each crowded group's stage 1 is filed right after it is
+    # registered (before the crowd): compared with the end, the shapes the
+    # rebalance (or statistics) moved off the crowded key.
+    stage1_end = {}             # last clean stage-1 predicate -> group
+    for k, grp in enumerate(crowd_groups):
+        st1 = [i for i in grp['stages'][0] if not errs[i]]
+        if st1:
+            stage1_end[max(st1)] = k
+    first_path = {}             # group -> (when, {shape id: access line})
+
+    def register_main(idx_all, when):
+        seg = []
+        for i in idx_all:
+            seg.append(i)
+            if i not in stage1_end:
+                continue
+            register('diff.t', seg, shape_of)
+            seg = []
+            k = stage1_end[i]
+            sids = [shape_of[j] for j in crowd_groups[k]['stages'][0]
+                    if shape_of[j] is not None]
+            try:
+                db.cur.execute("SELECT s, split_part(shape_router.explain_shape"
+                               "(s), E'\\n', 1) FROM unnest(%s::bigint[]) s",
+                               (sids,))
+                first_path[k] = (when, dict(db.cur.fetchall()))
+            except psycopg2.Error as ex:
+                print('matching_diff: explain_shape failed: %s'
+                      % str(ex).strip())
+        if seg:
+            register('diff.t', seg, shape_of)
+
+    register_main([i for i in clean if i < n_pre], 'without statistics')
+    run_engine('nostats', 1, shape_of)
+    expl_pre = explain_all()
+    crowd_report(expl_pre, 'without statistics')
+    db.cur.execute('ANALYZE diff.t')
+    n_before = sum(1 for sid in shape_of if sid is not None)
+    register_main([i for i in clean if i >= n_pre], 'with statistics')
+    n_after = sum(1 for sid in shape_of if sid is not None) - n_before
+    ids_in_order = [sid for sid in shape_of if sid is not None]
+    if ids_in_order != sorted(ids_in_order) or \
+            len(set(ids_in_order)) != len(ids_in_order):
+        print('matching_diff: shape ids not ascending/unique in '
+              'registration order')
+        sys.exit(1)
+
+    # Which access paths the registered shapes got: the predicate index is
+    # proven exact only for the kinds that actually occur.
+    try:
+        db.cur.execute(
+            "SELECT regexp_replace(split_part(split_part("
+            "shape_router.explain_shape(shape_id), E'\\n', 1), 'access: ', 2), "
+            "'^index \\((\\S+) ([^, ]+( [A-Z]+)?)(, (prefix|substring))?.*', "
+            "'index \\2 \\5') AS kind, count(*) "
+            "FROM shape_router.shapes WHERE relid = 'diff.t'::regclass "
+            "GROUP BY 1 ORDER BY 2 DESC")
+        print('matching_diff: access paths: ' +
+              '; '.join('%s: %d' % (k, n) for k, n in db.cur.fetchall()))
+    except psycopg2.Error as ex:
+        print('matching_diff: access paths unavailable: %s' % str(ex).strip())
+
+    expl_post = explain_all()
+    crowd_report(expl_post, 'with statistics')
+    print('matching_diff: estimates of the chosen paths: before ANALYZE '
+          '(%d shapes): %s; after (%d shapes): %s' % (
+              len(expl_pre), estimates(expl_pre), len(expl_post),
+              estimates(expl_post)))
 
     for name, col in variants:
         run_engine(name, col, shape_of)
@@ -1662,9 +2199,12 @@ def main():
         table = 'diff.e%d' % (k + 1)
         cur = db.cur
         cur.execute('CREATE TABLE %s (LIKE diff.t INCLUDING ALL); '
-                    'ALTER TABLE %s REPLICA IDENTITY FULL; '
+                    'ALTER TABLE %s REPLICA IDENTITY FULL, '
+                    'SET (autovacuum_enabled = false); '
                     'INSERT INTO %s SELECT * FROM diff.t' % (table, table,
                                                              table))
+        if k % 2:
+            cur.execute('ANALYZE %s' % table)   # with statistics and without
         idx = list(members) + grand.sample(clean, min(args.error_clean,
                                                       len(clean)))
         grand.shuffle(idx)      # erroring shapes anywhere in id order
@@ -1762,6 +2302,31 @@ def main():
 
     nmain = len(mismatches['main'])
     nvar = sum(len(v) for k, v in mismatches.items() if k != 'main')
+
+    # ---- conjunctions in other orders: the same ids on every row ----
+    perm_pairs = 0
+    perm_compared = 0           # groups with 2+ orders that raise nowhere
+    perm_shapes = 0
+    perm_mismatches = []        # (phase, group, row id, ids in, ids out)
+    for gi, grp in enumerate(perm_groups):
+        members = [i for i in grp if not errs[i]]
+        if len(members) < 2:
+            continue
+        perm_compared += 1
+        perm_shapes += len(members)
+        for label, _, active in phases:
+            sids = [active[i] for i in members if active[i] is not None]
+            if len(sids) < 2:
+                continue
+            for rid in row_ids:
+                g = got[(label, rid)]
+                if g is None:
+                    continue
+                perm_pairs += len(sids) - 1
+                inn = [sid for sid in sids if sid in g]
+                if inn and len(inn) != len(sids):
+                    perm_mismatches.append((label, gi, rid, inn,
+                                            [x for x in sids if x not in g]))
 
     # ---- report ----
     cur = db.cur
@@ -1869,7 +2434,41 @@ def main():
                       'NULL' if val is None else str(val).lower(),
                       'no match' if exp else 'match'))
 
+    shown_groups = set()
+    for label, gi, rid, inn, out in perm_mismatches:
+        if gi in shown_groups or len(shown_groups) >= args.max_report:
+            continue
+        shown_groups.add(gi)
+        sid_pred = {shape_of[i]: i for i in perm_groups[gi]
+                    if shape_of[i] is not None}
+        sid_pred.update({readded[i]: i for i in perm_groups[gi]
+                         if readded[i] is not None})
+        print('PERMUTATION MISMATCH [%s] group %d row id=%d: the same '
+              'conjunction in other orders, matched by %s, not by %s\n'
+              '  row: %s' % (label, gi, rid, inn, out, row_json.get(rid)))
+        for sid in inn + out:
+            i = sid_pred.get(sid)
+            print('  shape %d %s: %s\n    %s' % (
+                sid, 'matches' if sid in inn else 'does not match',
+                clip(preds[i]) if i is not None else '?',
+                expl_post.get(sid, ('?',))[0]))
+    if perm_mismatches:
+        print('matching_diff: %d permutation mismatches in %d groups' % (
+            len(perm_mismatches), len(set(m[1] for m in perm_mismatches))))
+
     total_pairs = pairs['main']
+    print('matching_diff: new forms: permutation_groups=%d (of them with 2+ '
+          'orders that raise nowhere: %d, %d shapes; compared pairs=%d, '
+          'permutation_mismatches=%d) crowded_groups=%d (%s) '
+          'shapes_before_analyze=%d shapes_after_analyze=%d nostats_pairs=%d '
+          'nostats_mismatches=%d' % (
+              len(perm_groups), perm_compared, perm_shapes, perm_pairs,
+              len(perm_mismatches), len(crowd_groups),
+              ', '.join('%s: %s' % (g['conj'], '/'.join(
+                  str(sum(1 for i in st if shape_of[i] is not None))
+                  for st in g['stages'])) for g in crowd_groups),
+              n_before, n_after, pairs.get('nostats', 0),
+              len(mismatches.get('nostats', []))))
     print('matching_diff: errors: erroring_predicates=%d oracle_errors=%d '
           '(%s) error_tables=%d rows_with_pg_error=%d rows_without=%d '
           'errors_expected=%d (same SQLSTATE as PostgreSQL: %d) '
@@ -1893,7 +2492,7 @@ def main():
     ok = (nmain == 0 and nvar == 0 and not refusals and not engine_errors
           and not crashes and not bad_arrays and not unknown
           and not err_mismatches and not err_raised_wrongly and not err_stray
-          and total_pairs >= args.min_pairs)
+          and not perm_mismatches and total_pairs >= args.min_pairs)
     if total_pairs < args.min_pairs:
         print('matching_diff: only %d pairs, need %d' % (total_pairs,
                                                           args.min_pairs))
