@@ -278,8 +278,8 @@ InSelectivity(Oid relid, ScalarArrayOpExpr *saop, bool *from_stats)
 						elems[i], true, &s))
 			return DefaultSelectivity((Node *) saop);
 		sel += s;
+		*from_stats = true;
 	}
-	*from_stats = true;
 	return Min(sel, 1.0);
 }
 
@@ -318,10 +318,14 @@ ClauseSelectivity(Oid relid, Node *clause, bool *from_stats)
 		}
 		/* OR: the sum of its arms; AND: their product */
 		sel = b->boolop == OR_EXPR ? 0 : 1;
+		*from_stats = true;
 		foreach(lc, b->args)
 		{
-			double		s = ClauseSelectivity(relid, lfirst(lc), from_stats);
+			bool		arm_stats = false;
+			double		s = ClauseSelectivity(relid, lfirst(lc), &arm_stats);
 
+			/* from statistics only if every arm is */
+			*from_stats = *from_stats && arm_stats;
 			sel = b->boolop == OR_EXPR ? sel + s : sel * s;
 		}
 		return Min(sel, 1.0);

@@ -1079,6 +1079,30 @@ FlagList(SrKeyKind kind)
 
 /* ---- load: how crowded a key's posting lists are ---- */
 
+/* Up to max ids of a list (the smallest, if a bitmap) into out */
+static int
+IdListPeers(const IdList *l, int64 *out, int max)
+{
+	int			n = Min(max, l->n);
+
+	if (n <= 0)
+		return 0;
+	if (l->bitmap)
+	{
+		roaring_uint32_iterator_t it;
+		uint32		u[64];
+		uint32		got;
+
+		roaring_init_iterator(l->bitmap, &it);
+		got = roaring_read_uint32_iterator(&it, u, Min(n, 64));
+		for (uint32 i = 0; i < got; i++)
+			out[i] = u[i];
+		return got;
+	}
+	memcpy(out, l->ids, sizeof(int64) * n);
+	return n;
+}
+
 /* Ids under one hash: their number, and up to max of them into out */
 static int
 HashPosting(HashTable *t, uint32 hash, int64 *out, int max)
@@ -1095,19 +1119,7 @@ HashPosting(HashTable *t, uint32 hash, int64 *out, int max)
 		return 1;
 	}
 	l = e->u.list;
-	if (max > 0 && l->bitmap)
-	{
-		roaring_uint32_iterator_t it;
-		uint32		u[64];
-		uint32		got;
-
-		roaring_init_iterator(l->bitmap, &it);
-		got = roaring_read_uint32_iterator(&it, u, Min(max, 64));
-		for (uint32 i = 0; i < got; i++)
-			out[i] = u[i];
-	}
-	else if (max > 0)
-		memcpy(out, l->ids, sizeof(int64) * Min(max, l->n));
+	IdListPeers(l, out, max);
 	return l->n;
 }
 
@@ -1162,6 +1174,7 @@ SrPredIndexLoad(SrPredIndex *index, const SrIndexKey *keys, int nkeys,
 			case SR_KEY_INFIX:
 				{
 					InfixGroup *g = FindInfix(index, k, false);
+					InfixEntry *best = NULL;
 					int			least = 0;
 
 					for (int v = 0; g && v < k->nvalues; v++)
@@ -1171,9 +1184,11 @@ SrPredIndexLoad(SrPredIndex *index, const SrIndexKey *keys, int nkeys,
 						int			n = e ? e->n : 0;
 
 						if (v == 0 || n < least)
-							least = n;
+							least = n, best = e;
 					}
 					load += least;
+					for (int j = 0; best && j < best->n && *npeers < max; j++)
+						peers[(*npeers)++] = best->items[j].shape_id;
 					break;
 				}
 			case SR_KEY_RANGE:
@@ -1186,12 +1201,7 @@ SrPredIndexLoad(SrPredIndex *index, const SrIndexKey *keys, int nkeys,
 					if (l && l->n > 0)
 					{
 						load += l->n;
-						if (l->ids && *npeers < max)
-						{
-							got = Min(l->n, max - *npeers);
-							memcpy(peers + *npeers, l->ids, sizeof(int64) * got);
-							*npeers += got;
-						}
+						*npeers += IdListPeers(l, peers + *npeers, max - *npeers);
 					}
 					break;
 				}
