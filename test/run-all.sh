@@ -18,6 +18,9 @@ if ! sr_virtualenv make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_
 	exit 1
 fi
 
+echo "== unit tests (test/unit)"
+bash test/unit/run.sh
+
 echo "== differential test: matching_shapes against SELECT ... WHERE"
 sr_virtualenv /usr/bin/python3 test/diff/matching_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 
