@@ -126,6 +126,12 @@ SrInvalLogFlush(SrInvalLog *log)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", log->path)));
+	/* a torn last record is cut off, so that new records stay aligned */
+	if (!created && st.st_size % sizeof(InvalidRecord) != 0 &&
+		ftruncate(fd, st.st_size - st.st_size % sizeof(InvalidRecord)) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not truncate file \"%s\": %m", log->path)));
 	errno = 0;
 	if (write(fd, log->pending, len) != len)
 	{
@@ -160,8 +166,7 @@ CompareInt64(const void *a, const void *b)
 
 /*
  * The shapes of catalog invalidated at commit LSNs before "before",
- * ascending (palloc'd).  A torn last record (a crash while appending) ends
- * the log.
+ * ascending (palloc'd).
  */
 int64 *
 SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, Oid catalog, int *n)
@@ -186,9 +191,14 @@ SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, Oid catalog, int *n)
 	while (read(fd, &r, sizeof(r)) == sizeof(r))
 	{
 		CHECK_FOR_INTERRUPTS();
+		/*
+		 * A bad record (torn by a crash, or of another version) is skipped,
+		 * not taken for the end: records appended after it still count.
+		 * Appends keep records aligned (SrInvalLogFlush).
+		 */
 		if (r.magic != SR_INVALID_MAGIC || r.version != SR_INVALID_VERSION ||
 			r.crc != RecordCrc(&r))
-			break;
+			continue;
 		if (r.lsn >= before || r.catalog != catalog)
 			continue;
 		if (*n >= cap)

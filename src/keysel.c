@@ -35,6 +35,9 @@
 #include "compile.h"
 #include "keysel.h"
 
+/* Elements of an IN list estimated one by one; the rest by proportion */
+#define SR_MAX_IN_ESTIMATE	64
+
 /* Below anything a real estimate gives: a conjunct is never free */
 #define SR_MIN_SEL	1.0e-7
 
@@ -87,6 +90,16 @@ DefaultSelectivity(Node *clause)
 static bool
 EvaluableOperator(Oid opno)
 {
+	Oid			ltype,
+				rtype;
+
+	/*
+	 * Enum comparisons may look pg_enum up through the typcache, which can
+	 * fail under a historic snapshot: enums get the fixed ranking.
+	 */
+	op_input_types(opno, &ltype, &rtype);
+	if (type_is_enum(ltype) || type_is_enum(rtype))
+		return false;
 	switch (get_oprrest(opno))
 	{
 		case F_EQSEL:
@@ -268,10 +281,12 @@ InSelectivity(Oid relid, ScalarArrayOpExpr *saop, bool *from_stats)
 	get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
 	deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign,
 					  &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
+	/* a long list: its first elements, scaled, each costs a stats lookup */
+	for (int i = 0; i < Min(n, SR_MAX_IN_ESTIMATE); i++)
 	{
 		double		s;
 
+		CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
 			continue;
 		if (!OpFraction(relid, var->varattno, saop->opno, saop->inputcollid,
@@ -280,6 +295,8 @@ InSelectivity(Oid relid, ScalarArrayOpExpr *saop, bool *from_stats)
 		sel += s;
 		*from_stats = true;
 	}
+	if (n > SR_MAX_IN_ESTIMATE)
+		sel *= (double) n / SR_MAX_IN_ESTIMATE;
 	return Min(sel, 1.0);
 }
 

@@ -84,6 +84,8 @@ struct SrShapeState
 								 * transaction, S record not yet written */
 	SrInvalLog *invallog;		/* the slot's invalidation log */
 	bool		dropping;		/* this transaction drops the catalog */
+	bool		taken_up;		/* ... or created it (SrStateIsCatalog) */
+	Snapshot	builder_snapshot;	/* the builder's at this commit */
 };
 
 static void EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel,
@@ -828,9 +830,11 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	st->pending = NIL;
 	st->leaving = NIL;
 	st->dropping = false;
+	st->taken_up = false;
 	st->snapshot = builder ? CommittedBefore(builder, txn, st->txncxt) : NULL;
-	st->commit_snapshot = st->snapshot ?
+	st->builder_snapshot = builder ?
 		SnapBuildGetOrBuildSnapshot(builder, txn->xid) : NULL;
+	st->commit_snapshot = st->snapshot ? st->builder_snapshot : NULL;
 	if (st->loaded)
 	{
 		/* a transaction that drops the catalog routes to no shape */
@@ -866,6 +870,7 @@ SrStateIsCatalog(SrShapeState *st, Relation rel)
 	{
 		st->shapes_relid = RelationGetRelid(rel);
 		st->loaded = true;
+		st->taken_up = true;
 	}
 	return st->loaded && RelationGetRelid(rel) == st->shapes_relid;
 }
@@ -1100,6 +1105,10 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
 
+	/* created and dropped by this one transaction: it ends here too */
+	if (st->taken_up && st->builder_snapshot &&
+		!ClassExists(st->shapes_relid, st->builder_snapshot))
+		st->dropping = true;
 	if (st->dropping)
 	{
 		EndAllShapes(st, "extension shape_router was dropped", events);
