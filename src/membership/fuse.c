@@ -15,6 +15,7 @@
  * cells equals Fingerprint(h) truncated to the width.
  */
 #include "fuse.h"
+#include "mix.h"
 
 #include <math.h>
 #include <string.h>
@@ -41,33 +42,27 @@ struct SrFuse
 	void	   *cells;
 };
 
-static inline uint64_t
-Mix64(uint64_t x)
+/* An empty filter of the given width, remembering its allocator */
+static SrFuse *
+NewFuse(const SrMemAllocator *alloc, int width, bool owns_cells)
 {
-	/* the 64-bit finalizer of MurmurHash3: a bijection */
-	x ^= x >> 33;
-	x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
+	SrFuse	   *f = SrMemAlloc(alloc, sizeof(SrFuse));
 
-static inline uint64_t
-NextSeed(uint64_t *state)
-{
-	/* splitmix64 */
-	uint64_t	z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
+	if (f == NULL)
+		return NULL;
+	memset(f, 0, sizeof(SrFuse));
+	if (alloc)
+		f->alloc = *alloc;
+	f->has_alloc = alloc != NULL;
+	f->owns_cells = owns_cells;
+	f->width = width;
+	return f;
 }
 
 static inline uint64_t
 KeyHash(const SrFuse *f, uint64_t key)
 {
-	return Mix64(key + f->seed);
+	return SrMix64(key + f->seed);
 }
 
 static inline uint32_t
@@ -380,15 +375,9 @@ SrFuseBuild(const uint64_t *keys, size_t n, int width,
 		return SR_MEM_BADARG;
 	if (n > (size_t) INT32_MAX / 2)
 		return SR_MEM_BADARG;
-	f = SrMemAlloc(alloc, sizeof(SrFuse));
+	f = NewFuse(alloc, width, true);
 	if (f == NULL)
 		return SR_MEM_NOMEM;
-	memset(f, 0, sizeof(SrFuse));
-	if (alloc)
-		f->alloc = *alloc;
-	f->has_alloc = alloc != NULL;
-	f->owns_cells = true;
-	f->width = width;
 
 	uniq = SrMemAlloc(alloc, (n ? n : 1) * sizeof(uint64_t));
 	if (uniq == NULL)
@@ -429,7 +418,7 @@ SrFuseBuild(const uint64_t *keys, size_t n, int width,
 	st = SR_MEM_FAILED;
 	for (int t = 0; t < FUSE_MAX_TRIES; t++)
 	{
-		f->seed = NextSeed(&seedState);
+		f->seed = SrNextSeed(&seedState);
 		if (TryPeel(f, uniq, nu, keyHashes, segStart, count, hashes, queue, order))
 		{
 			st = SR_MEM_OK;
@@ -584,15 +573,9 @@ SrFuseView(const void *buf, size_t len, const SrMemAllocator *alloc,
 			return SR_MEM_CORRUPT;
 	}
 
-	f = SrMemAlloc(alloc, sizeof(SrFuse));
+	f = NewFuse(alloc, width, false);
 	if (f == NULL)
 		return SR_MEM_NOMEM;
-	memset(f, 0, sizeof(SrFuse));
-	if (alloc)
-		f->alloc = *alloc;
-	f->has_alloc = alloc != NULL;
-	f->owns_cells = false;
-	f->width = width;
 	f->segLen = segLen;
 	f->segLenMask = segLen - 1;
 	f->segCount = segCount;

@@ -5,11 +5,12 @@
  *   m = ceil(n / 0.99) >= n; numBuckets >= 1; 1 <= dense <= numBuckets;
  *   pilot[b] == 255 exactly for the buckets listed in exc[], which is sorted
  *   by bucket; every remap[] entry is < n.
- * Slot(key) = Place(h, pilot(Bucket(h))) where h = Mix64(key ^ seed), then
- * through remap[] when >= n.  Mix64 is a bijection, so distinct keys have
+ * Slot(key) = Place(h, pilot(Bucket(h))) where h = SrMix64(key ^ seed), then
+ * through remap[] when >= n.  SrMix64 is a bijection, so distinct keys have
  * distinct h; the pilot search makes Place injective on the key set.
  */
 #include "mphf.h"
+#include "mix.h"
 
 #include <math.h>
 #include <string.h>
@@ -43,27 +44,6 @@ struct SrMphf
 };
 
 static inline uint64_t
-Mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
-
-static inline uint64_t
-NextSeed(uint64_t *state)
-{
-	uint64_t	z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static inline uint64_t
 MulHi(uint64_t a, uint64_t b)
 {
 	return (uint64_t) (((unsigned __int128) a * b) >> 64);
@@ -83,7 +63,7 @@ Bucket(const SrMphf *f, uint64_t h)
 static inline uint64_t
 Place(const SrMphf *f, uint64_t h, uint32_t pilot)
 {
-	return MulHi(Mix64(h ^ Mix64(pilot + UINT64_C(0x243f6a8885a308d3))), f->m);
+	return MulHi(SrMix64(h ^ SrMix64(pilot + UINT64_C(0x243f6a8885a308d3))), f->m);
 }
 
 static uint32_t
@@ -117,7 +97,7 @@ SrMphfLookup(const SrMphf *f, uint64_t key)
 
 	if (f->n == 0)
 		return 0;
-	h = Mix64(key ^ f->seed);
+	h = SrMix64(key ^ f->seed);
 	b = Bucket(f, h);
 	p = f->pilots[b];
 	if (__builtin_expect(p == MPHF_ESCAPE, 0))
@@ -215,7 +195,7 @@ Search(SrMphf *f, const uint64_t *keys, BuildState *bs)
 	/* group the key hashes by bucket (counting sort) */
 	memset(bs->start, 0, ((size_t) nb + 1) * sizeof(uint32_t));
 	for (uint64_t i = 0; i < n; i++)
-		bs->start[Bucket(f, Mix64(keys[i] ^ f->seed)) + 1]++;
+		bs->start[Bucket(f, SrMix64(keys[i] ^ f->seed)) + 1]++;
 	for (uint32_t b = 0; b < nb; b++)
 	{
 		uint32_t	s = bs->start[b + 1];
@@ -229,7 +209,7 @@ Search(SrMphf *f, const uint64_t *keys, BuildState *bs)
 	memcpy(bs->order, bs->start, (size_t) nb * sizeof(uint32_t));	/* cursors */
 	for (uint64_t i = 0; i < n; i++)
 	{
-		uint64_t	h = Mix64(keys[i] ^ f->seed);
+		uint64_t	h = SrMix64(keys[i] ^ f->seed);
 
 		bs->hashes[bs->order[Bucket(f, h)]++] = h;
 	}
@@ -388,7 +368,7 @@ SrMphfBuild(const uint64_t *keys, size_t n, const SrMemAllocator *alloc,
 	{
 		for (int t = 0; t < MPHF_MAX_TRIES; t++)
 		{
-			f->seed = NextSeed(&seedState);
+			f->seed = SrNextSeed(&seedState);
 			st = Search(f, keys, &bs);
 			if (st != SR_MEM_FAILED)
 				break;
