@@ -8,4 +8,4 @@ cd "$(dirname "$0")"
 make -s all
 args=()
 [ "${1:-}" = "--quick" ] && args=(:: --quick)
-prove ./test_fuse ./test_mphf "${args[@]}"
+prove ./test_fuse ./test_mphf ./test_membership "${args[@]}"

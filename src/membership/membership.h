@@ -1,0 +1,147 @@
+/*
+ * membership.h - which keys of one table are in which shapes
+ *
+ * One SrMemb per stream and table.  A key is identified by a 128-bit hash
+ * of its canonical bytes (keycanon.h) under a per-slot seed; the index
+ * keeps SR_MEMB_ID_BITS of it.  A member's answer is exact.  A non-member
+ * is taken for a member with probability n * 2^-78 <= 2^-48 per lookup
+ * for up to n = 2^30 keys; two member keys are confused with probability
+ * 2^-78 per pair (docs/membership.md derives both).
+ *
+ * Layout: the keys are split by their leading bits into partitions of at
+ * most SR_MEMB_PART_MAX keys (extendible hashing).  Each partition is an
+ * immutable sorted array of packed (hash remainder, value) entries behind
+ * a bucket directory, plus a ULEB128 shape-id pool, plus a small mutable
+ * overlay of the keys changed since it was built.  A partition is rebuilt,
+ * which merges its overlay, once the changes since its build reach 5 % of
+ * its keys, so that no single pause exceeds a few milliseconds.
+ *
+ * Shape ids are the catalog's bigint ids; inside, each is given a dense
+ * local number.  Lookups return the ids sorted ascending.
+ *
+ * Functions return SR_MEM_OK or an error status; on an error the index is
+ * unchanged (NOMEM: the operation did not happen).
+ */
+#ifndef SR_MEMBERSHIP_H
+#define SR_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memalloc.h"
+
+#define SR_MEMB_ID_BITS		78
+#define SR_MEMB_PART_MAX	65536
+#define SR_MEMB_MAX_SET		65535	/* shape ids of one key */
+
+typedef struct SrMembKey
+{
+	uint64_t	hi;
+	uint64_t	lo;
+} SrMembKey;
+
+typedef struct SrMemb SrMemb;
+typedef struct SrMembRedo SrMembRedo;
+
+typedef struct SrMembStats
+{
+	uint64_t	keys;			/* keys with a non-empty set */
+	uint64_t	partitions;
+	uint64_t	overlay_entries;
+	uint64_t	rebuilds;
+	uint64_t	shapes;			/* distinct live shape ids */
+	size_t		bytes_base;		/* buckets + entries + pool */
+	size_t		bytes_pool;
+	size_t		bytes_overlay;
+	size_t		bytes_other;	/* directory, dictionary, headers */
+	size_t		bytes_total;
+	double		max_pause_ms;	/* longest rebuild since creation */
+} SrMembStats;
+
+/* the 128-bit identity of a canonical key */
+extern SrMembKey SrMembKeyHash(const void *canon, size_t len, uint64_t seed);
+
+extern SrMemStatus SrMembCreate(const SrMemAllocator *alloc, SrMemb **out);
+extern void SrMembFree(SrMemb *m);
+
+/*
+ * The sorted shape ids of key: returns how many (0 for a non-member) and
+ * stores up to max of them in ids.
+ */
+extern int	SrMembLookup(SrMemb *m, SrMembKey key, int64_t *ids, int max);
+
+/* replace key's set (n == 0 removes the key); ids in any order, no dups */
+extern SrMemStatus SrMembSet(SrMemb *m, SrMembKey key, const int64_t *ids, int n);
+extern SrMemStatus SrMembAdd(SrMemb *m, SrMembKey key, int64_t id);
+extern SrMemStatus SrMembRemove(SrMemb *m, SrMembKey key, int64_t id);
+extern SrMemStatus SrMembRemoveKey(SrMemb *m, SrMembKey key);
+/* drop a shape from every key (lazily: lookups skip it from now on) */
+extern SrMemStatus SrMembDropShape(SrMemb *m, int64_t id);
+/* every key leaves every shape (TRUNCATE) */
+extern SrMemStatus SrMembClear(SrMemb *m);
+
+/*
+ * Bulk load: replaces the contents with keys[i] -> the sorted, distinct
+ * ids[start[i] .. start[i+1]).  Builds the partitions directly.
+ */
+extern SrMemStatus SrMembLoad(SrMemb *m, const SrMembKey *keys, size_t n,
+							  const uint64_t *start, const int64_t *ids);
+
+/*
+ * Call fn for every member key (with only the SR_MEMB_ID_BITS the index
+ * keeps: key.lo's low bits are zero) in no particular order; stops early
+ * when fn returns false.
+ */
+typedef bool (*SrMembIterFn) (SrMembKey key, const int64_t *ids, int n, void *arg);
+extern SrMemStatus SrMembIterate(SrMemb *m, SrMembIterFn fn, void *arg);
+
+/*
+ * Bounded background work: rebuilds at most one partition that still
+ * carries dropped shapes or an overlay, so that dropped ids are reclaimed.
+ * Returns true if it did something.
+ */
+extern bool SrMembMaintain(SrMemb *m);
+/* merge every overlay now (tests, benchmarks) */
+extern SrMemStatus SrMembRebuildAll(SrMemb *m);
+
+extern void SrMembGetStats(SrMemb *m, SrMembStats *st);
+
+/*
+ * Persistence (membfile.c).  A segment holds the whole index as of lsn;
+ * it is written to path.tmp, fsynced, renamed over path, and the directory
+ * fsynced.  Loading maps it read-only and checks every checksum and the
+ * geometry before using it.  errbuf (256 bytes) gets a message on error.
+ */
+#define SR_MEMB_ERRLEN 256
+extern SrMemStatus SrMembWriteSegment(SrMemb *m, const char *path,
+									  uint32_t table_oid, uint64_t lsn,
+									  char *errbuf);
+extern SrMemStatus SrMembLoadSegment(const char *path, uint32_t table_oid,
+									 const SrMemAllocator *alloc,
+									 SrMemb **out, uint64_t *lsn,
+									 char *errbuf);
+
+/*
+ * The redo log: every change made to m while a log is attached is buffered
+ * and written (one write and fsync) by SrMembRedoCommit at the commit LSN.
+ * Replay applies, in order, the transactions committed in (after, upto] to
+ * m; a torn tail (a crash mid-write) is cut off, and with discard_after so
+ * is everything past upto.  Damage before the tail is an error.
+ */
+extern SrMemStatus SrMembRedoOpen(const char *path, uint32_t table_oid,
+								  const SrMemAllocator *alloc,
+								  SrMembRedo **out, char *errbuf);
+extern void SrMembRedoAttach(SrMemb *m, SrMembRedo *redo);
+extern SrMemStatus SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf);
+/* forget the buffered changes of an aborted transaction */
+extern void SrMembRedoAbort(SrMembRedo *redo);
+extern void SrMembRedoClose(SrMembRedo *redo);
+/* empty the log (after a segment that covers it is written) */
+extern SrMemStatus SrMembRedoReset(SrMembRedo *redo, char *errbuf);
+extern SrMemStatus SrMembRedoReplay(const char *path, uint32_t table_oid,
+									SrMemb *m, uint64_t after, uint64_t upto,
+									bool discard_after, uint64_t *last_lsn,
+									char *errbuf);
+
+#endif							/* SR_MEMBERSHIP_H */
