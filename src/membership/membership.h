@@ -4,15 +4,16 @@
  * One SrMemb per stream and table.  A key is identified by a 128-bit hash
  * of its canonical bytes (keycanon.h) under a per-slot seed; the index
  * keeps SR_MEMB_ID_BITS of it.  A member's answer is exact.  A non-member
- * is taken for a member with probability n * 2^-78 <= 2^-48 per lookup
- * for up to n = 2^30 keys; two member keys are confused with probability
- * 2^-78 per pair (docs/membership.md derives both).
+ * is taken for a member with probability n * 2^-75 <= 2^-48 per lookup
+ * for up to n = 2^27 keys (134M) in one table; two member keys are
+ * confused with probability 2^-75 per pair (docs/membership.md).
  *
  * Layout: the keys are split by their leading bits into partitions of at
  * most SR_MEMB_PART_MAX keys (extendible hashing).  Each partition is an
  * immutable sorted array of packed (hash remainder, value) entries behind
  * a bucket directory, plus a ULEB128 shape-id pool, plus a small mutable
- * overlay of the keys changed since it was built.  A partition is rebuilt,
+ * overlay of the keys changed since it was built, plus a one-word-a-key
+ * Bloom filter over both that turns most non-members away in one load.  A partition is rebuilt,
  * which merges its overlay, once the changes since its build reach 5 % of
  * its keys, so that no single pause exceeds a few milliseconds.
  *
@@ -31,8 +32,8 @@
 
 #include "memalloc.h"
 
-#define SR_MEMB_ID_BITS		78
-#define SR_MEMB_PART_MAX	65536
+#define SR_MEMB_ID_BITS		75
+#define SR_MEMB_PART_MAX	32768
 #define SR_MEMB_MAX_SET		65535	/* shape ids of one key */
 
 typedef struct SrMembKey

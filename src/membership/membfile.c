@@ -367,10 +367,18 @@ LoadPart(SrMemb *m, const uint8_t *f, size_t flen, const uint8_t *e, size_t *exp
 	tmp.entries = f + off + (((size_t) 1 << tmp.bbits) + 1) * 8;
 	tmp.pool = tmp.entries + eb;
 	tmp.entries_bytes = eb;
+	tmp.bloom_words = MBloomWords(tmp.nkeys);
 	if (!MPartCheckGeometry(&tmp))
 		return CORRUPT("membership segment \"%s\": partition %u has an impossible geometry", path, i);
-	if ((p = SrMemAlloc(m->alloc, sizeof(MPart))) == NULL)
+	/* the filter takes overlay keys: it moves to the heap, the rest stays mapped */
+	if ((p = SrMemAlloc(m->alloc, sizeof(MPart))) == NULL ||
+		(tmp.bloom_mem = SrMemAlloc(m->alloc, (size_t) tmp.bloom_words * 8)) == NULL)
+	{
+		SrMemFree(m->alloc, p);
 		return Fail(errbuf, SR_MEM_NOMEM, "out of memory loading \"%s\"", path);
+	}
+	memcpy(tmp.bloom_mem, f + off + len - (size_t) tmp.bloom_words * 8, (size_t) tmp.bloom_words * 8);
+	tmp.bloom = tmp.bloom_mem;
 	*p = tmp;
 	p->epoch = m->epoch;
 	*expect_off = off + len;

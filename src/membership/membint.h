@@ -11,7 +11,7 @@
 typedef unsigned __int128 MId;	/* the SR_MEMB_ID_BITS kept of a key */
 
 #define MID_LO_BITS		(SR_MEMB_ID_BITS - 64)	/* bits of key.lo kept */
-#define MPART_BUCKET	16		/* mean keys per bucket, at most */
+#define MPART_BUCKET	32		/* mean keys per bucket, at most */
 #define MPART_MAX_DEPTH 32
 #define MPART_KEYBITS	20		/* key start in a bucket word */
 #define MPART_KEYMASK	((UINT64_C(1) << MPART_KEYBITS) - 1)
@@ -50,6 +50,9 @@ typedef struct MPart
 	const uint64_t *bucket;		/* 2^bbits + 1 words: start | pool << 20 */
 	const uint8_t *entries;
 	const uint8_t *pool;
+	uint64_t   *bloom;			/* MBloomWords(nkeys) words, after the pool */
+	uint32_t	bloom_words;
+	uint64_t   *bloom_mem;		/* a mapped base's filter, copied to the heap */
 	void	   *mem;
 	size_t		mem_bytes;
 
@@ -63,6 +66,35 @@ typedef struct MPart
 	uint32_t	changes;		/* since the base was built */
 	uint64_t	epoch;			/* SrMemb.epoch when built */
 } MPart;
+
+/*
+ * The filter: a register-blocked Bloom filter, one 64-bit word per key
+ * with 4 bits set, about 8 bits a key (sized for the keys plus the
+ * overlay's share), false positive rate about 3 %.  Overlay keys are
+ * added as they arrive, so a negative answer is final; removed keys stay
+ * until the next rebuild.  Its words are part of the base, so it is
+ * written in segments; a mapped base's filter is copied to the heap.
+ */
+static inline uint32_t
+MBloomWords(uint32_t nkeys)
+{
+	return (uint32_t) (((uint64_t) nkeys + nkeys / 16 + 64) / 8);
+}
+
+static inline size_t
+MBloomIndex(MId id, uint32_t words)
+{
+	return (size_t) (((uint64_t) (uint32_t) id * words) >> 32);
+}
+
+static inline uint64_t
+MBloomMask(MId id)
+{
+	uint64_t	h = (uint64_t) id * UINT64_C(0x9E3779B97F4A7C15);
+
+	return (UINT64_C(1) << (h >> 58)) | (UINT64_C(1) << ((h >> 52) & 63)) |
+		(UINT64_C(1) << ((h >> 46) & 63)) | (UINT64_C(1) << ((h >> 40) & 63));
+}
 
 /* keys with their local sets, sorted by id, as a rebuild collects them */
 typedef struct MBuild

@@ -212,7 +212,8 @@ MPartBaseBytes(uint32_t nkeys, int bbits, int rbits, int vbits,
 
 	eb = (eb + 7) & ~(size_t) 7;
 	*entries_bytes = eb;
-	return (((size_t) 1 << bbits) + 1) * 8 + eb + (((size_t) pool_bytes + 7) & ~(size_t) 7);
+	return (((size_t) 1 << bbits) + 1) * 8 + eb + (((size_t) pool_bytes + 7) & ~(size_t) 7) +
+		(size_t) MBloomWords(nkeys) * 8;
 }
 
 SrMemStatus
@@ -281,6 +282,8 @@ MPartEncode(const SrMemAllocator *alloc, uint32_t prefix, int depth,
 	p->bucket = bucket;
 	p->entries = entries;
 	p->pool = pp;
+	p->bloom_words = MBloomWords(nkeys);
+	p->bloom = (uint64_t *) (mem + total - (size_t) p->bloom_words * 8);
 	p->mem = mem;
 	p->mem_bytes = total;
 
@@ -310,6 +313,7 @@ MPartEncode(const SrMemAllocator *alloc, uint32_t prefix, int depth,
 		}
 		PutBits(entries, (size_t) k * ebits,
 				(id & ((((MId) 1) << rbits) - 1)) | ((MId) val << rbits));
+		p->bloom[MBloomIndex(id, p->bloom_words)] |= MBloomMask(id);
 	}
 	while (cur_bucket < nb)
 		bucket[++cur_bucket] = nkeys | ((uint64_t) (pp - p->pool) << MPART_KEYBITS);
@@ -372,6 +376,7 @@ MPartLookupBase(const MPart *p, MId id, uint32_t *locals, int max)
 	uint32_t	k = (uint32_t) (p->bucket[bk] & MPART_KEYMASK);
 	uint32_t	end = (uint32_t) (p->bucket[bk + 1] & MPART_KEYMASK);
 
+	__builtin_prefetch(p->pool + (p->bucket[bk] >> MPART_KEYBITS));
 	for (; k < end; k++)
 	{
 		MId			e = GetBits(p->entries, (size_t) k * ebits, ebits);
@@ -438,7 +443,23 @@ OvlValue(const MPart *p, const MOvlEntry *e, uint32_t *locals, int max)
 int
 MPartLookup(const MPart *p, MId id, uint32_t *locals, int max)
 {
-	const MOvlEntry *e = OvlFind(p, id);
+	uint64_t	mask = MBloomMask(id);
+	const MOvlEntry *e;
+
+	const uint64_t *word = &p->bloom[MBloomIndex(id, p->bloom_words)];
+	size_t		bk = p->bbits ? (size_t) (id >> p->rbits) & (((size_t) 1 << p->bbits) - 1) : 0;
+
+	/*
+	 * Start the reads a member needs together with the filter's, so that
+	 * a member costs two rounds of memory latency (these, then its
+	 * entries and pool set), not three.
+	 */
+	__builtin_prefetch(&p->bucket[bk]);
+	if (p->ovl_n)
+		__builtin_prefetch(&p->ovl[OvlSlot(p, id)]);
+	if ((*word & mask) != mask)
+		return 0;
+	e = OvlFind(p, id);
 
 	if (e)
 		return OvlValue(p, e, locals, max);
@@ -546,6 +567,7 @@ MOvlPut(const SrMemAllocator *alloc, MPart *p, MId id,
 		e->lo = (uint16_t) (id & ((1 << MID_LO_BITS) - 1));
 		e->pad = 0;
 		p->ovl_n++;
+		p->bloom[MBloomIndex(id, p->bloom_words)] |= MBloomMask(id);
 	}
 	e->val = val;
 	return SR_MEM_OK;
@@ -611,6 +633,13 @@ MPartCollect(const MPart *p, const SrMemb *m, MBuild *out)
 	locals = SrMemAlloc(m->alloc, SR_MEMB_MAX_SET * sizeof(uint32_t));
 	if (locals == NULL)
 		return false;
+	/* size the output once: regrowing it would copy it over and over */
+	if (!Grow(out->alloc, (void **) &out->ids, &out->cap, out->n + p->nkeys + p->ovl_n + 1, sizeof(MId)) ||
+		!Grow(out->alloc, (void **) &out->start, &out->stcap, out->n + p->nkeys + p->ovl_n + 2, sizeof(uint32_t)))
+	{
+		SrMemFree(m->alloc, locals);
+		return false;
+	}
 	if (p->ovl_n)
 	{
 		ov = SrMemAlloc(m->alloc, p->ovl_n * sizeof(*ov));
@@ -672,6 +701,7 @@ MPartFree(const SrMemAllocator *alloc, MPart *p)
 	if (p == NULL)
 		return;
 	SrMemFree(alloc, p->mem);
+	SrMemFree(alloc, p->bloom_mem);
 	SrMemFree(alloc, p->ovl);
 	SrMemFree(alloc, p->arena);
 	SrMemFree(alloc, p);
