@@ -15,8 +15,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define REBUILD_MIN		64
-#define REBUILD_SHARE	20		/* rebuild at 1/20 of the keys changed */
 
 /* ---- keys ---- */
 
@@ -714,7 +712,7 @@ Change(SrMemb *m, SrMembKey key, ChangeOp op, int64_t one,
 			SrMemFree(m->alloc, g);
 		}
 	}
-	if (++p->changes >= REBUILD_MIN && p->changes >= p->nkeys / REBUILD_SHARE)
+	if (++p->changes >= MRebuildAt(p->nkeys))
 		(void) Rebuild(m, p);	/* without memory, the overlay just stays */
 	return st;
 }

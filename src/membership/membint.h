@@ -96,6 +96,16 @@ MBloomMask(MId id)
 		(UINT64_C(1) << ((h >> 46) & 63)) | (UINT64_C(1) << ((h >> 40) & 63));
 }
 
+/*
+ * A partition is rebuilt when the changes since its build reach this: 5 %
+ * of its keys, at least 64.
+ */
+static inline uint32_t
+MRebuildAt(uint32_t nkeys)
+{
+	return nkeys / 20 > 64 ? nkeys / 20 : 64;
+}
+
 /* keys with their local sets, sorted by id, as a rebuild collects them */
 typedef struct MBuild
 {

@@ -398,7 +398,23 @@ static inline uint32_t
 OvlSlot(const MPart *p, MId id)
 {
 	/* the low bits of the id are its remainder: well mixed */
-	return (uint32_t) ((uint64_t) id * UINT64_C(0x9E3779B97F4A7C15) >> 32) & (p->ovl_cap - 1);
+	uint64_t	h = (uint64_t) id * UINT64_C(0x9E3779B97F4A7C15);
+
+	/* any capacity, not just powers of two: the table is sized to need */
+	return (uint32_t) (((h >> 32) * p->ovl_cap) >> 32);
+}
+
+static inline uint32_t
+OvlNext(const MPart *p, uint32_t s)
+{
+	return s + 1 == p->ovl_cap ? 0 : s + 1;
+}
+
+/* probe distance from slot b forward to slot a */
+static inline uint32_t
+OvlDist(const MPart *p, uint32_t a, uint32_t b)
+{
+	return a >= b ? a - b : a + p->ovl_cap - b;
 }
 
 static MOvlEntry *
@@ -409,7 +425,7 @@ OvlFind(const MPart *p, MId id)
 
 	if (p->ovl_n == 0)
 		return NULL;
-	for (uint32_t s = OvlSlot(p, id);; s = (s + 1) & (p->ovl_cap - 1))
+	for (uint32_t s = OvlSlot(p, id);; s = OvlNext(p, s))
 	{
 		MOvlEntry  *e = &p->ovl[s];
 
@@ -487,7 +503,7 @@ OvlResize(const SrMemAllocator *alloc, MPart *p, uint32_t cap)
 			uint32_t	s = OvlSlot(p, id);
 
 			while (ne[s].val != MVAL_EMPTY)
-				s = (s + 1) & (cap - 1);
+				s = OvlNext(p, s);
 			ne[s] = old[i];
 		}
 	}
@@ -499,10 +515,9 @@ OvlResize(const SrMemAllocator *alloc, MPart *p, uint32_t cap)
 static void
 OvlDelete(MPart *p, MOvlEntry *e)
 {
-	uint32_t	mask = p->ovl_cap - 1;
 	uint32_t	i = (uint32_t) (e - p->ovl);
 
-	for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask)
+	for (uint32_t j = OvlNext(p, i);; j = OvlNext(p, j))
 	{
 		MId			id;
 		uint32_t	home;
@@ -512,7 +527,7 @@ OvlDelete(MPart *p, MOvlEntry *e)
 		id = ((MId) p->ovl[j].hi << MID_LO_BITS) | p->ovl[j].lo;
 		home = OvlSlot(p, id);
 		/* may j's entry move back to i?  only if i lies on its probe path */
-		if (((j - home) & mask) >= ((j - i) & mask))
+		if (OvlDist(p, j, home) >= OvlDist(p, j, i))
 		{
 			p->ovl[i] = p->ovl[j];
 			i = j;
@@ -557,10 +572,22 @@ MOvlPut(const SrMemAllocator *alloc, MPart *p, MId id,
 	{
 		uint32_t	s;
 
-		if ((p->ovl_n + 1) * 4 > p->ovl_cap * 3 &&
-			!OvlResize(alloc, p, p->ovl_cap ? p->ovl_cap * 2 : 64))
-			return SR_MEM_NOMEM;
-		for (s = OvlSlot(p, id); p->ovl[s].val != MVAL_EMPTY; s = (s + 1) & (p->ovl_cap - 1))
+		if ((uint64_t) (p->ovl_n + 1) * 4 > (uint64_t) p->ovl_cap * 3)
+		{
+			/* grow by half, but not past what the rebuild threshold needs */
+			uint64_t	full = ((uint64_t) MRebuildAt(p->nkeys) + 1) * 4 / 3 + 1;
+			uint64_t	cap = p->ovl_cap + p->ovl_cap / 2;
+
+			if (cap > full)
+				cap = full;
+			if (cap < 64)
+				cap = 64;
+			if ((uint64_t) (p->ovl_n + 1) * 4 > cap * 3)
+				cap = (uint64_t) (p->ovl_n + 1) * 2;
+			if (!OvlResize(alloc, p, (uint32_t) cap))
+				return SR_MEM_NOMEM;
+		}
+		for (s = OvlSlot(p, id); p->ovl[s].val != MVAL_EMPTY; s = OvlNext(p, s))
 			;
 		e = &p->ovl[s];
 		e->hi = (uint64_t) (id >> MID_LO_BITS);

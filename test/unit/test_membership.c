@@ -597,6 +597,23 @@ TestBulk(uint32_t n)
 	SrMembGetStats(m, &st);
 	tap_ok(good && st.keys == n, "every loaded key has its set (%llu partitions)",
 		   (unsigned long long) st.partitions);
+	/* the filter: how many non-members get past it */
+	{
+		uint64_t	pass = 0,
+					trials = 1000000;
+
+		for (uint64_t i = 0; i < trials; i++)
+		{
+			SrMembKey	k = {Rand(), Rand()};
+			MId			id = MIdFromKey(k);
+			const MPart *p = m->dir[MIdPrefix(id, m->dirbits)];
+			uint64_t	mask = MBloomMask(id);
+
+			pass += (p->bloom[MBloomIndex(id, p->bloom_words)] & mask) == mask;
+		}
+		tap_ok(pass < trials / 20 && pass > trials / 200,
+			   "filter: %.2f %% of non-members pass it (expected about 3 %%)", 100.0 * pass / trials);
+	}
 	SrMembFree(m);
 	free(keys);
 	free(start);
