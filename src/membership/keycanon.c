@@ -154,10 +154,12 @@ SrKeyAddNumeric(SrKeyBuf *kb, const char *str)
 {
 	const char *p = str;
 	bool		neg = false;
-	char		digits[1024];
+	const char *digits;
 	size_t		nd = 0;
-	size_t		first = 0;
 	long		point = -1;		/* digits before the point */
+	long		dot;			/* where the point is in the string, or -1 */
+	size_t		first,
+				last;
 
 	if (strcmp(str, "NaN") == 0 || strcmp(str, "Infinity") == 0 ||
 		strcmp(str, "-Infinity") == 0)
@@ -170,35 +172,45 @@ SrKeyAddNumeric(SrKeyBuf *kb, const char *str)
 		neg = (*p++ == '-');
 	if (*p == '\0')
 		return false;
+	digits = p;
 	for (; *p; p++)
 	{
 		if (*p == '.' && point < 0)
 			point = (long) nd;
-		else if (*p >= '0' && *p <= '9' && nd < sizeof(digits))
-			digits[nd++] = *p;
+		else if (*p >= '0' && *p <= '9')
+			nd++;
 		else
 			return false;
 	}
+	dot = point;
 	if (point < 0)
 		point = (long) nd;
-	/* leading zeros move the point; trailing zeros are scale only */
-	while (first < nd && digits[first] == '0')
-	{
-		first++;
+
+	/*
+	 * Leading zeros move the point; trailing zeros are scale only.  The
+	 * digits are read in place (a numeric may have 147,455 of them).
+	 */
+#define DIGIT(i) (digits[(i) + (dot >= 0 && (long) (i) >= dot ? 1 : 0)])
+	for (first = 0; first < nd && DIGIT(first) == '0'; first++)
 		point--;
-	}
-	while (nd > first && digits[nd - 1] == '0')
-		nd--;
+	for (last = nd; last > first && DIGIT(last - 1) == '0'; last--)
+		;
 	PutTag(kb, 'n');
-	if (nd == first)
+	if (last == first)
 	{
 		PutTag(kb, '0');		/* zero has one form, whatever sign or scale */
 		return true;
 	}
 	PutTag(kb, neg ? '-' : '+');
 	PutBe64(kb, (uint64_t) (int64_t) point);
-	PutUleb(kb, nd - first);
-	Put(kb, digits + first, nd - first);
+	PutUleb(kb, last - first);
+	for (size_t i = first; i < last; i++)
+	{
+		char		c = DIGIT(i);
+
+		Put(kb, &c, 1);
+	}
+#undef DIGIT
 	return true;
 }
 

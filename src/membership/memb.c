@@ -215,25 +215,33 @@ LocalFor(SrMemb *m, int64_t g, bool create)
 		local = m->freelocals[m->nfree - 1];
 	else
 	{
-		uint32_t	cap = m->localcap;
-
 		if (m->nlocal >= MLOCAL_MAX)
 			return UINT32_MAX;
-		if (!GrowArray(m->alloc, (void **) &m->globals, &m->localcap, m->nlocal + 1, sizeof(int64_t)))
-			return UINT32_MAX;
-		if (m->localcap != cap)
+		if (m->nlocal + 1 > m->localcap)
 		{
-			uint32_t	words = (cap + 63) / 64,
-						nwords = (m->localcap + 63) / 64;
-			uint64_t   *nb = SrMemAlloc(m->alloc, nwords * sizeof(uint64_t));
+			/* both arrays are allocated before either is replaced */
+			uint32_t	cap = m->localcap ? m->localcap * 2 : 64;
+			uint32_t	words = (m->localcap + 63) / 64,
+						nwords = (cap + 63) / 64;
+			int64_t    *ng = SrMemAlloc(m->alloc, (size_t) cap * sizeof(int64_t));
+			uint64_t   *nb = SrMemAlloc(m->alloc, (size_t) nwords * sizeof(uint64_t));
 
-			if (nb == NULL)
+			if (ng == NULL || nb == NULL)
+			{
+				SrMemFree(m->alloc, ng);
+				SrMemFree(m->alloc, nb);
 				return UINT32_MAX;
-			memset(nb, 0xFF, nwords * sizeof(uint64_t));
+			}
+			if (m->localcap)
+				memcpy(ng, m->globals, (size_t) m->localcap * sizeof(int64_t));
+			memset(nb, 0xFF, (size_t) nwords * sizeof(uint64_t));
 			if (words)
-				memcpy(nb, m->dropped, words * sizeof(uint64_t));
+				memcpy(nb, m->dropped, (size_t) words * sizeof(uint64_t));
+			SrMemFree(m->alloc, m->globals);
 			SrMemFree(m->alloc, m->dropped);
+			m->globals = ng;
 			m->dropped = nb;
+			m->localcap = cap;
 		}
 		local = m->nlocal;
 	}
@@ -404,14 +412,19 @@ Rebuild(SrMemb *m, MPart *p)
 	PartList	out = {.n = 0};
 	SrMemStatus st;
 
+	uint64_t	oldlive = p->live,
+				newlive = 0;
+
 	m->epoch++;
 	if (!MPartCollect(p, m, &b))
 		st = SR_MEM_NOMEM;
 	else
 		st = EncodeRange(m, p->prefix, p->depth, &b, 0, b.n, &out);
 	MBuildFree(&b);
-	if (st == SR_MEM_OK)
-		st = InstallAll(m, &out, p);
+	for (uint32_t i = 0; st == SR_MEM_OK && i < out.n; i++)
+		newlive += out.p[i]->live;
+	if (st == SR_MEM_OK && (st = InstallAll(m, &out, p)) == SR_MEM_OK)
+		m->nkeys = m->nkeys - oldlive + newlive;	/* exact again after drops */
 	else
 		FreePartList(m, &out, true);
 	if (st != SR_MEM_OK)
@@ -515,13 +528,33 @@ SrMembFree(SrMemb *m)
 SrMemStatus
 SrMembClear(SrMemb *m)
 {
-	FreeParts(m);
+	MPart	  **olddir = m->dir;
+	int			oldbits = m->dirbits;
+	SrMemStatus st;
+
+	/* the new empty root first: without memory, nothing changes */
+	if (m->redo && MRedoNote(m->redo, MREDO_CLEAR, (SrMembKey) {0, 0}, NULL, 0) != SR_MEM_OK)
+		return SR_MEM_NOMEM;
+	if ((st = EmptyRoot(m)) != SR_MEM_OK)
+	{
+		m->dir = olddir;
+		m->dirbits = oldbits;
+		return st;
+	}
+	{
+		MPart	  **newdir = m->dir;
+
+		m->dir = olddir;
+		m->dirbits = oldbits;
+		FreeParts(m);
+		m->dir = newdir;
+		m->dirbits = 0;
+	}
 	FreeDictionary(m);
 	m->nkeys = 0;
 	m->epoch++;
-	if (m->redo)
-		MRedoNote(m->redo, MREDO_CLEAR, (SrMembKey) {0, 0}, NULL, 0);
-	return EmptyRoot(m);
+	m->dir[0]->epoch = m->epoch;
+	return SR_MEM_OK;
 }
 
 /* ---- lookups ---- */
@@ -554,11 +587,16 @@ SortIds(int64_t *ids, int n)
 	}
 }
 
-/* key's live locals into m->scratch; returns how many, or -1 (no memory) */
+/*
+ * key's live locals into m->scratch; returns how many, or -1 (no memory).
+ * *stored gets whether the key has a stored set at all (perhaps of dropped
+ * shapes only), which is what the key count counts.
+ */
 static int
-CurrentLocals(SrMemb *m, MPart *p, MId id)
+CurrentLocals(SrMemb *m, MPart *p, MId id, bool *stored)
 {
 	int			n = MPartLookup(p, id, m->scratch, m->scratchcap);
+	int			k = 0;
 
 	if (n > (int) m->scratchcap)
 	{
@@ -566,14 +604,12 @@ CurrentLocals(SrMemb *m, MPart *p, MId id)
 			return -1;
 		n = MPartLookup(p, id, m->scratch, m->scratchcap);
 	}
-	{
-		int			k = 0;
-
-		for (int i = 0; i < n; i++)
-			if (!MLocalDropped(m, m->scratch[i]))
-				m->scratch[k++] = m->scratch[i];
-		return k;
-	}
+	if (stored)
+		*stored = n > 0;
+	for (int i = 0; i < n; i++)
+		if (!MLocalDropped(m, m->scratch[i]))
+			m->scratch[k++] = m->scratch[i];
+	return k;
 }
 
 int
@@ -590,8 +626,8 @@ SrMembLookup(SrMemb *m, SrMembKey key, int64_t *ids, int max)
 		return 0;
 	if (n > 8)
 	{
-		if ((n = CurrentLocals(m, p, id)) < 0)
-			return 0;
+		if ((n = CurrentLocals(m, p, id, NULL)) < 0)
+			return -1;
 		locals = m->scratch;
 	}
 	for (int i = 0; i < n; i++)
@@ -626,6 +662,43 @@ CmpU32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* the redo record of key's new set, written before the change is made */
+static SrMemStatus
+LogSet(SrMemb *m, SrMembKey key, const uint32_t *locals, int n)
+{
+	int64_t    *g = (int64_t *) SrMemAlloc(m->alloc, (n ? n : 1) * sizeof(int64_t));
+	SrMemStatus st;
+
+	if (g == NULL)
+		return SR_MEM_NOMEM;
+	for (int i = 0; i < n; i++)
+		g[i] = m->globals[locals[i]];
+	SortIds(g, n);
+	st = MRedoNote(m->redo, MREDO_SET, key, g, n);
+	SrMemFree(m->alloc, g);
+	return st;
+}
+
+/* ids must be distinct: checked on a sorted copy, before any id is given a number */
+static SrMemStatus
+CheckDistinct(SrMemb *m, const int64_t *ids, int n)
+{
+	int64_t    *c;
+	SrMemStatus st = SR_MEM_OK;
+
+	if (n < 2)
+		return SR_MEM_OK;
+	if ((c = SrMemAlloc(m->alloc, n * sizeof(int64_t))) == NULL)
+		return SR_MEM_NOMEM;
+	memcpy(c, ids, n * sizeof(int64_t));
+	SortIds(c, n);
+	for (int i = 1; i < n; i++)
+		if (c[i] == c[i - 1])
+			st = SR_MEM_BADARG;
+	SrMemFree(m->alloc, c);
+	return st;
+}
+
 static SrMemStatus
 Change(SrMemb *m, SrMembKey key, ChangeOp op, int64_t one,
 	   const int64_t *ids, int n)
@@ -636,14 +709,18 @@ Change(SrMemb *m, SrMembKey key, ChangeOp op, int64_t one,
 				nn = 0;
 	uint32_t   *cur,
 			   *nw;
-	bool		base_has;
+	bool		stored,
+				base_has;
 	SrMemStatus st;
 	uint32_t	local;
+	size_t		mark = 0;
 
-	if (n < 0 || n > SR_MEMB_MAX_SET - 1)
+	if (n < 0 || n > SR_MEMB_MAX_SET)
 		return SR_MEM_BADARG;
+	if (op == CH_SET && (st = CheckDistinct(m, ids, n)) != SR_MEM_OK)
+		return st;
 	/* room for the current set and the new one, side by side */
-	if ((nc = CurrentLocals(m, p, id)) < 0 ||
+	if ((nc = CurrentLocals(m, p, id, &stored)) < 0 ||
 		!GrowArray(m->alloc, (void **) &m->scratch, &m->scratchcap,
 				   2 * (nc > n ? nc : n) + 2, sizeof(uint32_t)))
 		return SR_MEM_NOMEM;
@@ -658,27 +735,24 @@ Change(SrMemb *m, SrMembKey key, ChangeOp op, int64_t one,
 			nw[nn++] = local;
 		}
 		qsort(nw, nn, sizeof(uint32_t), CmpU32);
-		for (int i = 1; i < nn; i++)
-			if (nw[i] == nw[i - 1])
-				return SR_MEM_BADARG;
 	}
 	else
 	{
 		bool		found = false;
 
-		local = LocalFor(m, one, op == CH_ADD);
-		if (local == UINT32_MAX && op == CH_ADD)
-			return SR_MEM_NOMEM;
-		if (nc + 1 > SR_MEMB_MAX_SET)
+		local = LocalFor(m, one, false);
+		for (int i = 0; i < nc && !found; i++)
+			found = cur[i] == local;
+		if (found == (op == CH_ADD))
+			return SR_MEM_OK;	/* already there, or not there to remove */
+		if (op == CH_ADD && nc + 1 > SR_MEMB_MAX_SET)
 			return SR_MEM_BADARG;
+		if (op == CH_ADD && (local = LocalFor(m, one, true)) == UINT32_MAX)
+			return SR_MEM_NOMEM;
 		for (int i = 0; i < nc; i++)
 		{
 			if (cur[i] == local)
-			{
-				found = true;
-				if (op == CH_REMOVE)
-					continue;
-			}
+				continue;		/* removed */
 			if (op == CH_ADD && !found && local < cur[i])
 			{
 				nw[nn++] = local;
@@ -688,33 +762,28 @@ Change(SrMemb *m, SrMembKey key, ChangeOp op, int64_t one,
 		}
 		if (op == CH_ADD && !found)
 			nw[nn++] = local;
-		if (!found && op == CH_REMOVE)
-			return SR_MEM_OK;
 	}
 	if (nn == nc && memcmp(cur, nw, nn * sizeof(uint32_t)) == 0)
 		return SR_MEM_OK;
-	base_has = MPartLookupBase(p, id, NULL, 0) > 0;
-	if ((st = MOvlPut(m->alloc, p, id, nw, nn, base_has)) != SR_MEM_OK)
-		return st;
-	m->nkeys += (nn > 0) - (nc > 0);
+	/* logged first, so that a change is never made without its record */
 	if (m->redo)
 	{
-		int64_t    *g = (int64_t *) SrMemAlloc(m->alloc, (nn ? nn : 1) * sizeof(int64_t));
-
-		if (g == NULL)
-			st = SR_MEM_NOMEM;
-		else
-		{
-			for (int i = 0; i < nn; i++)
-				g[i] = m->globals[nw[i]];
-			SortIds(g, nn);
-			st = MRedoNote(m->redo, MREDO_SET, key, g, nn);
-			SrMemFree(m->alloc, g);
-		}
+		mark = MRedoMark(m->redo);
+		if ((st = LogSet(m, key, nw, nn)) != SR_MEM_OK)
+			return st;
 	}
-	if (++p->changes >= MRebuildAt(p->nkeys))
+	base_has = MPartLookupBase(p, id, NULL, 0) > 0;
+	if ((st = MOvlPut(m->alloc, p, id, nw, nn, base_has)) != SR_MEM_OK)
+	{
+		if (m->redo)
+			MRedoRewind(m->redo, mark);
+		return st;
+	}
+	p->live += (nn > 0) - stored;
+	m->nkeys += (nn > 0) - stored;
+	if (++p->changes >= MRebuildAt(p->nkeys) || MOvlNeedsCompaction(p))
 		(void) Rebuild(m, p);	/* without memory, the overlay just stays */
-	return st;
+	return SR_MEM_OK;
 }
 
 SrMemStatus
@@ -818,7 +887,10 @@ SrMembLoad(SrMemb *m, const SrMembKey *keys, size_t n,
 			if (st == SR_MEM_OK && cnt > 0)
 			{
 				qsort(locals, cnt, sizeof(uint32_t), CmpU32);
-				if (!MBuildAppend(&b, items[i].id, locals, (int) cnt))
+				for (uint32_t j = 1; j < cnt; j++)
+					if (locals[j] == locals[j - 1])
+						st = SR_MEM_BADARG;		/* an id twice in one set */
+				if (st == SR_MEM_OK && !MBuildAppend(&b, items[i].id, locals, (int) cnt))
 					st = SR_MEM_NOMEM;
 			}
 		}
@@ -903,15 +975,17 @@ SrMembMaintain(SrMemb *m)
 {
 	size_t		np;
 	MPart	  **parts;
-	MPart	   *oldest = NULL;
+	MPart	   *pick = NULL;
 
-	if (m->ndrops == 0 || (parts = PartArray(m, &np)) == NULL)
+	if ((parts = PartArray(m, &np)) == NULL)
 		return false;
+	/* pending drops: the oldest build first; else the biggest overlay */
 	for (size_t i = 0; i < np; i++)
-		if (oldest == NULL || parts[i]->epoch < oldest->epoch)
-			oldest = parts[i];
+		if (m->ndrops > 0 ? (pick == NULL || parts[i]->epoch < pick->epoch)
+			: (parts[i]->changes > 0 && (pick == NULL || parts[i]->changes > pick->changes)))
+			pick = parts[i];
 	SrMemFree(m->alloc, parts);
-	return Rebuild(m, oldest) == SR_MEM_OK;
+	return pick != NULL && Rebuild(m, pick) == SR_MEM_OK;
 }
 
 SrMemStatus

@@ -47,7 +47,9 @@ typedef struct SrMembRedo SrMembRedo;
 
 typedef struct SrMembStats
 {
-	uint64_t	keys;			/* keys with a non-empty set */
+	uint64_t	keys;			/* keys with a stored set (after a drop, ones
+								 * of dropped shapes only count until their
+								 * partition is rebuilt) */
 	uint64_t	partitions;
 	uint64_t	overlay_entries;
 	uint64_t	rebuilds;
@@ -68,7 +70,8 @@ extern void SrMembFree(SrMemb *m);
 
 /*
  * The sorted shape ids of key: returns how many (0 for a non-member) and
- * stores up to max of them in ids.
+ * stores up to max of them in ids; -1 if memory ran out (a key in more
+ * than 8 shapes needs scratch space).
  */
 extern int	SrMembLookup(SrMemb *m, SrMembKey key, int64_t *ids, int max);
 
@@ -83,8 +86,9 @@ extern SrMemStatus SrMembDropShape(SrMemb *m, int64_t id);
 extern SrMemStatus SrMembClear(SrMemb *m);
 
 /*
- * Bulk load: replaces the contents with keys[i] -> the sorted, distinct
- * ids[start[i] .. start[i+1]).  Builds the partitions directly.
+ * Bulk load: replaces the contents with keys[i] -> the distinct
+ * ids[start[i] .. start[i+1]).  Builds the partitions directly.  On an
+ * error (a key twice, an id twice in a set: BADARG) the index is empty.
  */
 extern SrMemStatus SrMembLoad(SrMemb *m, const SrMembKey *keys, size_t n,
 							  const uint64_t *start, const int64_t *ids);
@@ -98,8 +102,8 @@ typedef bool (*SrMembIterFn) (SrMembKey key, const int64_t *ids, int n, void *ar
 extern SrMemStatus SrMembIterate(SrMemb *m, SrMembIterFn fn, void *arg);
 
 /*
- * Bounded background work: rebuilds at most one partition that still
- * carries dropped shapes or an overlay, so that dropped ids are reclaimed.
+ * Bounded background work: rebuilds one partition, the oldest while
+ * dropped shapes await reclaiming, else the one with the most changes.
  * Returns true if it did something.
  */
 extern bool SrMembMaintain(SrMemb *m);
@@ -128,7 +132,10 @@ extern SrMemStatus SrMembLoadSegment(const char *path, uint32_t table_oid,
  * and written (one write and fsync) by SrMembRedoCommit at the commit LSN.
  * Replay applies, in order, the transactions committed in (after, upto] to
  * m; a torn tail (a crash mid-write) is cut off, and with discard_after so
- * is everything past upto.  Damage before the tail is an error.
+ * is everything past upto.  Damage before the last transaction is an error
+ * (m is then partly replayed: throw it away).  Damage inside the last one
+ * cannot be told from a torn write and cuts it off too: a caller that knows
+ * it confirmed a later LSN than *last_lsn must not trust the result.
  */
 extern SrMemStatus SrMembRedoOpen(const char *path, uint32_t table_oid,
 								  const SrMemAllocator *alloc,

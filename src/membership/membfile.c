@@ -353,6 +353,7 @@ LoadPart(SrMemb *m, const uint8_t *f, size_t flen, const uint8_t *e, size_t *exp
 	tmp.rbits = e[6];
 	tmp.vbits = e[7];
 	tmp.nkeys = Get32(e + 8);
+	tmp.live = tmp.nkeys;
 	tmp.pool_bytes = Get32(e + 12);
 	if (tmp.depth > MPART_MAX_DEPTH || tmp.bbits > 24 || tmp.vbits > 32 ||
 		Get32(e + 36) != 0 || Get64(e + 40) != 0)
@@ -526,7 +527,6 @@ struct SrMembRedo
 	uint8_t    *buf;			/* this transaction's records */
 	size_t		len;
 	size_t		cap;
-	bool		failed;			/* a record could not be buffered */
 	char		path[1024];
 };
 
@@ -585,8 +585,6 @@ RedoPut(SrMembRedo *redo, int op, uint64_t lsn, SrMembKey key, const int64_t *id
 	size_t		len = RDO_RECORD + (size_t) n * 8;
 	uint8_t    *r;
 
-	if (redo->failed)
-		return false;
 	if (redo->len + len > redo->cap)
 	{
 		size_t		cap = redo->cap ? redo->cap : 4096;
@@ -595,10 +593,7 @@ RedoPut(SrMembRedo *redo, int op, uint64_t lsn, SrMembKey key, const int64_t *id
 		while (cap < redo->len + len)
 			cap *= 2;
 		if ((nb = SrMemAlloc(redo->alloc, cap)) == NULL)
-		{
-			redo->failed = true;
-			return false;
-		}
+			return false;		/* the caller makes no change without its record */
 		if (redo->len)
 			memcpy(nb, redo->buf, redo->len);
 		SrMemFree(redo->alloc, redo->buf);
@@ -624,6 +619,18 @@ SrMemStatus
 MRedoNote(SrMembRedo *redo, int op, SrMembKey key, const int64_t *ids, int n)
 {
 	return RedoPut(redo, op, 0, key, ids, n) ? SR_MEM_OK : SR_MEM_NOMEM;
+}
+
+size_t
+MRedoMark(SrMembRedo *redo)
+{
+	return redo->len;
+}
+
+void
+MRedoRewind(SrMembRedo *redo, size_t mark)
+{
+	redo->len = mark;
 }
 
 typedef struct RedoScan
@@ -790,30 +797,37 @@ SrMembRedoOpen(const char *path, uint32_t table_oid, const SrMemAllocator *alloc
 	SrMemStatus st;
 	RedoScan	sc;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	if (fd >= 0)
+	fd = open(path, O_RDWR);
+	if (fd < 0 && errno == ENOENT)
 	{
+		/* a new log appears whole or not at all: header, fsync, rename */
 		uint8_t		h[RDO_HEADER];
+		char		tmp[1100];
 
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		memset(h, 0, sizeof(h));
 		memcpy(h, RDO_MAGIC, 8);
 		PUT(h, 8, uint32_t, RDO_VERSION);
 		PUT(h, 12, uint32_t, table_oid);
 		PUT(h, RDO_HEADER - 4, uint32_t, SrCrc32c(h, RDO_HEADER - 4));
-		if (!WriteAll(fd, h, RDO_HEADER, 0) || fsync(fd) != 0 || !SyncDir(path))
+		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || !WriteAll(fd, h, RDO_HEADER, 0) || fsync(fd) != 0 ||
+			rename(tmp, path) != 0 || !SyncDir(path))
 		{
 			st = Fail(errbuf, SR_MEM_FAILED, "could not create \"%s\": %s", path, strerror(errno));
-			close(fd);
-			unlink(path);
+			if (fd >= 0)
+				close(fd);
+			unlink(tmp);
 			return st;
 		}
 		sc.end = RDO_HEADER;
 	}
-	else if (errno != EEXIST)
-		return Fail(errbuf, SR_MEM_FAILED, "could not create \"%s\": %s", path, strerror(errno));
+	else if (fd < 0)
+		return Fail(errbuf, SR_MEM_FAILED, "could not open \"%s\": %s", path, strerror(errno));
 	else
 	{
 		/* an existing log: find its end, cutting a torn tail */
+		close(fd);
 		if ((st = ReadWhole(path, true, &fd, &f, &flen, alloc, errbuf)) != SR_MEM_OK)
 			return st;
 		st = RedoWalk(f, flen, path, table_oid, NULL, 0, UINT64_MAX, &sc, errbuf);
@@ -853,7 +867,7 @@ SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf)
 {
 	SrMemStatus st = SR_MEM_OK;
 
-	if (redo->len == 0 && !redo->failed)
+	if (redo->len == 0)
 		return SR_MEM_OK;		/* nothing changed */
 	/* the COMMIT record carries its transaction's length (see RedoWalk) */
 	if (!RedoPut(redo, MREDO_COMMIT, lsn, (SrMembKey) {redo->len, 0}, NULL, 0))
@@ -867,7 +881,6 @@ SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf)
 	else
 		redo->end += (off_t) redo->len;
 	redo->len = 0;
-	redo->failed = false;
 	return st;
 }
 
@@ -875,7 +888,6 @@ void
 SrMembRedoAbort(SrMembRedo *redo)
 {
 	redo->len = 0;
-	redo->failed = false;
 }
 
 void
@@ -892,7 +904,6 @@ SrMemStatus
 SrMembRedoReset(SrMembRedo *redo, char *errbuf)
 {
 	redo->len = 0;
-	redo->failed = false;
 	if (ftruncate(redo->fd, RDO_HEADER) != 0 || fsync(redo->fd) != 0)
 		return Fail(errbuf, SR_MEM_FAILED, "could not truncate \"%s\": %s", redo->path, strerror(errno));
 	redo->end = RDO_HEADER;

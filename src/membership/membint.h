@@ -64,6 +64,7 @@ typedef struct MPart
 	uint32_t	arena_n;
 	uint32_t	arena_cap;
 	uint32_t	changes;		/* since the base was built */
+	uint32_t	live;			/* keys with a stored set, base + overlay */
 	uint64_t	epoch;			/* SrMemb.epoch when built */
 } MPart;
 
@@ -105,6 +106,14 @@ MRebuildAt(uint32_t nkeys)
 {
 	return nkeys / 20 > 64 ? nkeys / 20 : 64;
 }
+
+/*
+ * Replaced multi-id sets stay in the arena until the next rebuild; a hot
+ * key in many shapes would grow it without bound, so past this the
+ * partition is rebuilt early.
+ */
+#define MOvlNeedsCompaction(p) \
+	((p)->arena_n > 8u * MRebuildAt((p)->nkeys) + 65536u)
 
 /* keys with their local sets, sorted by id, as a rebuild collects them */
 typedef struct MBuild
@@ -220,6 +229,9 @@ extern void MembUnmap(SrMemb *m);
 /* membfile.c: the redo log's record of one change */
 extern SrMemStatus MRedoNote(SrMembRedo *redo, int op, SrMembKey key,
 							 const int64_t *ids, int n);
+/* the buffered length, and going back to it (a change that failed) */
+extern size_t MRedoMark(SrMembRedo *redo);
+extern void MRedoRewind(SrMembRedo *redo, size_t mark);
 
 #define MREDO_SET	1
 #define MREDO_DROP	2

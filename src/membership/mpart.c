@@ -277,6 +277,7 @@ MPartEncode(const SrMemAllocator *alloc, uint32_t prefix, int depth,
 	p->rbits = (uint8_t) rbits;
 	p->vbits = (uint8_t) vbits;
 	p->nkeys = nkeys;
+	p->live = nkeys;
 	p->pool_bytes = (uint32_t) pool;
 	p->entries_bytes = eb;
 	p->bucket = bucket;
