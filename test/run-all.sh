@@ -21,6 +21,9 @@ fi
 echo "== unit tests (test/unit)"
 bash test/unit/run.sh
 
+echo "== mutation check: the unit tests fail on broken membership code"
+bash test/unit/mutate.sh
+
 echo "== differential test: matching_shapes against SELECT ... WHERE"
 sr_virtualenv /usr/bin/python3 test/diff/matching_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 

@@ -1025,6 +1025,7 @@ SrMembGetStats(SrMemb *m, SrMembStats *st)
 		st->bytes_base += MPartBaseBytes(p->nkeys, p->bbits, p->rbits, p->vbits,
 										 p->pool_bytes, &eb);
 		st->bytes_pool += p->pool_bytes;
+		st->bytes_filter += (size_t) p->bloom_words * 8;
 		st->bytes_overlay += MPartOverlayBytes(p);
 		st->bytes_other += sizeof(MPart);
 	}

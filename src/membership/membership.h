@@ -55,7 +55,8 @@ typedef struct SrMembStats
 	uint64_t	rebuilds;
 	uint64_t	shapes;			/* distinct live shape ids */
 	size_t		bytes_base;		/* buckets + entries + pool */
-	size_t		bytes_pool;
+	size_t		bytes_pool;		/* (part of bytes_base) */
+	size_t		bytes_filter;	/* (part of bytes_base) */
 	size_t		bytes_overlay;
 	size_t		bytes_other;	/* directory, dictionary, headers */
 	size_t		bytes_total;

@@ -10,6 +10,7 @@
  *   --shapes S          shape ids drawn from S (default 1000)
  *   --dir D             where segments are written (default /tmp)
  *   --no-parts          skip the table of the seed's parts (fuse, MPH)
+ *   --probe             only: a member lookup's time, step by step
  *
  * For each n (default 1M and 10M keys): the index is bulk-loaded (build
  * ns/key), churned by 10 % of n changes (its longest rebuild pause), then
@@ -25,6 +26,7 @@
  */
 #include "fuse.h"
 #include "membership.h"
+#include "membint.h"
 #include "mphf.h"
 #include "simplehash_baseline.h"
 
@@ -475,6 +477,10 @@ BenchIndex(size_t n, const Mix *mix)
 		   mix->name, shapes_per_key, (size_t) st.keys, (double) st.bytes_total / st.keys,
 		   100.0 * st.overlay_entries / st.keys, build, mmed, mp99, med, p99, pause,
 		   (unsigned long long) st.rebuilds, sbuf.st_size / 1048576.0, wr, ld);
+	printf("|          |       | bytes/key: entries + buckets %.2f, pool %.2f, filter %.2f, overlay %.2f, other %.2f |||||||||\n",
+		   (double) (st.bytes_base - st.bytes_pool - st.bytes_filter) / st.keys,
+		   (double) st.bytes_pool / st.keys, (double) st.bytes_filter / st.keys,
+		   (double) st.bytes_overlay / st.keys, (double) st.bytes_other / st.keys);
 	fflush(stdout);
 	SrMembFree(m);
 
@@ -522,12 +528,73 @@ BenchIndex(size_t n, const Mix *mix)
 	free(others);
 }
 
+/*
+ * --probe: where a member lookup's time goes, one step at a time, on n
+ * loaded keys (one shape each): the filter word alone, the bucket word
+ * alone, the base lookup (bucket word, then its entries), the whole lookup.
+ */
+static void
+Probe(size_t n)
+{
+	uint64_t	rs = 99;
+	size_t		nq = 2000000;
+	SrMembKey  *k = malloc(n * sizeof(SrMembKey)),
+			   *q = malloc(nq * sizeof(SrMembKey));
+	uint64_t   *start = malloc((n + 1) * sizeof(uint64_t));
+	int64_t    *ids = malloc(n * sizeof(int64_t)),
+				out[8];
+	uint32_t	loc[8];
+	SrMemb	   *m;
+	uint64_t	acc = 0;
+	double		t[4];
+
+	for (size_t i = 0; i < n; i++)
+	{
+		k[i] = (SrMembKey) {SplitMix(&rs), SplitMix(&rs)};
+		start[i] = i;
+		ids[i] = 1 + (int64_t) (SplitMix(&rs) % nshapes);
+	}
+	start[n] = n;
+	SrMembCreate(NULL, &m);
+	SrMembLoad(m, k, n, start, ids);
+	for (size_t i = 0; i < nq; i++)
+		q[i] = k[SplitMix(&rs) % n];
+	for (int step = 0; step < 4; step++)
+	{
+		double		t0 = Now();
+
+		for (size_t i = 0; i < nq; i++)
+		{
+			MId			id = MIdFromKey(q[i]);
+			MPart	   *p = m->dir[MIdPrefix(id, m->dirbits)];
+
+			if (step == 0)
+				acc += p->bloom[MBloomIndex(id, p->bloom_words)] & MBloomMask(id);
+			else if (step == 1)
+				acc += p->bucket[p->bbits ? (size_t) (id >> p->rbits) & (((size_t) 1 << p->bbits) - 1) : 0];
+			else if (step == 2)
+				acc += MPartLookupBase(p, id, loc, 8);
+			else
+				acc += SrMembLookup(m, q[i], out, 8);
+		}
+		t[step] = (Now() - t0) * 1e9 / nq;
+	}
+	sink = acc;
+	printf("| %9zu | %6.1f | %6.1f | %6.1f | %6.1f |\n", n, t[0], t[1], t[2], t[3]);
+	SrMembFree(m);
+	free(k);
+	free(q);
+	free(start);
+	free(ids);
+}
+
 int
 main(int argc, char **argv)
 {
 	size_t		sizes[16];
 	int			nsizes = 0;
-	int			parts = 1;
+	int			parts = 1,
+				probe = 0;
 	const Mix  *only = NULL;
 
 	for (int i = 1; i < argc; i++)
@@ -543,6 +610,8 @@ main(int argc, char **argv)
 			segdir = argv[++i];
 		else if (strcmp(argv[i], "--no-parts") == 0)
 			parts = 0;
+		else if (strcmp(argv[i], "--probe") == 0)
+			probe = 1;
 		else if (nsizes < 16)
 			sizes[nsizes++] = (size_t) strtoull(argv[i], NULL, 10);
 	}
@@ -550,6 +619,14 @@ main(int argc, char **argv)
 	{
 		sizes[nsizes++] = 1000000;
 		sizes[nsizes++] = 10000000;
+	}
+	if (probe)
+	{
+		printf("Member lookup, step by step (ns a lookup, 2M lookups in random order)\n\n");
+		printf("|      keys | filter word | bucket word | base lookup | whole lookup |\n|---|---|---|---|---|\n");
+		for (int i = 0; i < nsizes; i++)
+			Probe(sizes[i]);
+		return 0;
 	}
 	printf("Membership index and baseline (%d shapes; ns per lookup, median / p99 of batches)\n\n", nshapes);
 	printf("| structure | mix | shapes/key | keys | bytes/key | delta | build ns/key | member ns | non-member ns | longest pause ms | segment MB | write / load+validate ms |\n");
