@@ -248,6 +248,21 @@ RefHas(const RefSet *s, int64_t id)
 	return -1;
 }
 
+/* the reference's Add: id into the sorted set, if not there */
+static void
+RefAdd(RefSet *s, int64_t id)
+{
+	int64_t		tmp[SR_MEMB_MAX_SET];
+
+	if (RefHas(s, id) >= 0)
+		return;
+	if (s->n)
+		memcpy(tmp, s->ids, s->n * 8);
+	tmp[s->n] = id;
+	qsort(tmp, s->n + 1, 8, CmpI64);
+	RefPut(s, tmp, s->n + 1);
+}
+
 static void
 RefDrop(Ref *r, int64_t id)
 {
@@ -435,16 +450,7 @@ TestRandomized(uint32_t nkeys, uint32_t nops)
 			int64_t		id = base + RandBelow(nshapes);
 
 			SrMembAdd(m, r.keys[k], id);
-			if (RefHas(s, id) < 0)
-			{
-				int64_t		tmp[1024];
-
-				if (s->n)
-					memcpy(tmp, s->ids, s->n * 8);
-				tmp[s->n] = id;
-				qsort(tmp, s->n + 1, 8, CmpI64);
-				RefPut(s, tmp, s->n + 1);
-			}
+			RefAdd(s, id);
 		}
 		else if (what < 500)
 		{
@@ -989,16 +995,8 @@ TestOutOfMemory(void)
 		{
 			int64_t		id = 1 + RandBelow(200);
 
-			if ((st = SrMembAdd(m, r.keys[k], id)) == SR_MEM_OK && RefHas(s, id) < 0)
-			{
-				int64_t		tmp[1024];
-
-				if (s->n)
-					memcpy(tmp, s->ids, s->n * 8);
-				tmp[s->n] = id;
-				qsort(tmp, s->n + 1, 8, CmpI64);
-				RefPut(s, tmp, s->n + 1);
-			}
+			if ((st = SrMembAdd(m, r.keys[k], id)) == SR_MEM_OK)
+				RefAdd(s, id);
 		}
 		else if (what < 70)
 		{
