@@ -35,6 +35,9 @@
 #define RDO_HEADER		32
 #define RDO_RECORD		40
 
+static SrMemStatus Fail(char *errbuf, SrMemStatus st, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
 static SrMemStatus
 Fail(char *errbuf, SrMemStatus st, const char *fmt,...)
 {
