@@ -621,140 +621,198 @@ SplitIds(int64 *a, int na, int64 *b, int nb, int64 *both, int *nboth,
 	}
 }
 
+/*
+ * What a change means for the shapes, before any record is written: the
+ * rows and, for each, the shapes it is in.  The insert, delete and update
+ * paths below fill it in; WriteRoute alone turns it into records.
+ */
+typedef enum RouteKind
+{
+	ROUTE_NONE,					/* no record (no candidate, or invalidated) */
+	ROUTE_INSERT,
+	ROUTE_DELETE,
+	ROUTE_UPDATE,				/* same key: U, move-in I, move-out D */
+	ROUTE_KEY_CHANGE			/* new key: D of the old row, I of the new */
+} RouteKind;
+
+typedef struct RouteResult
+{
+	RouteKind	kind;
+	RowSlot		oldrow;			/* also the key row of D and U */
+	RowSlot		newrow;
+	int64	   *oldids;			/* shapes the old row is in */
+	int			nold;
+	int64	   *newids;			/* shapes the new row is in */
+	int			nnew;
+} RouteResult;
+
+static void
+RouteInsert(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
+			FailContext *fail, RouteResult *r)
+{
+	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple, NULL);
+	SrRouterMatchRows(rs->router, -1, NULL, r->newrow.slot, NULL,
+					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
+					  ShapeFailed, fail);
+	r->kind = ROUTE_INSERT;
+}
+
+static void
+RouteDelete(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
+			FailContext *fail, RouteResult *r)
+{
+	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+
+	if (oldt == NULL)
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "a DELETE was logged without its old row", fail->events);
+		return;
+	}
+	StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
+	SrRouterMatchRows(rs->router, -1, NULL, r->oldrow.slot, NULL,
+					  data->econtext, NULL, NULL, &r->oldids, &r->nold,
+					  ShapeFailed, fail);
+	r->kind = ROUTE_DELETE;
+}
+
+static void
+RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
+			ReorderBufferChange *change, FailContext *fail, RouteResult *r)
+{
+	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	int			ncand;
+	Bitmapset  *changed;
+
+	if (oldt == NULL)
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "an UPDATE was logged without its old row", fail->events);
+		return;
+	}
+	StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
+	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple, &r->oldrow);
+	if (r->newrow.missing)
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "an unchanged TOASTed value is missing from the old row",
+							 fail->events);
+		return;
+	}
+
+	/* most rows of a busy table are in no shape: stop early */
+	ncand = SrRouterCandidates(rs->router, r->oldrow.slot, r->newrow.slot);
+	if (ncand == 0)
+		return;
+
+	if (KeyChanged(rs, desc, r->oldrow.slot, r->newrow.slot))
+	{
+		/* every column counts as changed: evaluate both rows */
+		changed = bms_add_range(NULL, 1, desc->natts);
+		r->kind = ROUTE_KEY_CHANGE;
+	}
+	else
+	{
+		changed = ChangedColumns(rs, desc, r->oldrow.slot, r->newrow.slot);
+		r->kind = ROUTE_UPDATE;
+	}
+	SrRouterMatchRows(rs->router, ncand, r->oldrow.slot, r->newrow.slot, changed,
+					  data->econtext, &r->oldids, &r->nold, &r->newids, &r->nnew,
+					  ShapeFailed, fail);
+}
+
+/* one record kind for a list of shapes */
+static void
+WriteKind(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		  ReorderBufferChange *change, SrRelState *rs, char action,
+		  const char *move, RowSlot *keyrow, RowSlot *oldrow, RowSlot *newrow,
+		  int64 *ids, int nids)
+{
+	RecordSpec	spec = {0};
+
+	spec.action = action;
+	spec.move = move;
+	spec.keyrow = keyrow;
+	spec.oldrow = oldrow;
+	spec.newrow = newrow;
+	WriteRecords(ctx, txn, change, rs, &spec, ids, nids);
+}
+
+/* the records of a routed change */
+static void
+WriteRoute(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   ReorderBufferChange *change, SrRelState *rs, RouteResult *r)
+{
+	switch (r->kind)
+	{
+		case ROUTE_NONE:
+			break;
+		case ROUTE_INSERT:
+			WriteKind(ctx, txn, change, rs, 'I', NULL, NULL, NULL, &r->newrow,
+					  r->newids, r->nnew);
+			break;
+		case ROUTE_DELETE:
+			WriteKind(ctx, txn, change, rs, 'D', NULL, &r->oldrow, &r->oldrow, NULL,
+					  r->oldids, r->nold);
+			break;
+		case ROUTE_KEY_CHANGE:
+			WriteKind(ctx, txn, change, rs, 'D', NULL, &r->oldrow, &r->oldrow, NULL,
+					  r->oldids, r->nold);
+			WriteKind(ctx, txn, change, rs, 'I', NULL, NULL, NULL, &r->newrow,
+					  r->newids, r->nnew);
+			break;
+		case ROUTE_UPDATE:
+			{
+				/* room for the candidates of the match */
+				int64	   *both = SrRouterIdBuffer(rs->router, 2);
+				int64	   *onlyold = SrRouterIdBuffer(rs->router, 3);
+				int64	   *onlynew = SrRouterIdBuffer(rs->router, 4);
+				int			nboth,
+							nonlyold,
+							nonlynew;
+
+				SplitIds(r->oldids, r->nold, r->newids, r->nnew, both, &nboth,
+						 onlyold, &nonlyold, onlynew, &nonlynew);
+				WriteKind(ctx, txn, change, rs, 'U', NULL, &r->oldrow, &r->oldrow,
+						  &r->newrow, both, nboth);
+				WriteKind(ctx, txn, change, rs, 'I', "in", NULL, NULL, &r->newrow,
+						  onlynew, nonlynew);
+				WriteKind(ctx, txn, change, rs, 'D', "out", &r->oldrow, &r->oldrow,
+						  NULL, onlyold, nonlyold);
+				break;
+			}
+	}
+}
+
 static void
 RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			Relation relation, ReorderBufferChange *change, SrRelState *rs,
 			List **events)
 {
 	SrPluginData *data = ctx->output_plugin_private;
-	TupleDesc	desc = RelationGetDescr(relation);
-	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
-	ReorderBufferTupleBuf *newt = change->data.tp.newtuple;
-	int64	   *oldids = NULL;
-	int64	   *newids = NULL;
-	int			nold = 0,
-				nnew = 0;
-	RowSlot		oldrow = {0},
-				newrow = {0};
-	RecordSpec	spec = {0};
+	RouteResult r = {0};
 	FailContext fail = {data->state, events};
 
 	switch (change->action)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
-			StoreRow(&newrow, rs, 1, &newt->tuple, NULL);
-			SrRouterMatchRows(rs->router, -1, NULL, newrow.slot, NULL,
-							  data->econtext, NULL, NULL, &newids, &nnew,
-							  ShapeFailed, &fail);
-			spec.action = 'I';
-			spec.newrow = &newrow;
-			WriteRecords(ctx, txn, change, rs, &spec, newids, nnew);
+			RouteInsert(data, rs, change, &fail, &r);
 			break;
-
 		case REORDER_BUFFER_CHANGE_DELETE:
-			if (oldt == NULL)
-			{
-				SrStateInvalidateRel(data->state, rs,
-									 "a DELETE was logged without its old row", events);
-				break;
-			}
-			StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
-			SrRouterMatchRows(rs->router, -1, NULL, oldrow.slot, NULL,
-							  data->econtext, NULL, NULL, &oldids, &nold,
-							  ShapeFailed, &fail);
-			spec.action = 'D';
-			spec.keyrow = &oldrow;
-			spec.oldrow = &oldrow;
-			WriteRecords(ctx, txn, change, rs, &spec, oldids, nold);
+			RouteDelete(data, rs, change, &fail, &r);
 			break;
-
 		case REORDER_BUFFER_CHANGE_UPDATE:
-			{
-				int64	   *both,
-						   *onlyold,
-						   *onlynew;
-				int			nboth,
-							nonlyold,
-							nonlynew,
-							ncand;
-
-				if (oldt == NULL)
-				{
-					SrStateInvalidateRel(data->state, rs,
-										 "an UPDATE was logged without its old row", events);
-					break;
-				}
-				StoreRow(&oldrow, rs, 0, &oldt->tuple, NULL);
-				StoreRow(&newrow, rs, 1, &newt->tuple, &oldrow);
-				if (newrow.missing)
-				{
-					SrStateInvalidateRel(data->state, rs,
-										 "an unchanged TOASTed value is missing from the old row", events);
-					break;
-				}
-
-				/* most rows of a busy table are in no shape: stop early */
-				ncand = SrRouterCandidates(rs->router, oldrow.slot, newrow.slot);
-				if (ncand == 0)
-					break;
-
-				if (KeyChanged(rs, desc, oldrow.slot, newrow.slot))
-				{
-					/* every column counts as changed: evaluate both rows */
-					SrRouterMatchRows(rs->router, ncand, oldrow.slot, newrow.slot,
-									  bms_add_range(NULL, 1, desc->natts),
-									  data->econtext, &oldids, &nold,
-									  &newids, &nnew, ShapeFailed, &fail);
-					spec.action = 'D';
-					spec.keyrow = &oldrow;
-					spec.oldrow = &oldrow;
-					WriteRecords(ctx, txn, change, rs, &spec, oldids, nold);
-					memset(&spec, 0, sizeof(spec));
-					spec.action = 'I';
-					spec.newrow = &newrow;
-					WriteRecords(ctx, txn, change, rs, &spec, newids, nnew);
-					break;
-				}
-
-				SrRouterMatchRows(rs->router, ncand, oldrow.slot, newrow.slot,
-								  ChangedColumns(rs, desc, oldrow.slot, newrow.slot),
-								  data->econtext, &oldids, &nold, &newids, &nnew,
-								  ShapeFailed, &fail);
-				/* room for the candidates of the match above */
-				both = SrRouterIdBuffer(rs->router, 2);
-				onlyold = SrRouterIdBuffer(rs->router, 3);
-				onlynew = SrRouterIdBuffer(rs->router, 4);
-				SplitIds(oldids, nold, newids, nnew, both, &nboth,
-						 onlyold, &nonlyold, onlynew, &nonlynew);
-
-				spec.action = 'U';
-				spec.keyrow = &oldrow;
-				spec.newrow = &newrow;
-				spec.oldrow = &oldrow;
-				WriteRecords(ctx, txn, change, rs, &spec, both, nboth);
-
-				memset(&spec, 0, sizeof(spec));
-				spec.action = 'I';
-				spec.move = "in";
-				spec.newrow = &newrow;
-				WriteRecords(ctx, txn, change, rs, &spec, onlynew, nonlynew);
-
-				memset(&spec, 0, sizeof(spec));
-				spec.action = 'D';
-				spec.move = "out";
-				spec.keyrow = &oldrow;
-				spec.oldrow = &oldrow;
-				WriteRecords(ctx, txn, change, rs, &spec, onlyold, nonlyold);
-				break;
-			}
+			RouteUpdate(data, rs, RelationGetDescr(relation), change, &fail, &r);
+			break;
 		default:
 			/* speculative insertion internals never reach plugins */
 			break;
 	}
-	if (oldrow.slot)
-		ExecClearTuple(oldrow.slot);
-	if (newrow.slot)
-		ExecClearTuple(newrow.slot);
+	WriteRoute(ctx, txn, change, rs, &r);
+	if (r.oldrow.slot)
+		ExecClearTuple(r.oldrow.slot);
+	if (r.newrow.slot)
+		ExecClearTuple(r.newrow.slot);
 }
 
 static void
