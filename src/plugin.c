@@ -376,18 +376,18 @@ typedef struct RowSlot
 static void
 StoreRow(RowSlot *row, SrRelState *rs, int which, HeapTuple tup, RowSlot *old)
 {
-	TupleDesc	desc = rs->router->desc;
+	TupleDesc	desc = SrRouterDesc(rs->router);
 
 	row->unchanged = NULL;
 	row->missing = false;
 	if (!HeapTupleHasExternal(tup))
 	{
-		row->slot = rs->router->slots[which];
+		row->slot = SrRouterSlot(rs->router, which);
 		ExecStoreHeapTuple(tup, row->slot, false);
 		return;
 	}
 
-	row->slot = rs->router->slots[2 + which];
+	row->slot = SrRouterSlot(rs->router, 2 + which);
 	ExecClearTuple(row->slot);
 	heap_deform_tuple(tup, desc, row->slot->tts_values, row->slot->tts_isnull);
 	for (int i = 0; i < desc->natts; i++)
@@ -857,9 +857,11 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)
 			continue;
-		for (int i = 0; i < rs->router->nshapes; i++)
+		for (int i = 0; i < SrRouterShapeCount(rs->router); i++)
 		{
-			if (rs->router->shapes[i].prog == NULL)
+			SrShape    *shape = SrRouterShapeAt(rs->router, i);
+
+			if (shape->prog == NULL)
 				continue;
 			if (!any)
 			{
@@ -869,7 +871,7 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				appendStringInfoString(out, "{\"action\":\"T\",\"shapes\":[");
 			}
 			appendStringInfo(out, "%s" INT64_FORMAT, any ? "," : "",
-							 rs->router->shapes[i].shape_id);
+							 shape->shape_id);
 			any = true;
 		}
 		if (!any)

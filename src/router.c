@@ -20,6 +20,33 @@
 #include "predindex.h"
 #include "router.h"
 
+#define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
+
+struct SrTableRouter
+{
+	Oid			relid;
+	MemoryContext cxt;			/* everything below lives here */
+	MemoryContext evalcxt;		/* reset after each evaluation */
+	MemoryContext compilecxt;	/* reset after each shape is compiled */
+	/* flat programs: an arena in cxt, freed chunks kept by size */
+	char	   *arena_cur;
+	Size		arena_left;
+	void	   *arena_free[SR_ARENA_CLASSES];
+	TupleDesc	desc;			/* the table's columns when compiled */
+	int			nshapes;
+	int			maxshapes;
+	SrShape    *shapes;			/* ascending shape_id (but see bulk) */
+	bool		bulk;			/* loading: shapes appended, sorted at the end */
+	int			nremoved;		/* tombstones among shapes */
+	SrPredIndex *index;			/* candidates for a row */
+	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
+	SrIdBuf		cand;			/* index lookup results */
+	/* per change, room for the distinct candidates; grown as needed */
+	int		   *work;			/* positions in shapes of the candidates */
+	int64	   *idbuf[5];		/* id lists: old, new, and three for callers */
+	int			workcap;
+};
+
 static void ReserveWork(SrTableRouter *router, int n);
 static void MatchWork(SrTableRouter *router, int nwork,
 					  TupleTableSlot *oldslot, TupleTableSlot *newslot,
@@ -787,4 +814,41 @@ SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 	SrRouterMatchRows(router, -1, NULL, slot, NULL, econtext, NULL, NULL,
 					  ids, &n, NULL, NULL);
 	return n;
+}
+
+TupleDesc
+SrRouterDesc(const SrTableRouter *router)
+{
+	return router->desc;
+}
+
+TupleTableSlot *
+SrRouterSlot(SrTableRouter *router, int which)
+{
+	Assert(which >= 0 && which < 4);
+	return router->slots[which];
+}
+
+int
+SrRouterShapeCount(const SrTableRouter *router)
+{
+	return router->nshapes;
+}
+
+SrShape *
+SrRouterShapeAt(SrTableRouter *router, int i)
+{
+	Assert(i >= 0 && i < router->nshapes);
+	return &router->shapes[i];
+}
+
+int
+SrRouterMaxAttno(const SrTableRouter *router)
+{
+	int			maxattno = 0;
+
+	for (int i = 0; i < router->nshapes; i++)
+		if (router->shapes[i].prog)
+			maxattno = Max(maxattno, router->shapes[i].prog->maxattno);
+	return maxattno;
 }

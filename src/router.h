@@ -28,32 +28,8 @@ typedef struct SrShape
 	bool		removed;		/* a tombstone, until the array is compacted */
 } SrShape;
 
-#define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
-
-typedef struct SrTableRouter
-{
-	Oid			relid;
-	MemoryContext cxt;			/* everything below lives here */
-	MemoryContext evalcxt;		/* reset after each evaluation */
-	MemoryContext compilecxt;	/* reset after each shape is compiled */
-	/* flat programs: an arena in cxt, freed chunks kept by size */
-	char	   *arena_cur;
-	Size		arena_left;
-	void	   *arena_free[SR_ARENA_CLASSES];
-	TupleDesc	desc;			/* the table's columns when compiled */
-	int			nshapes;
-	int			maxshapes;
-	SrShape    *shapes;			/* ascending shape_id (but see bulk) */
-	bool		bulk;			/* loading: shapes appended, sorted at the end */
-	int			nremoved;		/* tombstones among shapes */
-	SrPredIndex *index;			/* candidates for a row */
-	TupleTableSlot *slots[4];	/* per change: old/new, heap/virtual */
-	SrIdBuf		cand;			/* index lookup results */
-	/* per change, room for the distinct candidates; grown as needed */
-	int		   *work;			/* positions in shapes of the candidates */
-	int64	   *idbuf[5];		/* id lists: old, new, and three for callers */
-	int			workcap;
-} SrTableRouter;
+/* opaque: a table's compiled shapes, their index and per-change buffers */
+typedef struct SrTableRouter SrTableRouter;
 
 extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 									 int expected, MemoryContext parent);
@@ -68,6 +44,14 @@ extern SrShape *SrRouterFindShape(SrTableRouter *router, int64 shape_id);
 extern void SrRouterExplainAccess(SrTableRouter *router, SrShape *shape,
 								  StringInfo buf);
 extern int64 *SrRouterIdBuffer(SrTableRouter *router, int which);
+extern TupleDesc SrRouterDesc(const SrTableRouter *router);
+/* per-change slots: 0 old, 1 new (heap tuples); 2 old, 3 new (virtual) */
+extern TupleTableSlot *SrRouterSlot(SrTableRouter *router, int which);
+/* the shapes in ascending id order, tombstones included (see removed) */
+extern int	SrRouterShapeCount(const SrTableRouter *router);
+extern SrShape *SrRouterShapeAt(SrTableRouter *router, int i);
+/* the highest column any valid shape reads (0: none) */
+extern int	SrRouterMaxAttno(const SrTableRouter *router);
 extern int	SrRouterMatch(SrTableRouter *router, TupleTableSlot *slot,
 						  ExprContext *econtext, int64 **ids);
 

@@ -919,10 +919,7 @@ BuildShapeCallback(const SrShapeDef *def, void *arg)
 static void
 ComputeMaxAttno(SrRelState *rs)
 {
-	rs->maxattno = 0;
-	for (int i = 0; i < rs->router->nshapes; i++)
-		if (rs->router->shapes[i].prog)
-			rs->maxattno = Max(rs->maxattno, rs->router->shapes[i].prog->maxattno);
+	rs->maxattno = SrRouterMaxAttno(rs->router);
 }
 
 /*
@@ -939,7 +936,7 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	if (rs->valid && rs->router)
 		return;
 
-	if (rs->router == NULL || !equalTupleDescs(rs->router->desc, desc))
+	if (rs->router == NULL || !equalTupleDescs(SrRouterDesc(rs->router), desc))
 	{
 		BuildContext bc = {st, rs, events, CurrentMemoryContext, NULL};
 

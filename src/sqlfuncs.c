@@ -200,14 +200,18 @@ matching_shapes(PG_FUNCTION_ARGS)
 	ExecStoreHeapTuple(RowFromJsonb(rel, row), slot, true);
 	econtext = CreateStandaloneExprContext();
 
-	for (int i = 0; i < router->nshapes; i++)
-		if (router->shapes[i].prog == NULL && !router->shapes[i].removed)
+	for (int i = 0; i < SrRouterShapeCount(router); i++)
+	{
+		SrShape    *shape = SrRouterShapeAt(router, i);
+
+		if (shape->prog == NULL && !shape->removed)
 			ereport(WARNING,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("shape " INT64_FORMAT " is invalid and matches no row",
-							router->shapes[i].shape_id),
+							shape->shape_id),
 					 errdetail("The shape's WHERE clause no longer fits the table: %s.",
-							   router->shapes[i].invalid_reason)));
+							   shape->invalid_reason)));
+	}
 
 	n = SrRouterMatch(router, slot, econtext, &ids);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
@@ -257,7 +261,7 @@ explain_shape(PG_FUNCTION_ARGS)
 		SrRouterExplainAccess(router, shape, &buf);
 		appendStringInfo(&buf, "\nprogram: %d step%s", shape->prog->nsteps,
 						 shape->prog->nsteps == 1 ? "" : "s");
-		SrExplainProgram(shape->prog, router->desc, &buf);
+		SrExplainProgram(shape->prog, SrRouterDesc(router), &buf);
 	}
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
