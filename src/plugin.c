@@ -376,18 +376,18 @@ typedef struct RowSlot
 static void
 StoreRow(RowSlot *row, SrRelState *rs, int which, HeapTuple tup, RowSlot *old)
 {
-	TupleDesc	desc = SrRouterDesc(rs->router);
+	TupleDesc	desc = SrRouterDesc(SrRelRouter(rs));
 
 	row->unchanged = NULL;
 	row->missing = false;
 	if (!HeapTupleHasExternal(tup))
 	{
-		row->slot = SrRouterSlot(rs->router, which);
+		row->slot = SrRouterSlot(SrRelRouter(rs), which);
 		ExecStoreHeapTuple(tup, row->slot, false);
 		return;
 	}
 
-	row->slot = SrRouterSlot(rs->router, 2 + which);
+	row->slot = SrRouterSlot(SrRelRouter(rs), 2 + which);
 	ExecClearTuple(row->slot);
 	heap_deform_tuple(tup, desc, row->slot->tts_values, row->slot->tts_isnull);
 	for (int i = 0; i < desc->natts; i++)
@@ -424,12 +424,12 @@ ShapeColumns(SrRelState *rs, SrShape *shape)
 
 	if (shape->ncolumns < 0)
 		return NULL;
-	cols = bms_copy(rs->keyattrs);
+	cols = bms_copy(SrRelKeyAttrs(rs));
 	for (int i = 0; i < shape->ncolumns; i++)
 		cols = bms_add_member(cols, shape->columns[i]);
 	/* every column listed is the same as no projection */
-	for (int i = 0; i < rs->json->natts; i++)
-		if (!rs->json->cols[i].dropped && !bms_is_member(i + 1, cols))
+	for (int i = 0; i < SrRelJson(rs)->natts; i++)
+		if (!SrRelJson(rs)->cols[i].dropped && !bms_is_member(i + 1, cols))
 			return cols;
 	return NULL;
 }
@@ -462,7 +462,7 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	/* each shape's columns once; shapes with the same columns share a record */
 	colsof = palloc(sizeof(Bitmapset *) * n);
 	for (int i = 0; i < n; i++)
-		colsof[i] = ShapeColumns(rs, SrRouterFindShape(rs->router, ids[i]));
+		colsof[i] = ShapeColumns(rs, SrRouterFindShape(SrRelRouter(rs), ids[i]));
 	if (spec->newrow)
 		slot_getallattrs(spec->newrow->slot);
 	if (spec->keyrow)
@@ -497,37 +497,37 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			comma = true;
 		}
 		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
-						 rs->json->schema, rs->json->table);
+						 SrRelJson(rs)->schema, SrRelJson(rs)->table);
 		if (spec->keyrow)
 		{
 			appendStringInfoString(out, ",\"key\":");
-			SrJsonAppendRow(out, rs->json, spec->keyrow->slot->tts_values,
-							spec->keyrow->slot->tts_isnull, rs->keyattrs, NULL);
+			SrJsonAppendRow(out, SrRelJson(rs), spec->keyrow->slot->tts_values,
+							spec->keyrow->slot->tts_isnull, SrRelKeyAttrs(rs), NULL);
 		}
 		if (spec->newrow)
 		{
 			appendStringInfoString(out, ",\"new\":");
-			SrJsonAppendRow(out, rs->json, spec->newrow->slot->tts_values,
+			SrJsonAppendRow(out, SrRelJson(rs), spec->newrow->slot->tts_values,
 							spec->newrow->slot->tts_isnull, cols,
 							spec->newrow->unchanged);
 		}
 		if (spec->oldrow && data->include_old)
 		{
 			appendStringInfoString(out, ",\"old\":");
-			SrJsonAppendRow(out, rs->json, spec->oldrow->slot->tts_values,
+			SrJsonAppendRow(out, SrRelJson(rs), spec->oldrow->slot->tts_values,
 							spec->oldrow->slot->tts_isnull, cols, NULL);
 		}
 		if (spec->newrow && spec->newrow->unchanged)
 		{
 			bool		any = false;
 
-			for (int a = 0; a < rs->json->natts; a++)
+			for (int a = 0; a < SrRelJson(rs)->natts; a++)
 			{
 				if (!spec->newrow->unchanged[a] ||
 					(cols && !bms_is_member(a + 1, cols)))
 					continue;
 				appendStringInfoString(out, any ? "," : ",\"unchanged_toast\":[");
-				appendStringInfoString(out, rs->json->cols[a].name);
+				appendStringInfoString(out, SrRelJson(rs)->cols[a].name);
 				any = true;
 			}
 			if (any)
@@ -545,7 +545,7 @@ KeyChanged(SrRelState *rs, TupleDesc desc, TupleTableSlot *o, TupleTableSlot *n)
 
 	slot_getallattrs(o);
 	slot_getallattrs(n);
-	while ((attno = bms_next_member(rs->keyattrs, attno)) >= 0)
+	while ((attno = bms_next_member(SrRelKeyAttrs(rs), attno)) >= 0)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
 		int			i = attno - 1;
@@ -567,11 +567,11 @@ ChangedColumns(SrRelState *rs, TupleDesc desc, TupleTableSlot *o,
 {
 	Bitmapset  *changed = NULL;
 
-	if (rs->maxattno == 0)
+	if (SrRelMaxAttno(rs) == 0)
 		return NULL;
-	slot_getsomeattrs(o, rs->maxattno);
-	slot_getsomeattrs(n, rs->maxattno);
-	for (int i = 0; i < rs->maxattno; i++)
+	slot_getsomeattrs(o, SrRelMaxAttno(rs));
+	slot_getsomeattrs(n, SrRelMaxAttno(rs));
+	for (int i = 0; i < SrRelMaxAttno(rs); i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
@@ -651,7 +651,7 @@ RouteInsert(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 			FailContext *fail, RouteResult *r)
 {
 	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple, NULL);
-	SrRouterMatchRows(rs->router, -1, NULL, r->newrow.slot, NULL,
+	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->newrow.slot, NULL,
 					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
 	r->kind = ROUTE_INSERT;
@@ -670,7 +670,7 @@ RouteDelete(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 		return;
 	}
 	StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
-	SrRouterMatchRows(rs->router, -1, NULL, r->oldrow.slot, NULL,
+	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->oldrow.slot, NULL,
 					  data->econtext, NULL, NULL, &r->oldids, &r->nold,
 					  ShapeFailed, fail);
 	r->kind = ROUTE_DELETE;
@@ -701,7 +701,7 @@ RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 	}
 
 	/* most rows of a busy table are in no shape: stop early */
-	ncand = SrRouterCandidates(rs->router, r->oldrow.slot, r->newrow.slot);
+	ncand = SrRouterCandidates(SrRelRouter(rs), r->oldrow.slot, r->newrow.slot);
 	if (ncand == 0)
 		return;
 
@@ -716,7 +716,7 @@ RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 		changed = ChangedColumns(rs, desc, r->oldrow.slot, r->newrow.slot);
 		r->kind = ROUTE_UPDATE;
 	}
-	SrRouterMatchRows(rs->router, ncand, r->oldrow.slot, r->newrow.slot, changed,
+	SrRouterMatchRows(SrRelRouter(rs), ncand, r->oldrow.slot, r->newrow.slot, changed,
 					  data->econtext, &r->oldids, &r->nold, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
 }
@@ -764,9 +764,9 @@ WriteRoute(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		case ROUTE_UPDATE:
 			{
 				/* room for the candidates of the match */
-				int64	   *both = SrRouterIdBuffer(rs->router, 2);
-				int64	   *onlyold = SrRouterIdBuffer(rs->router, 3);
-				int64	   *onlynew = SrRouterIdBuffer(rs->router, 4);
+				int64	   *both = SrRouterIdBuffer(SrRelRouter(rs), 2);
+				int64	   *onlyold = SrRouterIdBuffer(SrRelRouter(rs), 3);
+				int64	   *onlynew = SrRouterIdBuffer(SrRelRouter(rs), 4);
 				int			nboth,
 							nonlyold,
 							nonlynew;
@@ -857,9 +857,9 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)
 			continue;
-		for (int i = 0; i < SrRouterShapeCount(rs->router); i++)
+		for (int i = 0; i < SrRouterShapeCount(SrRelRouter(rs)); i++)
 		{
-			SrShape    *shape = SrRouterShapeAt(rs->router, i);
+			SrShape    *shape = SrRouterShapeAt(SrRelRouter(rs), i);
 
 			if (shape->prog == NULL)
 				continue;
@@ -877,7 +877,7 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		if (!any)
 			continue;
 		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
-						 rs->json->schema, rs->json->table);
+						 SrRelJson(rs)->schema, SrRelJson(rs)->table);
 		EndChangeRecord(ctx, txn, change);
 	}
 	MemoryContextSwitchTo(old);

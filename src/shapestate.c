@@ -64,6 +64,47 @@ typedef struct ShapeEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+struct SrRelState
+{
+	Oid			relid;			/* hash key */
+	int			nshapes;		/* shapes on the table, valid or not */
+	bool		valid;			/* router and json match the relcache */
+	bool		recheck;		/* relcache changed: look again at commit */
+	SrTableRouter *router;
+	MemoryContext layoutcxt;	/* json, keyattrs, names; reset on refresh */
+	SrJsonTable *json;
+	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
+	AttrNumber	maxattno;		/* highest column any shape reads */
+	char	   *schema;			/* names when last seen, for S records */
+	char	   *table;
+	Relation	loading;		/* open while the catalog is first read */
+	bool		gone;			/* found dropped then */
+};
+
+SrTableRouter *
+SrRelRouter(const SrRelState *rs)
+{
+	return rs->router;
+}
+
+const SrJsonTable *
+SrRelJson(const SrRelState *rs)
+{
+	return rs->json;
+}
+
+const Bitmapset *
+SrRelKeyAttrs(const SrRelState *rs)
+{
+	return rs->keyattrs;
+}
+
+AttrNumber
+SrRelMaxAttno(const SrRelState *rs)
+{
+	return rs->maxattno;
+}
+
 struct SrShapeState
 {
 	MemoryContext cxt;

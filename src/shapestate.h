@@ -47,22 +47,15 @@ typedef struct SrShapeFilter
 } SrShapeFilter;
 
 /* A table with shapes */
-typedef struct SrRelState
-{
-	Oid			relid;			/* hash key */
-	int			nshapes;		/* shapes on the table, valid or not */
-	bool		valid;			/* router and json match the relcache */
-	bool		recheck;		/* relcache changed: look again at commit */
-	SrTableRouter *router;
-	MemoryContext layoutcxt;	/* json, keyattrs, names; reset on refresh */
-	SrJsonTable *json;
-	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
-	AttrNumber	maxattno;		/* highest column any shape reads */
-	char	   *schema;			/* names when last seen, for S records */
-	char	   *table;
-	Relation	loading;		/* open while the catalog is first read */
-	bool		gone;			/* found dropped then */
-} SrRelState;
+/* opaque: what a stream knows about one table (see shapestate.c) */
+typedef struct SrRelState SrRelState;
+
+extern SrTableRouter *SrRelRouter(const SrRelState *rs);
+extern const SrJsonTable *SrRelJson(const SrRelState *rs);
+/* the "key" columns, 1-based */
+extern const Bitmapset *SrRelKeyAttrs(const SrRelState *rs);
+/* the highest column any shape reads */
+extern AttrNumber SrRelMaxAttno(const SrRelState *rs);
 
 typedef struct SrShapeState SrShapeState;
 
