@@ -425,6 +425,7 @@ SrFuseBuild(const uint64_t *keys, size_t n, int width,
 			break;
 		}
 	}
+fail:
 	SrMemFree(alloc, count);
 	SrMemFree(alloc, hashes);
 	SrMemFree(alloc, queue);
@@ -439,17 +440,6 @@ SrFuseBuild(const uint64_t *keys, size_t n, int width,
 	}
 	*out = f;
 	return SR_MEM_OK;
-
-fail:
-	SrMemFree(alloc, count);
-	SrMemFree(alloc, hashes);
-	SrMemFree(alloc, queue);
-	SrMemFree(alloc, order);
-	SrMemFree(alloc, keyHashes);
-	SrMemFree(alloc, segStart);
-	SrMemFree(alloc, uniq);
-	SrFuseFree(f);
-	return st;
 }
 
 size_t

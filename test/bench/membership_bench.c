@@ -25,6 +25,7 @@
  * Run by hand; not part of CI.
  */
 #include "fuse.h"
+#include "mix.h"
 #include "membership.h"
 #include "membint.h"
 #include "mphf.h"
@@ -40,22 +41,13 @@
 
 #define BATCH 1000
 
-static uint64_t
-SplitMix(uint64_t *s)
-{
-	uint64_t	z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
 
 static uint64_t
 KeyAt(uint64_t i)
 {
 	uint64_t	s = UINT64_C(99) + i * UINT64_C(0x9e3779b97f4a7c15);
 
-	return SplitMix(&s);
+	return SrNextSeed(&s);
 }
 
 static double
@@ -76,16 +68,20 @@ CmpDouble(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Fisher-Yates over n elements of elsize bytes */
 static void
-Shuffle(uint64_t *a, size_t n, uint64_t seed)
+Shuffle(void *a, size_t n, size_t elsize, uint64_t seed)
 {
-	for (size_t i = n - 1; i > 0; i--)
-	{
-		size_t		j = SplitMix(&seed) % (i + 1);
-		uint64_t	t = a[i];
+	char	   *p = a;
+	char		t[64];
 
-		a[i] = a[j];
-		a[j] = t;
+	for (size_t i = n - 1; n > 0 && i > 0; i--)
+	{
+		size_t		j = SrNextSeed(&seed) % (i + 1);
+
+		memcpy(t, p + i * elsize, elsize);
+		memcpy(p + i * elsize, p + j * elsize, elsize);
+		memcpy(p + j * elsize, t, elsize);
 	}
 }
 
@@ -147,7 +143,7 @@ BenchParts(size_t n)
 		others[i] = KeyAt(2 * i + 1);
 	}
 	memcpy(members, keys, n * sizeof(uint64_t));
-	Shuffle(members, n, 1);
+	Shuffle(members, n, sizeof(uint64_t), 1);
 
 	for (int w = 8; w <= 16; w += 8)
 	{
@@ -205,13 +201,13 @@ static const char *segdir = "/tmp";
 static int
 RandomSet(uint64_t *rs, const Mix *mix, int64_t *ids)
 {
-	int			r = (int) (SplitMix(rs) % 100);
-	int			n = r < mix->p1 ? 1 : r < mix->p1 + mix->p2 ? 2 + (int) (SplitMix(rs) % 2)
-		: 4 + (int) (SplitMix(rs) % 17);
+	int			r = (int) (SrNextSeed(rs) % 100);
+	int			n = r < mix->p1 ? 1 : r < mix->p1 + mix->p2 ? 2 + (int) (SrNextSeed(rs) % 2)
+		: 4 + (int) (SrNextSeed(rs) % 17);
 
 	for (int i = 0; i < n;)
 	{
-		int64_t		id = 1 + (int64_t) (SplitMix(rs) % nshapes);
+		int64_t		id = 1 + (int64_t) (SrNextSeed(rs) % nshapes);
 		int			dup = 0;
 
 		for (int j = 0; j < i; j++)
@@ -249,24 +245,24 @@ typedef struct Change
 static void
 MakeChange(uint64_t *rs, const Mix *mix, Work *w, Change *c)
 {
-	uint32_t	r = (uint32_t) (SplitMix(rs) % 4);
+	uint32_t	r = (uint32_t) (SrNextSeed(rs) % 4);
 
 	if (r < 2 || w->nkeys == 0)
 	{
 		c->op = 0;
-		c->key = (SrMembKey) {SplitMix(rs), SplitMix(rs)};
+		c->key = (SrMembKey) {SrNextSeed(rs), SrNextSeed(rs)};
 		c->n = RandomSet(rs, mix, c->ids);
 		w->keys[w->nkeys++] = c->key;
 	}
 	else
 	{
-		size_t		i = SplitMix(rs) % w->nkeys;
+		size_t		i = SrNextSeed(rs) % w->nkeys;
 
 		c->key = w->keys[i];
 		if (r == 2)
 		{
 			c->op = 1;
-			c->ids[0] = 1 + (int64_t) (SplitMix(rs) % nshapes);
+			c->ids[0] = 1 + (int64_t) (SrNextSeed(rs) % nshapes);
 		}
 		else
 		{
@@ -360,19 +356,6 @@ TimeQueries(QKind kind, void *s, const SrMembKey *q, size_t nq, double *median, 
 }
 
 static void
-ShuffleKeys(SrMembKey *a, size_t n, uint64_t seed)
-{
-	for (size_t i = n - 1; i > 0; i--)
-	{
-		size_t		j = SplitMix(&seed) % (i + 1);
-		SrMembKey	t = a[i];
-
-		a[i] = a[j];
-		a[j] = t;
-	}
-}
-
-static void
 BenchIndex(size_t n, const Mix *mix)
 {
 	uint64_t	rs = 12345 + n;
@@ -413,7 +396,7 @@ BenchIndex(size_t n, const Mix *mix)
 
 	for (size_t i = 0; i < n; i++)
 	{
-		w.keys[i] = (SrMembKey) {SplitMix(&rs), SplitMix(&rs)};
+		w.keys[i] = (SrMembKey) {SrNextSeed(&rs), SrNextSeed(&rs)};
 		start[i] = pos;
 		pos += RandomSet(&rs, mix, ids + pos);
 	}
@@ -444,10 +427,10 @@ BenchIndex(size_t n, const Mix *mix)
 	nq = w.nkeys < 2000000 ? w.nkeys : 2000000;
 	members = malloc(nq * sizeof(SrMembKey));
 	others = malloc(nq * sizeof(SrMembKey));
-	ShuffleKeys(w.keys, w.nkeys, 7);
+	Shuffle(w.keys, w.nkeys, sizeof(SrMembKey), 7);
 	memcpy(members, w.keys, nq * sizeof(SrMembKey));
 	for (size_t i = 0; i < nq; i++)
-		others[i] = (SrMembKey) {SplitMix(&rs), SplitMix(&rs)};
+		others[i] = (SrMembKey) {SrNextSeed(&rs), SrNextSeed(&rs)};
 	TimeQueries(Q_INDEX, m, members, nq, &mmed, &mp99);
 	TimeQueries(Q_INDEX, m, others, nq, &med, &p99);
 
@@ -500,7 +483,7 @@ BenchIndex(size_t n, const Mix *mix)
 
 			for (size_t j = i; j < e; j++)
 			{
-				SrMembKey	k = {SplitMix(&rs2), SplitMix(&rs2)};
+				SrMembKey	k = {SrNextSeed(&rs2), SrNextSeed(&rs2)};
 				int			c = RandomSet(&rs2, mix, set);
 
 				ShSet(sb, k.hi, k.lo, set, c);
@@ -550,15 +533,15 @@ Probe(size_t n)
 
 	for (size_t i = 0; i < n; i++)
 	{
-		k[i] = (SrMembKey) {SplitMix(&rs), SplitMix(&rs)};
+		k[i] = (SrMembKey) {SrNextSeed(&rs), SrNextSeed(&rs)};
 		start[i] = i;
-		ids[i] = 1 + (int64_t) (SplitMix(&rs) % nshapes);
+		ids[i] = 1 + (int64_t) (SrNextSeed(&rs) % nshapes);
 	}
 	start[n] = n;
 	SrMembCreate(NULL, &m);
 	SrMembLoad(m, k, n, start, ids);
 	for (size_t i = 0; i < nq; i++)
-		q[i] = k[SplitMix(&rs) % n];
+		q[i] = k[SrNextSeed(&rs) % n];
 	for (int step = 0; step < 4; step++)
 	{
 		double		t0 = Now();
