@@ -12,8 +12,18 @@ OBJS = \
 	src/predindex.o \
 	src/router.o \
 	src/sqlfuncs.o \
+	src/memkey.o \
+	src/members.o \
+	src/slotdir.o \
 	src/invallog.o \
+	src/slotmemb.o \
 	src/shapestate.o \
+	src/streammemb.o \
+	src/membership/crc32c.o \
+	src/membership/keycanon.o \
+	src/membership/memb.o \
+	src/membership/mpart.o \
+	src/membership/membfile.o \
 	src/jsonout.o \
 	src/plugin.o
 
@@ -40,7 +50,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Rebuild objects when any module header changes.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/membership/*.h)
 
 # TAP tests (test/t) need an unprivileged user when run as root: see test/tap.sh.
 .PHONY: tapcheck

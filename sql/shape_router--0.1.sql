@@ -39,6 +39,11 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'remove_shape'
 LANGUAGE C VOLATILE STRICT;
 
+CREATE FUNCTION shape_router.resync_shapes(shape_ids bigint[] DEFAULT NULL)
+RETURNS int
+AS 'MODULE_PATHNAME', 'resync_shapes'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION shape_router.matching_shapes(rel regclass, "row" jsonb)
 RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'matching_shapes'

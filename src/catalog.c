@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "members.h"
 #include "validate.h"
 
 #define SR_SCHEMA			"shape_router"
@@ -52,6 +53,7 @@ typedef struct ShapeWriter
 	Oid			seqoid;			/* its identity sequence */
 	Bitmapset  *keyattrs;		/* key columns, emitted with every record */
 	bool		table_select;	/* caller has SELECT on the whole table */
+	bool		members;		/* send each shape's initial members */
 } ShapeWriter;
 
 static Oid
@@ -241,8 +243,42 @@ SrKeyColumns(Relation rel)
 }
 
 /*
+ * The replica identity policy, one place: FULL routes from the old row;
+ * DEFAULT with a primary key and USING INDEX route from the membership
+ * index, keyed by the identity columns; NOTHING, and DEFAULT without a
+ * primary key, log no key to route an UPDATE or DELETE by.
+ */
+static void
+CheckReplicaIdentity(Relation rel)
+{
+	const char *relname = RelationGetRelationName(rel);
+	char	   *qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													  relname);
+	char		ident = rel->rd_rel->relreplident;
+
+	if (ident == REPLICA_IDENTITY_FULL ||
+		((ident == REPLICA_IDENTITY_DEFAULT || ident == REPLICA_IDENTITY_INDEX) &&
+		 OidIsValid(RelationGetReplicaIndex(rel))))
+		return;
+	if (ident == REPLICA_IDENTITY_DEFAULT)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key for its replica identity", relname),
+				 errdetail("With REPLICA IDENTITY DEFAULT, UPDATE and DELETE log the primary key, which is how the stream tells rows apart."),
+				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY USING INDEX (a unique index on NOT NULL columns) or REPLICA IDENTITY FULL.",
+						 qualname)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s\" has REPLICA IDENTITY %s", relname,
+					ident == REPLICA_IDENTITY_INDEX ? "USING INDEX, but the index is gone" : "NOTHING"),
+			 errdetail("UPDATE and DELETE on it log no key, so the stream cannot tell which row changed."),
+			 errhint("Run ALTER TABLE %s REPLICA IDENTITY DEFAULT (with a primary key), REPLICA IDENTITY USING INDEX, or REPLICA IDENTITY FULL.",
+					 qualname)));
+}
+
+/*
  * Tables a shape can be added on: ordinary, permanent, user tables whose
- * every UPDATE and DELETE logs the whole old row, visible to the caller
+ * UPDATE and DELETE log a key (CheckReplicaIdentity), visible to the caller
  * without row level security.
  */
 static void
@@ -286,14 +322,7 @@ CheckTable(Relation rel)
 				 errmsg("cannot add a shape on table \"%s\"", relname),
 				 errdetail("Row level security applies to the current user on this table, and a shape would route rows its policies hide."),
 				 errhint("Add the shape as a role that bypasses row level security, or disable row level security on the table.")));
-	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" does not have REPLICA IDENTITY FULL", relname),
-				 errdetail("Routing an UPDATE or DELETE needs the whole old row in the WAL."),
-				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL.",
-						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													relname))));
+	CheckReplicaIdentity(rel);
 }
 
 /* Columns named in add_shape()'s columns argument, ascending, no repeats */
@@ -381,6 +410,14 @@ OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
 	w->table_select = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 
 	w->keyattrs = SrKeyColumns(w->rel);
+
+	/*
+	 * Without the old row in the WAL, streams learn a new shape's rows from
+	 * its initial members; writers wait from before the search to commit.
+	 */
+	w->members = SrMembersNeeded(w->rel);
+	if (w->members)
+		SrMembersLock(w->rel);
 }
 
 static void
@@ -455,6 +492,10 @@ AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
 	tup = heap_form_tuple(RelationGetDescr(w->shapes), values, nulls);
 	CatalogTupleInsert(w->shapes, tup);
 	heap_freetuple(tup);
+	/* after the catalog row in the WAL: streams know the shape by then */
+	if (w->members)
+		SrMembersSend(w->rel, RelationGetRelid(w->shapes), shape_id,
+					  c.qual ? c.where_clause : NULL, SR_MEMBERS_ADDED);
 	return shape_id;
 }
 
@@ -558,4 +599,167 @@ remove_shape(PG_FUNCTION_ARGS)
 	table_close(shapes, RowExclusiveLock);
 	CommandCounterIncrement();
 	PG_RETURN_BOOL(found);
+}
+
+typedef struct ResyncItem
+{
+	Oid			relid;
+	int64		shape_id;
+	Oid			owner;
+	char	   *where_clause;	/* NULL = every row */
+} ResyncItem;
+
+static int
+CompareResync(const void *a, const void *b)
+{
+	const ResyncItem *x = a;
+	const ResyncItem *y = b;
+
+	if (x->relid != y->relid)
+		return x->relid < y->relid ? -1 : 1;
+	return (x->shape_id > y->shape_id) - (x->shape_id < y->shape_id);
+}
+
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* The shapes to resync: the ids given (all of them must exist), or all */
+static ResyncItem *
+ResyncItems(ArrayType *arr, int *nitems)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(shapes);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int64	   *ids = NULL;
+	bool	   *seen = NULL;
+	int			nids = 0;
+	int			cap = 16;
+	ResyncItem *items = palloc(sizeof(ResyncItem) * cap);
+
+	if (arr)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &nulls, &nids);
+		ids = palloc(sizeof(int64) * Max(nids, 1));
+		for (int i = 0; i < nids; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("shape ids must not be null")));
+			ids[i] = DatumGetInt64(elems[i]);
+		}
+		qsort(ids, nids, sizeof(int64), CompareInt64);
+		seen = palloc0(sizeof(bool) * Max(nids, 1));
+	}
+
+	*nitems = 0;
+	scan = systable_beginscan(shapes, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_sr_shapes_head head = SrShapesHead(tup);
+		int64	   *hit = NULL;
+		bool		isnull;
+		Datum		d;
+		ResyncItem *it;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ids && (hit = bsearch(&head->shape_id, ids, nids, sizeof(int64),
+								  CompareInt64)) == NULL)
+			continue;
+		if (hit)
+			seen[hit - ids] = true;
+		if (*nitems >= cap)
+		{
+			cap *= 2;
+			items = repalloc(items, sizeof(ResyncItem) * cap);
+		}
+		it = &items[(*nitems)++];
+		it->relid = head->relid;
+		it->shape_id = head->shape_id;
+		d = heap_getattr(tup, Anum_shapes_owner, desc, &isnull);
+		it->owner = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = heap_getattr(tup, Anum_shapes_where_clause, desc, &isnull);
+		it->where_clause = isnull ? NULL : TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+
+	for (int i = 0; i < nids; i++)
+		if (!seen[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("shape " INT64_FORMAT " does not exist", ids[i])));
+	qsort(items, *nitems, sizeof(ResyncItem), CompareResync);
+	return items;
+}
+
+/*
+ * Send the initial members of existing shapes again, for streams that lack
+ * them (a slot created after the shape, or whose saved state was lost).
+ * Tables are locked in relid order, each SHARE to commit.  Shapes on
+ * tables with REPLICA IDENTITY FULL need none and are not counted; with
+ * no ids, shapes the caller does not own are skipped.
+ */
+PG_FUNCTION_INFO_V1(resync_shapes);
+Datum
+resync_shapes(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+	Oid			catalog = SrShapesRelid(false);
+	int			nitems;
+	ResyncItem *items = ResyncItems(arr, &nitems);
+	int32		count = 0;
+	Relation	rel = NULL;
+
+	for (int i = 0; i < nitems; i++)
+	{
+		ResyncItem *it = &items[i];
+
+		if (rel == NULL || RelationGetRelid(rel) != it->relid)
+		{
+			if (rel)
+				relation_close(rel, AccessShareLock);
+			rel = try_relation_open(it->relid, AccessShareLock);
+			if (rel && !SrMembersNeeded(rel))
+			{
+				relation_close(rel, AccessShareLock);
+				rel = NULL;
+			}
+			if (rel == NULL)
+			{
+				/* skip the table's other shapes */
+				while (i + 1 < nitems && items[i + 1].relid == it->relid)
+					i++;
+				continue;
+			}
+			CheckReplicaIdentity(rel);
+			SrMembersLock(rel);
+		}
+		if (!has_privs_of_role(GetUserId(), it->owner))
+		{
+			if (arr == NULL)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of shape " INT64_FORMAT, it->shape_id),
+					 errdetail("Only the role that added a shape, its members, and superusers can resync it.")));
+		}
+		SrMembersSend(rel, catalog, it->shape_id, it->where_clause,
+					  SR_MEMBERS_RESYNC);
+		count++;
+	}
+	if (rel)
+		relation_close(rel, AccessShareLock);
+	PG_RETURN_INT32(count);
 }

@@ -22,6 +22,7 @@
 #include "utils/memutils.h"
 
 #include "invallog.h"
+#include "slotdir.h"
 
 #define SR_INVALID_LOG		"shape_router.invalid"
 #define SR_INVALID_MAGIC	0x53524956	/* "SRIV" */
@@ -56,9 +57,9 @@ SrInvalLogCreate(const char *slot_name, MemoryContext cxt)
 	log->cxt = cxt;
 	if (slot_name)
 	{
-		log->dir = MemoryContextStrdup(cxt, psprintf("pg_replslot/%s", slot_name));
-		log->path = MemoryContextStrdup(cxt, psprintf("%s/%s", log->dir,
-													  SR_INVALID_LOG));
+		log->dir = MemoryContextStrdup(cxt, SrSlotDir(slot_name));
+		log->path = MemoryContextStrdup(cxt, SrSlotDirFile(log->dir,
+														   SR_INVALID_LOG));
 	}
 	return log;
 }

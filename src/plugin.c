@@ -28,6 +28,7 @@
 #include "utils/rel.h"
 
 #include "jsonout.h"
+#include "memkey.h"
 #include "shapestate.h"
 
 /* Changes between progress reports while nothing is written */
@@ -45,6 +46,8 @@ typedef struct SrPluginData
 	bool		include_xid;
 	bool		sent_begin;		/* B written for the current transaction */
 	int			unreported;		/* changes since the last progress report */
+	SrKeyBuf	oldkey;			/* membership keys of the change's rows */
+	SrKeyBuf	newkey;
 } SrPluginData;
 
 extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
@@ -60,6 +63,7 @@ static void SrChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 static void SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					   int nrelations, Relation relations[],
 					   ReorderBufferChange *change);
+static void CountChange(LogicalDecodingContext *ctx, SrPluginData *data);
 static void SrMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					  XLogRecPtr message_lsn, bool transactional,
 					  const char *prefix, Size message_size,
@@ -209,6 +213,8 @@ SrStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
 	data->state = SrStateCreate(data->context, &filter,
 								ctx->slot ? NameStr(ctx->slot->data.name) : NULL);
 	data->econtext = CreateStandaloneExprContext();
+	SrKeyBufInit(&data->oldkey, SrMemAllocatorFor(data->context));
+	SrKeyBufInit(&data->newkey, SrMemAllocatorFor(data->context));
 	MemoryContextSwitchTo(old);
 }
 
@@ -256,7 +262,8 @@ MaybeWriteBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 static void
 WriteEvents(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, List *events)
 {
-	static const char *const names[] = {"added", "removed", "invalidated"};
+	static const char *const names[] = {"added", "removed", "invalidated",
+	"unsynced", "synced"};
 	ListCell   *lc;
 
 	foreach(lc, events)
@@ -322,7 +329,17 @@ SrMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		  XLogRecPtr message_lsn, bool transactional, const char *prefix,
 		  Size message_size, const char *message)
 {
-	/* Logical messages belong to no table, so to no shape. */
+	SrPluginData *data = ctx->output_plugin_private;
+	MemoryContext old;
+
+	/* Other messages belong to no table, so to no shape. */
+	if (!transactional)
+		return;
+	old = MemoryContextSwitchTo(data->change_cxt);
+	SrStateMessage(data->state, prefix, message_size, message);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->change_cxt);
+	CountChange(ctx, data);
 }
 
 /*
@@ -441,6 +458,7 @@ typedef struct RecordSpec
 	RowSlot    *newrow;			/* "new", or NULL */
 	RowSlot    *keyrow;			/* "key" from this row, or NULL */
 	RowSlot    *oldrow;			/* "old" (include-old), or NULL */
+	bool		old_key_only;	/* oldrow has only the key: show that */
 } RecordSpec;
 
 /*
@@ -515,7 +533,8 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		{
 			appendStringInfoString(out, ",\"old\":");
 			SrJsonAppendRow(out, SrRelJson(rs), spec->oldrow->slot->tts_values,
-							spec->oldrow->slot->tts_isnull, cols, NULL);
+							spec->oldrow->slot->tts_isnull,
+							spec->old_key_only ? SrRelKeyAttrs(rs) : cols, NULL);
 		}
 		if (spec->newrow && spec->newrow->unchanged)
 		{
@@ -638,23 +657,95 @@ typedef enum RouteKind
 typedef struct RouteResult
 {
 	RouteKind	kind;
-	RowSlot		oldrow;			/* also the key row of D and U */
+	RowSlot		oldrow;			/* the old row, or (without FULL) its key */
 	RowSlot		newrow;
+	RowSlot    *keyrow;			/* "key" of D and U records */
+	RowSlot    *oldout;			/* "old" (include-old), or NULL */
+	bool		old_key_only;	/* oldout holds only the key columns */
 	int64	   *oldids;			/* shapes the old row is in */
 	int			nold;
 	int64	   *newids;			/* shapes the new row is in */
 	int			nnew;
 } RouteResult;
 
+/* The membership key of a row; false if it cannot be read from the WAL */
+static bool
+RowKey(SrRelState *rs, RowSlot *row, SrKeyBuf *kb)
+{
+	const SrKeyInfo *info = SrRelKeyInfo(rs);
+
+	if (row->unchanged)
+		for (int i = 0; i < info->nkeys; i++)
+			if (row->unchanged[info->attnums[i] - 1])
+				return false;
+	slot_getallattrs(row->slot);
+	return SrKeyCanon(kb, info, row->slot->tts_values, row->slot->tts_isnull);
+}
+
+/*
+ * The table's membership index, if the change must keep one up to date:
+ * always without FULL; with FULL only if one was kept before (so that a
+ * switch back from FULL finds it current).
+ */
+static SrTableMemb *
+MaintainedMemb(SrRelState *rs)
+{
+	return SrRelKeyInfo(rs)->nkeys > 0 ? SrRelMemb(rs) : NULL;
+}
+
+/*
+ * Record that the row with this key is now in these shapes (the synced
+ * ones among them: the others have no members in this stream).
+ */
+static void
+SetMembers(SrPluginData *data, SrRelState *rs, SrTableMemb *tm,
+		   SrMembKey key, const int64 *ids, int n)
+{
+	int64	   *kept = palloc(sizeof(int64) * Max(n, 1));
+
+	memcpy(kept, ids, sizeof(int64) * n);
+	n = SrRelKeepSynced(rs, kept, n);
+	SrTableMembSet(tm, key, kept, n);
+}
+
+/* The shapes the membership index has key in; the key leaves them */
+static int
+TakeMembers(SrRelState *rs, SrTableMemb *tm, SrMembKey key, int64 **ids)
+{
+	int			nstored;
+	int			n;
+
+	*ids = palloc(sizeof(int64) * Max(SrRouterShapeCount(SrRelRouter(rs)), 1));
+	n = SrRelMembers(rs, key, *ids, &nstored);
+	if (nstored > 0)
+		SrTableMembRemoveKey(tm, key);
+	return n;
+}
+
 static void
 RouteInsert(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 			FailContext *fail, RouteResult *r)
 {
+	SrTableMemb *tm = MaintainedMemb(rs);
+
 	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple, NULL);
 	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->newrow.slot, NULL,
 					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
 	r->kind = ROUTE_INSERT;
+	if (!SrRelFull(rs))
+		r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
+	if (tm == NULL)
+		return;
+	if (!RowKey(rs, &r->newrow, &data->newkey))
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "an INSERT was logged without its key", fail->events);
+		r->kind = ROUTE_NONE;
+		return;
+	}
+	SetMembers(data, rs, tm, SrStateKeyHash(data->state, &data->newkey),
+			   r->newids, r->nnew);
 }
 
 static void
@@ -662,6 +753,7 @@ RouteDelete(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 			FailContext *fail, RouteResult *r)
 {
 	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	SrTableMemb *tm = MaintainedMemb(rs);
 
 	if (oldt == NULL)
 	{
@@ -670,17 +762,42 @@ RouteDelete(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 		return;
 	}
 	StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
+	r->kind = ROUTE_DELETE;
+	r->keyrow = r->oldout = &r->oldrow;
+	if (tm && !RowKey(rs, &r->oldrow, &data->oldkey))
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "a DELETE was logged without its key", fail->events);
+		r->kind = ROUTE_NONE;
+		return;
+	}
+	if (!SrRelFull(rs))
+	{
+		/* only the key is logged: the old side is the membership index's */
+		r->old_key_only = true;
+		r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, &data->oldkey),
+							  &r->oldids);
+		return;
+	}
 	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->oldrow.slot, NULL,
 					  data->econtext, NULL, NULL, &r->oldids, &r->nold,
 					  ShapeFailed, fail);
-	r->kind = ROUTE_DELETE;
+	if (tm)
+	{
+		int64	   *ignored;
+
+		(void) TakeMembers(rs, tm, SrStateKeyHash(data->state, &data->oldkey),
+						   &ignored);
+	}
 }
 
+/* FULL: both rows are in the WAL */
 static void
-RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
-			ReorderBufferChange *change, FailContext *fail, RouteResult *r)
+RouteUpdateFull(SrPluginData *data, SrRelState *rs, TupleDesc desc,
+				ReorderBufferChange *change, FailContext *fail, RouteResult *r)
 {
 	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	SrTableMemb *tm = MaintainedMemb(rs);
 	int			ncand;
 	Bitmapset  *changed;
 
@@ -692,6 +809,7 @@ RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 	}
 	StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
 	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple, &r->oldrow);
+	r->keyrow = r->oldout = &r->oldrow;
 	if (r->newrow.missing)
 	{
 		SrStateInvalidateRel(data->state, rs,
@@ -702,9 +820,8 @@ RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 
 	/* most rows of a busy table are in no shape: stop early */
 	ncand = SrRouterCandidates(SrRelRouter(rs), r->oldrow.slot, r->newrow.slot);
-	if (ncand == 0)
+	if (ncand == 0 && tm == NULL)
 		return;
-
 	if (KeyChanged(rs, desc, r->oldrow.slot, r->newrow.slot))
 	{
 		/* every column counts as changed: evaluate both rows */
@@ -713,28 +830,105 @@ RouteUpdate(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 	}
 	else
 	{
-		changed = ChangedColumns(rs, desc, r->oldrow.slot, r->newrow.slot);
+		changed = ncand ? ChangedColumns(rs, desc, r->oldrow.slot, r->newrow.slot) : NULL;
 		r->kind = ROUTE_UPDATE;
 	}
-	SrRouterMatchRows(SrRelRouter(rs), ncand, r->oldrow.slot, r->newrow.slot, changed,
-					  data->econtext, &r->oldids, &r->nold, &r->newids, &r->nnew,
+	if (ncand > 0)
+		SrRouterMatchRows(SrRelRouter(rs), ncand, r->oldrow.slot, r->newrow.slot,
+						  changed, data->econtext, &r->oldids, &r->nold,
+						  &r->newids, &r->nnew, ShapeFailed, fail);
+	if (tm == NULL)
+		return;
+	if (!RowKey(rs, &r->oldrow, &data->oldkey) ||
+		!RowKey(rs, &r->newrow, &data->newkey))
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "an UPDATE was logged without its key", fail->events);
+		r->kind = ROUTE_NONE;
+		return;
+	}
+	if (r->kind == ROUTE_KEY_CHANGE)
+	{
+		int64	   *ignored;
+
+		(void) TakeMembers(rs, tm, SrStateKeyHash(data->state, &data->oldkey),
+						   &ignored);
+	}
+	SetMembers(data, rs, tm, SrStateKeyHash(data->state, &data->newkey),
+			   r->newids, r->nnew);
+}
+
+/*
+ * Without FULL the WAL has the new row and, if the key changed (or is
+ * TOASTed), the old key: the old side comes from the membership index.
+ */
+static void
+RouteUpdateByKey(SrPluginData *data, SrRelState *rs,
+				 ReorderBufferChange *change, FailContext *fail,
+				 RouteResult *r)
+{
+	ReorderBufferTupleBuf *oldt = change->data.tp.oldtuple;
+	SrTableMemb *tm = MaintainedMemb(rs);
+	SrKeyBuf   *oldkey = &data->oldkey;
+	SrKeyBuf   *newkey = &data->newkey;
+
+	if (oldt)
+		StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
+	StoreRow(&r->newrow, rs, 1, &change->data.tp.newtuple->tuple,
+			 oldt ? &r->oldrow : NULL);
+	if (!RowKey(rs, &r->newrow, newkey))
+		newkey = NULL;			/* unchanged and TOASTed: logged as old */
+	if (oldt ? !RowKey(rs, &r->oldrow, oldkey) : newkey == NULL)
+	{
+		SrStateInvalidateRel(data->state, rs,
+							 "an UPDATE was logged without its key", fail->events);
+		return;
+	}
+	if (!oldt)
+		oldkey = newkey;
+	else if (newkey == NULL)
+		newkey = oldkey;
+	if (r->newrow.missing &&
+		!SrStateUnknownColumns(data->state, rs, r->newrow.unchanged, fail->events))
+		return;
+
+	r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey), &r->oldids);
+	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->newrow.slot, NULL,
+					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
+	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
+	SetMembers(data, rs, tm, SrStateKeyHash(data->state, newkey),
+			   r->newids, r->nnew);
+	if (oldkey != newkey && (oldkey->len != newkey->len ||
+							 memcmp(oldkey->data, newkey->data, oldkey->len) != 0))
+	{
+		r->kind = ROUTE_KEY_CHANGE;
+		r->keyrow = r->oldout = &r->oldrow;
+	}
+	else
+	{
+		r->kind = ROUTE_UPDATE;
+		r->keyrow = oldt ? &r->oldrow : &r->newrow;
+		r->oldout = oldt ? &r->oldrow : NULL;
+	}
+	r->old_key_only = true;
 }
 
 /* one record kind for a list of shapes */
 static void
 WriteKind(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		  ReorderBufferChange *change, SrRelState *rs, char action,
-		  const char *move, RowSlot *keyrow, RowSlot *oldrow, RowSlot *newrow,
+		  const char *move, RouteResult *r, bool key, bool old, bool new,
 		  int64 *ids, int nids)
 {
 	RecordSpec	spec = {0};
 
 	spec.action = action;
 	spec.move = move;
-	spec.keyrow = keyrow;
-	spec.oldrow = oldrow;
-	spec.newrow = newrow;
+	spec.keyrow = key ? r->keyrow : NULL;
+	spec.oldrow = old ? r->oldout : NULL;
+	spec.old_key_only = r->old_key_only;
+	spec.newrow = new ? &r->newrow : NULL;
 	WriteRecords(ctx, txn, change, rs, &spec, ids, nids);
 }
 
@@ -748,17 +942,17 @@ WriteRoute(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		case ROUTE_NONE:
 			break;
 		case ROUTE_INSERT:
-			WriteKind(ctx, txn, change, rs, 'I', NULL, NULL, NULL, &r->newrow,
+			WriteKind(ctx, txn, change, rs, 'I', NULL, r, false, false, true,
 					  r->newids, r->nnew);
 			break;
 		case ROUTE_DELETE:
-			WriteKind(ctx, txn, change, rs, 'D', NULL, &r->oldrow, &r->oldrow, NULL,
+			WriteKind(ctx, txn, change, rs, 'D', NULL, r, true, true, false,
 					  r->oldids, r->nold);
 			break;
 		case ROUTE_KEY_CHANGE:
-			WriteKind(ctx, txn, change, rs, 'D', NULL, &r->oldrow, &r->oldrow, NULL,
+			WriteKind(ctx, txn, change, rs, 'D', NULL, r, true, true, false,
 					  r->oldids, r->nold);
-			WriteKind(ctx, txn, change, rs, 'I', NULL, NULL, NULL, &r->newrow,
+			WriteKind(ctx, txn, change, rs, 'I', NULL, r, false, false, true,
 					  r->newids, r->nnew);
 			break;
 		case ROUTE_UPDATE:
@@ -773,12 +967,12 @@ WriteRoute(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 				SplitIds(r->oldids, r->nold, r->newids, r->nnew, both, &nboth,
 						 onlyold, &nonlyold, onlynew, &nonlynew);
-				WriteKind(ctx, txn, change, rs, 'U', NULL, &r->oldrow, &r->oldrow,
-						  &r->newrow, both, nboth);
-				WriteKind(ctx, txn, change, rs, 'I', "in", NULL, NULL, &r->newrow,
+				WriteKind(ctx, txn, change, rs, 'U', NULL, r, true, true, true,
+						  both, nboth);
+				WriteKind(ctx, txn, change, rs, 'I', "in", r, false, false, true,
 						  onlynew, nonlynew);
-				WriteKind(ctx, txn, change, rs, 'D', "out", &r->oldrow, &r->oldrow,
-						  NULL, onlyold, nonlyold);
+				WriteKind(ctx, txn, change, rs, 'D', "out", r, true, true, false,
+						  onlyold, nonlyold);
 				break;
 			}
 	}
@@ -802,7 +996,11 @@ RouteChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			RouteDelete(data, rs, change, &fail, &r);
 			break;
 		case REORDER_BUFFER_CHANGE_UPDATE:
-			RouteUpdate(data, rs, RelationGetDescr(relation), change, &fail, &r);
+			if (SrRelFull(rs) || MaintainedMemb(rs) == NULL)
+				RouteUpdateFull(data, rs, RelationGetDescr(relation), change,
+								&fail, &r);
+			else
+				RouteUpdateByKey(data, rs, change, &fail, &r);
 			break;
 		default:
 			/* speculative insertion internals never reach plugins */
@@ -851,31 +1049,34 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		List	   *events = NIL;
 		SrRelState *rs;
 		StringInfo	out;
-		bool		any = false;
+		int64	   *ids;
+		int			n;
 
 		rs = SrStateGetRel(data->state, relations[r], &events);
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)
 			continue;
+		ids = palloc(sizeof(int64) * Max(SrRouterShapeCount(SrRelRouter(rs)), 1));
+		n = 0;
 		for (int i = 0; i < SrRouterShapeCount(SrRelRouter(rs)); i++)
 		{
 			SrShape    *shape = SrRouterShapeAt(SrRelRouter(rs), i);
 
-			if (shape->prog == NULL)
-				continue;
-			if (!any)
-			{
-				MaybeWriteBegin(ctx, txn);
-				OutputPluginPrepareWrite(ctx, true);
-				out = ctx->out;
-				appendStringInfoString(out, "{\"action\":\"T\",\"shapes\":[");
-			}
-			appendStringInfo(out, "%s" INT64_FORMAT, any ? "," : "",
-							 shape->shape_id);
-			any = true;
+			if (shape->prog != NULL && !shape->removed)
+				ids[n++] = shape->shape_id;
 		}
-		if (!any)
+		if (SrRelMemb(rs))
+			SrTableMembTruncate(SrRelMemb(rs), ids, n);
+		if (!SrRelFull(rs))
+			n = SrRelKeepSynced(rs, ids, n);
+		if (n == 0)
 			continue;
+		MaybeWriteBegin(ctx, txn);
+		OutputPluginPrepareWrite(ctx, true);
+		out = ctx->out;
+		appendStringInfoString(out, "{\"action\":\"T\",\"shapes\":[");
+		for (int i = 0; i < n; i++)
+			appendStringInfo(out, "%s" INT64_FORMAT, i ? "," : "", ids[i]);
 		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
 						 SrRelJson(rs)->schema, SrRelJson(rs)->table);
 		EndChangeRecord(ctx, txn, change);

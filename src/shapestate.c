@@ -36,50 +36,17 @@
 #include "catalog.h"
 #include "invallog.h"
 #include "shapestate.h"
+#include "shapestate_int.h"
 
-typedef struct ShapeEntry
-{
-	int64		shape_id;		/* hash key */
-	Oid			relid;
-	bool		invalid;
-	char		status;			/* simplehash's */
-} ShapeEntry;
-
-/* ids are sequential; slots must not be */
-#define ShapeIdHash(id) murmurhash32((uint32) ((id) ^ ((id) >> 32)))
-
-/*
- * shape_id -> ShapeEntry: simplehash keeps 16-byte entries in one array
- * (dynahash spends about 40 bytes per entry).  Entries move on insert and
- * delete: no pointer to one is kept across either.
- */
 #define SH_PREFIX		shapemap
 #define SH_ELEMENT_TYPE ShapeEntry
 #define SH_KEY_TYPE		int64
 #define SH_KEY			shape_id
 #define SH_HASH_KEY(tb, key) ShapeIdHash(key)
 #define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE		static inline
-#define SH_DECLARE
+#define SH_SCOPE		extern
 #define SH_DEFINE
 #include "lib/simplehash.h"
-
-struct SrRelState
-{
-	Oid			relid;			/* hash key */
-	int			nshapes;		/* shapes on the table, valid or not */
-	bool		valid;			/* router and json match the relcache */
-	bool		recheck;		/* relcache changed: look again at commit */
-	SrTableRouter *router;
-	MemoryContext layoutcxt;	/* json, keyattrs, names; reset on refresh */
-	SrJsonTable *json;
-	Bitmapset  *keyattrs;		/* "key" columns, 1-based */
-	AttrNumber	maxattno;		/* highest column any shape reads */
-	char	   *schema;			/* names when last seen, for S records */
-	char	   *table;
-	Relation	loading;		/* open while the catalog is first read */
-	bool		gone;			/* found dropped then */
-};
 
 SrTableRouter *
 SrRelRouter(const SrRelState *rs)
@@ -105,32 +72,7 @@ SrRelMaxAttno(const SrRelState *rs)
 	return rs->maxattno;
 }
 
-struct SrShapeState
-{
-	MemoryContext cxt;
-	MemoryContextCallback forget;	/* clears callback_state on deletion */
-	MemoryContext txncxt;		/* pending additions; reset at commit */
-	SrShapeFilter filter;
-	shapemap_hash *shapes;		/* shape_id -> ShapeEntry */
-	HTAB	   *rels;			/* relid -> SrRelState */
-	SrRelState *lastrel;		/* of the last SrStateGetRel() */
-	Oid			shapes_relid;
-	bool		loaded;
-	List	   *pending;		/* SrShapeDef *, added by this transaction */
-	XLogRecPtr	txn_lsn;		/* commit LSN of the transaction decoded */
-	Snapshot	snapshot;		/* the catalog as of that commit, without the
-								 * transaction's own changes */
-	Snapshot	commit_snapshot;	/* ... and with them, for its commit */
-	List	   *leaving;		/* ShapeEntry copies removed by this
-								 * transaction, S record not yet written */
-	SrInvalLog *invallog;		/* the slot's invalidation log */
-	bool		dropping;		/* this transaction drops the catalog */
-	bool		taken_up;		/* ... or created it (SrStateIsCatalog) */
-	Snapshot	builder_snapshot;	/* the builder's at this commit */
-};
 
-static void EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel,
-						 List **events);
 static void RemoveShape(SrShapeState *st, int64 shape_id, List **events);
 static int64 ShapeIdOf(HeapTuple tup, TupleDesc desc);
 static void ComputeMaxAttno(SrRelState *rs);
@@ -199,6 +141,19 @@ CompareInt64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * The stream options that choose shapes: a slot's saved membership is for
+ * the shapes of the options it was made under.
+ */
+static uint32
+FilterSignature(const SrShapeFilter *f)
+{
+	uint32		h = f->nids ? hash_bytes((const unsigned char *) f->ids,
+										 sizeof(int64) * f->nids) : 0;
+
+	return h ^ (uint32) (f->shard_count * 65599 + f->shard_index);
+}
+
 SrShapeState *
 SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 			  const char *slot_name)
@@ -213,6 +168,7 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 									   ALLOCSET_SMALL_SIZES);
 	st->filter = *filter;
 	st->invallog = SrInvalLogCreate(slot_name, cxt);
+	st->memb = SrSlotMembCreate(cxt, slot_name, FilterSignature(filter));
 
 	st->shapes = shapemap_create(cxt, 1024, NULL);
 	ctl.hcxt = cxt;
@@ -235,8 +191,8 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 	return st;
 }
 
-static bool
-Selected(const SrShapeFilter *f, int64 shape_id)
+bool
+SrStateSelected(const SrShapeFilter *f, int64 shape_id)
 {
 	if (f->shard_count > 0 && shape_id % f->shard_count != f->shard_index)
 		return false;
@@ -265,8 +221,8 @@ Selected(const SrShapeFilter *f, int64 shape_id)
  * Queue an S record.  events == NULL means silently: what the catalog
  * already said when the stream started was reported by an earlier stream.
  */
-static void
-AddEvent(SrShapeState *st, List **events, SrEventKind kind, int64 shape_id,
+void
+SrStateAddEvent(SrShapeState *st, List **events, SrEventKind kind, int64 shape_id,
 		 Oid relid, const char *reason)
 {
 	SrShapeEvent *ev;
@@ -298,8 +254,8 @@ AddEvent(SrShapeState *st, List **events, SrEventKind kind, int64 shape_id,
 	*events = lappend(*events, ev);
 }
 
-static SrRelState *
-RelEntry(SrShapeState *st, Oid relid)
+SrRelState *
+SrStateRelEntry(SrShapeState *st, Oid relid)
 {
 	bool		found;
 	SrRelState *rs = hash_search(st->rels, &relid, HASH_ENTER, &found);
@@ -317,6 +273,13 @@ RelEntry(SrShapeState *st, Oid relid)
 		rs->loading = NULL;
 		rs->gone = false;
 		rs->layoutcxt = NULL;
+		rs->full = true;
+		memset(&rs->keyinfo, 0, sizeof(rs->keyinfo));
+		rs->memb = NULL;
+		rs->unsynced_known = false;
+		rs->reported = false;
+		rs->unsynced = NULL;
+		rs->nunsynced = 0;
 	}
 	return rs;
 }
@@ -329,11 +292,18 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 		return;
 	entry->invalid = true;
 	if (events != NULL)
+	{
+		SrRelState *r = rs ? rs : hash_search(st->rels, &entry->relid,
+											  HASH_FIND, NULL);
+
 		SrInvalLogAdd(st->invallog, st->txn_lsn, st->shapes_relid,
 					  entry->shape_id);
+		if (r && r->memb)
+			SrTableMembDropShape(r->memb, entry->shape_id);
+	}
 	if (shape)
 		SrRouterDisableShape(rs->router, shape, reason);
-	AddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
+	SrStateAddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
 			 reason);
 }
 
@@ -389,6 +359,18 @@ SrStateShapeFailed(SrShapeState *st, int64 shape_id, const char *reason,
 	if (entry)
 		InvalidateShape(st, NULL, NULL, entry,
 						psprintf("evaluation failed: %s", reason), events);
+}
+
+void
+SrStateShapeInvalid(SrShapeState *st, SrRelState *rs, int64 shape_id,
+					const char *reason, List **events)
+{
+	ShapeEntry *entry = shapemap_lookup(st->shapes, shape_id);
+
+	if (entry)
+		InvalidateShape(st, rs,
+						rs->router ? SrRouterFindShape(rs->router, shape_id) : NULL,
+						entry, reason, events);
 }
 
 /* Did txn (or one of its committed subtransactions) delete this tuple? */
@@ -629,7 +611,7 @@ EndAllShapes(SrShapeState *st, const char *reason, List **events)
 			foreach(lc, st->pending)
 				if (((SrShapeDef *) lfirst(lc))->shape_id == ids[i])
 					relid = ((SrShapeDef *) lfirst(lc))->relid;
-		AddEvent(st, events, SR_EVENT_REMOVED, ids[i], relid, reason);
+		SrStateAddEvent(st, events, SR_EVENT_REMOVED, ids[i], relid, reason);
 	}
 	pfree(ids);
 
@@ -802,13 +784,13 @@ LoadShapes(SrShapeState *st)
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!Selected(&st->filter, shape_id))
+		if (!SrStateSelected(&st->filter, shape_id))
 			continue;
 		entry = shapemap_insert(st->shapes, shape_id, &found);
 		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
 								 CompareInt64) != NULL;
-		rs = RelEntry(st, entry->relid);
+		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
 		if (entry->invalid || rs->gone)
 			continue;
@@ -856,7 +838,7 @@ LoadShapes(SrShapeState *st)
 			SrStateInvalidateRel(st, rs, "table was dropped", NULL);
 			continue;
 		}
-		EnsureRouter(st, rs, rel, NULL);
+		SrStateEnsureRouter(st, rs, rel, NULL);
 		RelationClose(rel);
 	}
 }
@@ -866,7 +848,14 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 				struct SnapBuild *builder)
 {
 	st->txn_lsn = txn->final_lsn;
+	if (!st->started)
+	{
+		/* what was committed before this was decoded by earlier streams */
+		SrSlotMembStart(st->memb, txn->final_lsn);
+		st->started = true;
+	}
 	MemoryContextReset(st->txncxt);
+	st->members = NIL;
 	SrInvalLogDiscard(st->invallog);
 	st->pending = NIL;
 	st->leaving = NIL;
@@ -933,7 +922,7 @@ BuildShapeFilter(int64 shape_id, void *arg)
 	BuildContext *bc = (BuildContext *) arg;
 
 	/* Not routed by this stream, pending, or already invalid */
-	if (!Selected(&bc->st->filter, shape_id))
+	if (!SrStateSelected(&bc->st->filter, shape_id))
 		return false;
 	bc->entry = shapemap_lookup(bc->st->shapes, shape_id);
 	return bc->entry != NULL && !bc->entry->invalid;
@@ -968,8 +957,8 @@ ComputeMaxAttno(SrRelState *rs)
  * as the historic snapshot sees it.  The router is recompiled only if the
  * columns changed; relcache invalidations are frequent (VACUUM, ANALYZE).
  */
-static void
-EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
+void
+SrStateEnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
@@ -1005,12 +994,9 @@ EnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **events)
 	rs->table = pstrdup(RelationGetRelationName(rel));
 	rs->json = SrJsonTableCreate(desc, rs->schema, rs->table);
 	rs->keyattrs = SrKeyColumns(rel);
+	SrKeyInfoForRel(rel, &rs->keyinfo);
 	MemoryContextSwitchTo(old);
-
-	/* Without the whole old row, UPDATE and DELETE cannot be routed. */
-	if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
-		SrStateInvalidateRel(st, rs, "table no longer has REPLICA IDENTITY FULL",
-							 events);
+	SrStateAttachMembership(st, rs, rel, events);
 
 	ComputeMaxAttno(rs);
 	rs->valid = true;
@@ -1020,10 +1006,12 @@ SrRelState *
 SrStateGetRel(SrShapeState *st, Relation rel, List **events)
 {
 	Oid			relid = RelationGetRelid(rel);
-	SrRelState *rs;
+	SrRelState *rs = NULL;
 
 	if (!st->loaded || st->dropping)
 		return NULL;
+	if (st->members != NIL)
+		SrStateTaintMembers(st, relid);
 	/* rels entries are never removed: the last one found stays valid */
 	if (st->lastrel && st->lastrel->relid == relid)
 		rs = st->lastrel;
@@ -1031,7 +1019,9 @@ SrStateGetRel(SrShapeState *st, Relation rel, List **events)
 		st->lastrel = rs;
 	if (rs == NULL || rs->nshapes == 0)
 		return NULL;
-	EnsureRouter(st, rs, rel, events);
+	SrStateEnsureRouter(st, rs, rel, events);
+	if (rs->memb || !rs->full)
+		SrStateReportUnsynced(st, rs, events);
 	return rs;
 }
 
@@ -1048,7 +1038,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 
 		if (def->shape_id == shape_id)
 		{
-			AddEvent(st, events, SR_EVENT_REMOVED, shape_id, def->relid, NULL);
+			SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, def->relid, NULL);
 			st->pending = foreach_delete_current(st->pending, lc);
 			return;
 		}
@@ -1059,7 +1049,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 
 		if (left->shape_id == shape_id)
 		{
-			AddEvent(st, events, SR_EVENT_REMOVED, shape_id, left->relid, NULL);
+			SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, left->relid, NULL);
 			st->leaving = foreach_delete_current(st->leaving, lc);
 			return;
 		}
@@ -1071,11 +1061,17 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 	rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
 	if (rs)
 	{
+		SrTableMemb *tm = rs->memb ? rs->memb :
+			SrSlotMembTable(st->memb, rs->relid, 0, false);
+
+		if (tm)
+			SrTableMembDropShape(tm, shape_id);
 		rs->nshapes--;
+		rs->unsynced_known = false;
 		if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 			ComputeMaxAttno(rs);
 	}
-	AddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
+	SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
 	shapemap_delete(st->shapes, shape_id);
 }
 
@@ -1088,11 +1084,11 @@ AddPending(SrShapeState *st, HeapTuple tup, TupleDesc desc, List **events)
 	SrShapeDefFromTuple(tup, desc, def);
 	if (def->qual)
 		def->qual = pstrdup(def->qual);
-	if (Selected(&st->filter, def->shape_id))
+	if (SrStateSelected(&st->filter, def->shape_id))
 	{
 		st->pending = lappend(st->pending, def);
 		MemoryContextSwitchTo(old);
-		AddEvent(st, events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
+		SrStateAddEvent(st, events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
 		return;
 	}
 	MemoryContextSwitchTo(old);
@@ -1151,6 +1147,7 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	{
 		EndAllShapes(st, "extension shape_router was dropped", events);
 		SrInvalLogFlush(st->invallog);
+		SrSlotMembCommit(st->memb, st->txn_lsn);
 		return;
 	}
 
@@ -1165,8 +1162,9 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 
 		entry->relid = def->relid;
 		entry->invalid = false;
-		rs = RelEntry(st, def->relid);
+		rs = SrStateRelEntry(st, def->relid);
 		rs->nshapes++;
+		rs->unsynced_known = false;
 
 		/*
 		 * Into the table's router as it is; if the table changed meanwhile,
@@ -1188,6 +1186,7 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	}
 	st->pending = NIL;
 	st->leaving = NIL;
+	SrStateApplyMembers(st, events);
 
 	/* Tables whose definition changed: invalidate what no longer fits now. */
 	hash_seq_init(&status, st->rels);
@@ -1206,9 +1205,10 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 			SrStateInvalidateRel(st, rs, "table was dropped", events);
 			continue;
 		}
-		EnsureRouter(st, rs, rel, events);
+		SrStateEnsureRouter(st, rs, rel, events);
 		RelationClose(rel);
 	}
 	/* what the transaction invalidated, in one write */
 	SrInvalLogFlush(st->invallog);
+	SrSlotMembCommit(st->memb, st->txn_lsn);
 }

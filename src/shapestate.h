@@ -16,15 +16,19 @@
 
 #include "access/xlogdefs.h"
 #include "jsonout.h"
+#include "memkey.h"
 #include "nodes/pg_list.h"
 #include "replication/reorderbuffer.h"
 #include "router.h"
+#include "slotmemb.h"
 
 typedef enum SrEventKind
 {
 	SR_EVENT_ADDED,
 	SR_EVENT_REMOVED,
-	SR_EVENT_INVALIDATED
+	SR_EVENT_INVALIDATED,
+	SR_EVENT_UNSYNCED,			/* no membership for it: routes nothing */
+	SR_EVENT_SYNCED				/* its members arrived (resync_shapes) */
 } SrEventKind;
 
 /* An "S" record to write */
@@ -34,7 +38,7 @@ typedef struct SrShapeEvent
 	int64		shape_id;
 	char	   *schema;			/* NULL if the table is gone */
 	char	   *table;
-	char	   *reason;			/* SR_EVENT_INVALIDATED only */
+	char	   *reason;			/* SR_EVENT_INVALIDATED and _UNSYNCED */
 } SrShapeEvent;
 
 /* Which shapes this stream routes to: the shapes and shard options */
@@ -56,6 +60,19 @@ extern const SrJsonTable *SrRelJson(const SrRelState *rs);
 extern const Bitmapset *SrRelKeyAttrs(const SrRelState *rs);
 /* the highest column any shape reads */
 extern AttrNumber SrRelMaxAttno(const SrRelState *rs);
+/* REPLICA IDENTITY FULL: the old row is in the WAL */
+extern bool SrRelFull(const SrRelState *rs);
+/* the membership index (NULL: none) and its key columns */
+extern SrTableMemb *SrRelMemb(const SrRelState *rs);
+extern const SrKeyInfo *SrRelKeyInfo(const SrRelState *rs);
+/* drop from ids (ascending) the shapes the stream has no members of */
+extern int	SrRelKeepSynced(SrRelState *rs, int64 *ids, int n);
+/*
+ * key's shapes in the membership index that still route, ascending;
+ * *nstored: how many the index holds (0: the key is not a member)
+ */
+extern int	SrRelMembers(SrRelState *rs, SrMembKey key, int64 *out,
+						 int *nstored);
 
 typedef struct SrShapeState SrShapeState;
 
@@ -74,5 +91,19 @@ extern void SrStateInvalidateRel(SrShapeState *st, SrRelState *rs,
 extern void SrStateShapeFailed(SrShapeState *st, int64 shape_id,
 							   const char *reason, List **events);
 extern void SrStateCommitTxn(SrShapeState *st, List **events);
+extern void SrStateMessage(SrShapeState *st, const char *prefix, Size size,
+						   const char *message);
+extern SrMembKey SrStateKeyHash(SrShapeState *st, const SrKeyBuf *kb);
+/*
+ * An UPDATE without FULL left the columns flagged in unchanged out of the
+ * new row (unchanged TOAST): shapes that read one cannot be routed and are
+ * invalidated.  Returns true (the rest route on).
+ */
+extern bool SrStateUnknownColumns(SrShapeState *st, SrRelState *rs,
+								  const bool *unchanged, List **events);
+/* SrStateShapeFailed without the "evaluation failed" */
+extern void SrStateShapeInvalid(SrShapeState *st, SrRelState *rs,
+								int64 shape_id, const char *reason,
+								List **events);
 
 #endif							/* SR_SHAPESTATE_H */

@@ -596,15 +596,15 @@ DisallowedNodeDetail(Node *node)
 }
 
 /*
- * The normalised text of a qual, independent of the session: dates, times
- * and floats are written the way pg_dump writes them, and names are
- * qualified unless in pg_catalog.
+ * Settings under which a qual's normalised text is written and read back
+ * (the search for a shape's initial members): dates, times and floats the
+ * way pg_dump writes them, names qualified unless in pg_catalog.  Returns
+ * the GUC nest level to pass to AtEOXact_GUC(true, ...).
  */
-static char *
-DeparseQual(Relation rel, Node *qual)
+int
+SrPushQualTextSettings(void)
 {
 	int			nestlevel = NewGUCNestLevel();
-	char	   *text;
 
 	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -616,6 +616,16 @@ DeparseQual(Relation rel, Node *qual)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("timezone", "UTC", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/* The normalised text of a qual, independent of the session */
+static char *
+DeparseQual(Relation rel, Node *qual)
+{
+	int			nestlevel = SrPushQualTextSettings();
+	char	   *text;
+
 	text = deparse_expression(qual,
 							  deparse_context_for(RelationGetRelationName(rel),
 												  RelationGetRelid(rel)),

@@ -25,5 +25,6 @@ typedef struct SrClause
 } SrClause;
 
 extern void SrValidateClause(Relation rel, const char *clause, SrClause *out);
+extern int	SrPushQualTextSettings(void);
 
 #endif							/* SR_VALIDATE_H */

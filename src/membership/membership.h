@@ -146,6 +146,8 @@ extern SrMemStatus SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf
 /* forget the buffered changes of an aborted transaction */
 extern void SrMembRedoAbort(SrMembRedo *redo);
 extern void SrMembRedoClose(SrMembRedo *redo);
+/* bytes in the log file (committed transactions) */
+extern uint64_t SrMembRedoSize(const SrMembRedo *redo);
 /* empty the log (after a segment that covers it is written) */
 extern SrMemStatus SrMembRedoReset(SrMembRedo *redo, char *errbuf);
 extern SrMemStatus SrMembRedoReplay(const char *path, uint32_t table_oid,

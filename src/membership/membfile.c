@@ -903,6 +903,12 @@ SrMembRedoClose(SrMembRedo *redo)
 	SrMemFree(redo->alloc, redo);
 }
 
+uint64_t
+SrMembRedoSize(const SrMembRedo *redo)
+{
+	return (uint64_t) redo->end;
+}
+
 SrMemStatus
 SrMembRedoReset(SrMembRedo *redo, char *errbuf)
 {

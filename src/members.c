@@ -1,0 +1,224 @@
+/*-------------------------------------------------------------------------
+ *
+ * members.c
+ *	  Finding a shape's initial members and writing them into the WAL
+ *	  (see members.h).
+ *
+ * The search is an ordinary query through the planner, so an index on the
+ * shape's columns is used, under a snapshot taken after the lock: it sees
+ * every committed row (and the transaction's own) whatever the isolation
+ * level, as foreign key checks do under REPEATABLE READ.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "replication/message.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "members.h"
+#include "memkey.h"
+#include "validate.h"
+
+#define SR_MSG_MAGIC		0x314D5253	/* "SRM1" */
+#define SR_MSG_FINAL		0x01
+/* keys per message, at most: about 64 kB for integer keys */
+#define SR_MSG_CHUNK_BYTES	(64 * 1024)
+#define SR_FETCH_ROWS		1000
+
+typedef struct MsgHeader
+{
+	uint32		magic;
+	uint8		kind;
+	uint8		flags;
+	uint16		reserved;
+	uint32		keysig;
+	Oid			catalog;
+	Oid			relid;
+	uint32		nkeys;
+	int64		shape_id;
+} MsgHeader;
+
+bool
+SrMembersNeeded(Relation rel)
+{
+	return rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL &&
+		XLogLogicalInfoActive();
+}
+
+void
+SrMembersLock(Relation rel)
+{
+	LockRelationOid(RelationGetRelid(rel), ShareLock);
+}
+
+static void
+SendChunk(StringInfo buf, MsgHeader *h, bool final)
+{
+	h->flags = final ? SR_MSG_FINAL : 0;
+	memcpy(buf->data, h, sizeof(MsgHeader));
+	LogLogicalMessage(SR_MSG_PREFIX, buf->data, buf->len, true);
+	resetStringInfo(buf);
+	appendBinaryStringInfo(buf, (const char *) h, sizeof(MsgHeader));
+	h->nkeys = 0;
+}
+
+/* SELECT the key columns FROM ONLY the table WHERE the clause */
+static char *
+SearchQuery(Relation rel, const SrKeyInfo *info, const char *where_clause)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	for (int i = 0; i < info->nkeys; i++)
+		appendStringInfo(&q, "%s%s", i ? ", " : "",
+						 quote_identifier(get_attname(RelationGetRelid(rel),
+													  info->attnums[i], false)));
+	appendStringInfo(&q, " FROM ONLY %s",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	if (where_clause)
+		appendStringInfo(&q, " WHERE %s", where_clause);
+	return q.data;
+}
+
+int64
+SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
+			  const char *where_clause, SrMembersKind kind)
+{
+	SrKeyInfo	info;
+	MsgHeader	h = {0};
+	StringInfoData buf;
+	SrKeyBuf	kb;
+	int			natts = RelationGetDescr(rel)->natts;
+	Datum	   *values = palloc0(sizeof(Datum) * natts);
+	bool	   *isnull = palloc0(sizeof(bool) * natts);
+	int64		count = 0;
+	int			nestlevel;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext rowcxt = AllocSetContextCreate(cxt, "shape_router search row",
+												 ALLOCSET_DEFAULT_SIZES);
+
+	SrKeyInfoForRel(rel, &info);
+	if (info.nkeys == 0)
+		elog(ERROR, "table \"%s\" has no replica identity key",
+			 RelationGetRelationName(rel));
+	h.magic = SR_MSG_MAGIC;
+	h.kind = kind;
+	h.keysig = info.signature;
+	h.catalog = catalog;
+	h.relid = RelationGetRelid(rel);
+	h.shape_id = shape_id;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (const char *) &h, sizeof(MsgHeader));
+	SrKeyBufInit(&kb, SrMemAllocatorFor(cxt));
+
+	/* the clause's text reads back as written (validate.c) */
+	nestlevel = SrPushQualTextSettings();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetLatestSnapshot());
+	plan = SPI_prepare(SearchQuery(rel, &info, where_clause), 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the search for shape " INT64_FORMAT ": %s",
+			 shape_id, SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, SR_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			uint32		len;
+			MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+			for (int i = 0; i < info.nkeys; i++)
+			{
+				int			a = info.attnums[i] - 1;
+
+				values[a] = SPI_getbinval(tup, SPI_tuptable->tupdesc, i + 1,
+										  &isnull[a]);
+			}
+			if (!SrKeyCanon(&kb, &info, values, isnull))
+				elog(ERROR, "could not build the key of a row");
+			len = kb.len;
+			appendBinaryStringInfo(&buf, (const char *) &len, sizeof(len));
+			appendBinaryStringInfo(&buf, (const char *) kb.data, len);
+			h.nkeys++;
+			count++;
+			if (buf.len >= SR_MSG_CHUNK_BYTES)
+				SendChunk(&buf, &h, false);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	PopActiveSnapshot();
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+
+	SendChunk(&buf, &h, true);
+	SrKeyBufFree(&kb);
+	MemoryContextDelete(rowcxt);
+	pfree(buf.data);
+	return count;
+}
+
+bool
+SrMembersParse(const char *data, Size len, SrMembersMsg *msg)
+{
+	MsgHeader	h;
+
+	if (len < sizeof(MsgHeader))
+		return false;
+	memcpy(&h, data, sizeof(MsgHeader));
+	if (h.magic != SR_MSG_MAGIC ||
+		(h.kind != SR_MEMBERS_ADDED && h.kind != SR_MEMBERS_RESYNC))
+		return false;
+	msg->kind = h.kind;
+	msg->final = (h.flags & SR_MSG_FINAL) != 0;
+	msg->keysig = h.keysig;
+	msg->catalog = h.catalog;
+	msg->relid = h.relid;
+	msg->shape_id = h.shape_id;
+	msg->nkeys = h.nkeys;
+	msg->keys = data + sizeof(MsgHeader);
+	msg->keyslen = len - sizeof(MsgHeader);
+	return true;
+}
+
+bool
+SrMembersNextKey(const SrMembersMsg *msg, Size *pos, const char **key,
+				 uint32 *keylen)
+{
+	uint32		l;
+
+	if (*pos + sizeof(uint32) > msg->keyslen)
+		return false;
+	memcpy(&l, msg->keys + *pos, sizeof(uint32));
+	if (l > msg->keyslen - *pos - sizeof(uint32))
+		return false;
+	*key = msg->keys + *pos + sizeof(uint32);
+	*keylen = l;
+	*pos += sizeof(uint32) + l;
+	return true;
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * slotdir.h
+ *	  shape_router's files in a replication slot's directory,
+ *	  pg_replslot/<slot>/: the invalidation log and, per table, the
+ *	  membership segments and redo logs.  They go with the directory when
+ *	  the slot is dropped.
+ *
+ * A table's membership files come in generations named by the commit LSN
+ * their segment is valid at: shape_router.<relid>.<LSN>.seg and .redo.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SR_SLOTDIR_H
+#define SR_SLOTDIR_H
+
+#include "access/xlogdefs.h"
+
+/* "pg_replslot/<slot>", palloc'd; NULL without a slot */
+extern char *SrSlotDir(const char *slot_name);
+extern char *SrSlotDirFile(const char *dir, const char *name);
+
+/* a generation's file: suffix "seg" or "redo" */
+extern char *SrMembFilePath(const char *dir, Oid relid, XLogRecPtr gen,
+							const char *suffix);
+
+/*
+ * The generations of relid's files in dir, ascending (palloc'd), with
+ * whether each has its segment.  Leftover temporary files are removed.
+ */
+extern XLogRecPtr *SrMembListGenerations(const char *dir, Oid relid, int *n);
+/* remove a generation's files (those that exist) */
+extern void SrMembRemoveGeneration(const char *dir, Oid relid, XLogRecPtr gen);
+/* the slot's confirmed position (0 without a slot) */
+extern XLogRecPtr SrSlotConfirmed(void);
+
+#endif							/* SR_SLOTDIR_H */

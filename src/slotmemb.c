@@ -1,0 +1,516 @@
+/*-------------------------------------------------------------------------
+ *
+ * slotmemb.c
+ *	  A stream's per-table membership indexes and their files (see
+ *	  slotmemb.h).
+ *
+ * Generations: a table's first transaction with changes writes a segment
+ * valid at its commit LSN and starts that generation's redo log; once the
+ * log outgrows half the index, the next commit writes a new segment and
+ * starts a new log.  Generations before the newest one valid before the
+ * slot's confirmed position can never be used again and are removed, so
+ * disk use stays bounded, and a start never replays more than one log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "memkey.h"
+#include "slotdir.h"
+#include "slotmemb.h"
+
+/* a generation's log is replaced once it outgrows this or half the index */
+#define SR_REDO_MIN_BYTES	(4 * 1024 * 1024)
+
+/* marker keys: no canonical key starts with this byte (keycanon.c) */
+#define MARK_BYTE		0xFF
+#define MARK_SYNCED		'S'
+#define MARK_REPORTED	'R'
+#define MARK_SIGNATURE	'K'
+
+struct SrTableMemb
+{
+	Oid			relid;			/* hash key */
+	SrSlotMemb *sm;
+	MemoryContext cxt;
+	const SrMemAllocator *alloc;
+	SrMemb	   *memb;
+	SrMembRedo *redo;			/* NULL until the first generation */
+	XLogRecPtr	gen;			/* its LSN */
+	uint32		sig;			/* key and options signature in force */
+	bool		dirty;			/* changed by the current transaction */
+	const char *lost;
+	uint64		epoch;
+	int64	   *ids;
+	int			maxids;
+};
+
+struct SrSlotMemb
+{
+	MemoryContext cxt;
+	char	   *dir;			/* NULL: nothing is saved */
+	char	   *slot_name;
+	uint64		seed;
+	uint32		options_sig;
+	XLogRecPtr	before;
+	HTAB	   *tables;
+	List	   *dirty;			/* SrTableMemb * changed by the transaction */
+};
+
+static void
+Check(SrTableMemb *tm, SrMemStatus st, const char *what)
+{
+	if (st == SR_MEM_OK)
+		return;
+	if (st == SR_MEM_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed to %s in the membership index of table %u.",
+						   what, tm->relid)));
+	elog(ERROR, "could not %s in the membership index of table %u: status %d",
+		 what, tm->relid, (int) st);
+}
+
+SrSlotMemb *
+SrSlotMembCreate(MemoryContext parent, const char *slot_name,
+				 uint32 options_sig)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "shape_router membership",
+											  ALLOCSET_DEFAULT_SIZES);
+	SrSlotMemb *sm = MemoryContextAllocZero(cxt, sizeof(SrSlotMemb));
+	HASHCTL		ctl;
+	uint64		sysid = GetSystemIdentifier();
+
+	sm->cxt = cxt;
+	sm->options_sig = options_sig;
+	if (slot_name)
+	{
+		sm->slot_name = MemoryContextStrdup(cxt, slot_name);
+		sm->dir = MemoryContextStrdup(cxt, SrSlotDir(slot_name));
+	}
+
+	/*
+	 * Per slot, so that keys that collide in one slot's index do not in
+	 * another's.  Not a secret: see docs/membership.md.
+	 */
+	sm->seed = XXH64(slot_name ? slot_name : "", slot_name ? strlen(slot_name) : 0,
+					 sysid);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(SrTableMemb);
+	ctl.hcxt = cxt;
+	sm->tables = hash_create("shape_router membership tables", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return sm;
+}
+
+void
+SrSlotMembStart(SrSlotMemb *sm, XLogRecPtr before)
+{
+	sm->before = before;
+}
+
+static SrMembKey
+MarkKey(SrSlotMemb *sm, char kind, int64 id)
+{
+	uint8		b[10];
+
+	b[0] = MARK_BYTE;
+	b[1] = kind;
+	memcpy(b + 2, &id, sizeof(id));
+	return SrMembKeyHash(b, sizeof(b), sm->seed);
+}
+
+static void
+MarkDirty(SrTableMemb *tm)
+{
+	MemoryContext old;
+
+	if (tm->dirty)
+		return;
+	old = MemoryContextSwitchTo(tm->sm->cxt);
+	tm->dirty = true;
+	tm->sm->dirty = lappend(tm->sm->dirty, tm);
+	MemoryContextSwitchTo(old);
+}
+
+/* Remove generations no future start can use (slotdir.h) */
+static void
+RemoveOldGenerations(SrTableMemb *tm)
+{
+	SrSlotMemb *sm = tm->sm;
+	XLogRecPtr	confirmed = SrSlotConfirmed();
+	XLogRecPtr	keep = InvalidXLogRecPtr;
+	int			n;
+	XLogRecPtr *gens = SrMembListGenerations(sm->dir, tm->relid, &n);
+
+	for (int i = 0; i < n; i++)
+		if (gens[i] < confirmed)
+			keep = gens[i];
+	for (int i = 0; i < n; i++)
+		if (gens[i] < keep && gens[i] != tm->gen)
+			SrMembRemoveGeneration(sm->dir, tm->relid, gens[i]);
+	pfree(gens);
+}
+
+/* Start from nothing: the saved state is unusable (reason) or absent */
+static void
+StartEmpty(SrTableMemb *tm, const char *reason)
+{
+	if (tm->memb)
+		SrMembFree(tm->memb);
+	tm->memb = NULL;
+	if (tm->redo)
+		SrMembRedoClose(tm->redo);
+	tm->redo = NULL;
+	tm->gen = InvalidXLogRecPtr;
+	Check(tm, SrMembCreate(tm->alloc, &tm->memb), "create the index");
+	if (reason)
+	{
+		int			n;
+		XLogRecPtr *gens = SrMembListGenerations(tm->sm->dir, tm->relid, &n);
+
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("discarding the saved membership of table %u in slot \"%s\"",
+						tm->relid, tm->sm->slot_name),
+				 errdetail("%s", reason),
+				 errhint("The table's shapes stay unsynced in this slot until shape_router.resync_shapes() is run.")));
+		for (int i = 0; i < n; i++)
+			SrMembRemoveGeneration(tm->sm->dir, tm->relid, gens[i]);
+		tm->lost = MemoryContextStrdup(tm->cxt, reason);
+	}
+}
+
+/*
+ * The state after the transactions committed before the stream's start:
+ * the newest generation valid before it, its log replayed up to it, and
+ * every later generation removed.
+ */
+static void
+Load(SrTableMemb *tm)
+{
+	SrSlotMemb *sm = tm->sm;
+	char		errbuf[SR_MEMB_ERRLEN];
+	int			n;
+	int			chosen = -1;
+	XLogRecPtr *gens;
+	XLogRecPtr	seglsn;
+	char	   *path;
+	SrMemStatus st;
+
+	if (sm->dir == NULL)
+	{
+		StartEmpty(tm, NULL);
+		return;
+	}
+	gens = SrMembListGenerations(sm->dir, tm->relid, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (gens[i] < sm->before)
+			chosen = i;
+		else
+			SrMembRemoveGeneration(sm->dir, tm->relid, gens[i]);
+	}
+	if (chosen < 0)
+	{
+		/* no change to the table's index before the start */
+		StartEmpty(tm, NULL);
+		return;
+	}
+	tm->gen = gens[chosen];
+	path = SrMembFilePath(sm->dir, tm->relid, tm->gen, "seg");
+	st = SrMembLoadSegment(path, tm->relid, tm->alloc, &tm->memb, &seglsn, errbuf);
+	if (st == SR_MEM_OK && seglsn != tm->gen)
+	{
+		snprintf(errbuf, sizeof(errbuf), "segment \"%s\" is valid at %X/%X, not at the LSN its name gives",
+				 path, LSN_FORMAT_ARGS(seglsn));
+		st = SR_MEM_CORRUPT;
+	}
+	if (st == SR_MEM_NOMEM)
+		Check(tm, st, "load a segment");
+	if (st != SR_MEM_OK)
+	{
+		StartEmpty(tm, errbuf);
+		return;
+	}
+	path = SrMembFilePath(sm->dir, tm->relid, tm->gen, "redo");
+	st = SrMembRedoReplay(path, tm->relid, tm->memb, tm->gen, sm->before - 1,
+						  true, NULL, errbuf);
+	if (st == SR_MEM_OK)
+		st = SrMembRedoOpen(path, tm->relid, tm->alloc, &tm->redo, errbuf);
+	if (st == SR_MEM_NOMEM)
+		Check(tm, st, "replay the redo log");
+	if (st != SR_MEM_OK)
+	{
+		StartEmpty(tm, errbuf);
+		return;
+	}
+	SrMembRedoAttach(tm->memb, tm->redo);
+	RemoveOldGenerations(tm);
+}
+
+static int
+LookupMark(SrTableMemb *tm, char kind, int64 id)
+{
+	int64		ids[1];
+
+	return SrMembLookup(tm->memb, MarkKey(tm->sm, kind, id), ids, 1);
+}
+
+/* stored as a negative id, which no shape has (DropShape leaves it) */
+static void
+SetSignature(SrTableMemb *tm, uint32 sig)
+{
+	int64		id = -(int64) sig;
+
+	Check(tm, SrMembSet(tm->memb, MarkKey(tm->sm, MARK_SIGNATURE, 0), &id, 1),
+		  "set the key signature");
+}
+
+SrTableMemb *
+SrSlotMembTable(SrSlotMemb *sm, Oid relid, uint32 keysig, bool create)
+{
+	SrTableMemb *tm;
+	bool		found;
+	uint32		sig = (keysig ^ sm->options_sig) | 1;
+	int64		ids[1];
+	int			n;
+
+	tm = hash_search(sm->tables, &relid, HASH_FIND, NULL);
+	if (tm == NULL)
+	{
+		if (!create && sm->dir)
+		{
+			int			ngens;
+
+			pfree(SrMembListGenerations(sm->dir, relid, &ngens));
+			if (ngens == 0)
+				return NULL;
+		}
+		else if (!create)
+			return NULL;
+		tm = hash_search(sm->tables, &relid, HASH_ENTER, &found);
+		memset(((char *) tm) + sizeof(Oid), 0, sizeof(SrTableMemb) - sizeof(Oid));
+		tm->sm = sm;
+		tm->cxt = AllocSetContextCreate(sm->cxt, "shape_router table membership",
+										ALLOCSET_DEFAULT_SIZES);
+		tm->alloc = SrMemAllocatorFor(tm->cxt);
+		tm->maxids = 16;
+		tm->ids = MemoryContextAlloc(tm->cxt, sizeof(int64) * tm->maxids);
+		Load(tm);
+		n = SrMembLookup(tm->memb, MarkKey(sm, MARK_SIGNATURE, 0), ids, 1);
+		tm->sig = n == 1 ? (uint32) (-ids[0]) : 0;
+	}
+	if (keysig != 0 && tm->sig != sig)
+	{
+		/* keys made from other columns or for other shapes mean nothing now */
+		if (tm->sig != 0)
+			Check(tm, SrMembClear(tm->memb), "empty the index");
+		SetSignature(tm, sig);
+		tm->sig = sig;
+		tm->epoch++;
+		MarkDirty(tm);
+	}
+	return tm;
+}
+
+SrMembKey
+SrSlotMembKey(SrSlotMemb *sm, const void *canon, size_t len)
+{
+	return SrMembKeyHash(canon, len, sm->seed);
+}
+
+int
+SrTableMembLookup(SrTableMemb *tm, SrMembKey key, int64 **ids)
+{
+	int			n = SrMembLookup(tm->memb, key, tm->ids, tm->maxids);
+
+	if (n < 0)
+		Check(tm, SR_MEM_NOMEM, "look up a key");
+	if (n > tm->maxids)
+	{
+		tm->maxids = n;
+		tm->ids = repalloc(tm->ids, sizeof(int64) * n);
+		n = SrMembLookup(tm->memb, key, tm->ids, tm->maxids);
+		if (n < 0)
+			Check(tm, SR_MEM_NOMEM, "look up a key");
+	}
+	*ids = tm->ids;
+	return n;
+}
+
+void
+SrTableMembSet(SrTableMemb *tm, SrMembKey key, const int64 *ids, int n)
+{
+	Check(tm, SrMembSet(tm->memb, key, ids, n), "set a key");
+	MarkDirty(tm);
+}
+
+void
+SrTableMembAdd(SrTableMemb *tm, SrMembKey key, int64 id)
+{
+	Check(tm, SrMembAdd(tm->memb, key, id), "add a key");
+	MarkDirty(tm);
+}
+
+void
+SrTableMembRemoveKey(SrTableMemb *tm, SrMembKey key)
+{
+	Check(tm, SrMembRemoveKey(tm->memb, key), "remove a key");
+	MarkDirty(tm);
+}
+
+void
+SrTableMembDropShape(SrTableMemb *tm, int64 id)
+{
+	Check(tm, SrMembDropShape(tm->memb, id), "drop a shape");
+	tm->epoch++;
+	MarkDirty(tm);
+}
+
+void
+SrTableMembTruncate(SrTableMemb *tm, const int64 *ids, int n)
+{
+	bool	   *synced = palloc(sizeof(bool) * Max(n, 1));
+	bool	   *reported = palloc(sizeof(bool) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		synced[i] = SrTableMembSynced(tm, ids[i]);
+		reported[i] = SrTableMembReported(tm, ids[i]);
+	}
+	Check(tm, SrMembClear(tm->memb), "empty the index");
+	SetSignature(tm, tm->sig);
+	for (int i = 0; i < n; i++)
+	{
+		if (synced[i])
+			SrTableMembSetSynced(tm, ids[i]);
+		if (reported[i])
+			SrTableMembSetReported(tm, ids[i]);
+	}
+	MarkDirty(tm);
+	pfree(synced);
+	pfree(reported);
+}
+
+bool
+SrTableMembSynced(SrTableMemb *tm, int64 id)
+{
+	return LookupMark(tm, MARK_SYNCED, id) > 0;
+}
+
+void
+SrTableMembSetSynced(SrTableMemb *tm, int64 id)
+{
+	SrTableMembAdd(tm, MarkKey(tm->sm, MARK_SYNCED, id), id);
+	tm->epoch++;
+}
+
+bool
+SrTableMembReported(SrTableMemb *tm, int64 id)
+{
+	return LookupMark(tm, MARK_REPORTED, id) > 0;
+}
+
+void
+SrTableMembSetReported(SrTableMemb *tm, int64 id)
+{
+	SrTableMembAdd(tm, MarkKey(tm->sm, MARK_REPORTED, id), id);
+}
+
+const char *
+SrTableMembLost(SrTableMemb *tm)
+{
+	return tm->lost;
+}
+
+uint64
+SrTableMembEpoch(SrTableMemb *tm)
+{
+	return tm->epoch;
+}
+
+void
+SrTableMembGetStats(SrTableMemb *tm, SrMembStats *stats)
+{
+	SrMembGetStats(tm->memb, stats);
+}
+
+static void
+FileError(const char *errbuf)
+{
+	ereport(ERROR,
+			(errcode_for_file_access(),
+			 errmsg("could not save the membership index"),
+			 errdetail("%s", errbuf)));
+}
+
+/* A segment valid at lsn, and the empty log of its generation */
+static void
+NewGeneration(SrTableMemb *tm, XLogRecPtr lsn)
+{
+	SrSlotMemb *sm = tm->sm;
+	char		errbuf[SR_MEMB_ERRLEN];
+	SrMembRedo *redo;
+	SrMemStatus st;
+	char	   *path = SrMembFilePath(sm->dir, tm->relid, lsn, "seg");
+
+	st = SrMembWriteSegment(tm->memb, path, tm->relid, lsn, errbuf);
+	if (st != SR_MEM_OK)
+		FileError(errbuf);
+	path = SrMembFilePath(sm->dir, tm->relid, lsn, "redo");
+	st = SrMembRedoOpen(path, tm->relid, tm->alloc, &redo, errbuf);
+	if (st != SR_MEM_OK)
+		FileError(errbuf);
+	if (tm->redo)
+		SrMembRedoClose(tm->redo);
+	tm->redo = redo;
+	tm->gen = lsn;
+	SrMembRedoAttach(tm->memb, redo);
+	RemoveOldGenerations(tm);
+}
+
+void
+SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
+{
+	ListCell   *lc;
+
+	foreach(lc, sm->dirty)
+	{
+		SrTableMemb *tm = lfirst(lc);
+		char		errbuf[SR_MEMB_ERRLEN];
+
+		tm->dirty = false;
+		if (sm->dir == NULL)
+			continue;
+		if (tm->redo == NULL)
+		{
+			NewGeneration(tm, lsn);
+			continue;
+		}
+		if (SrMembRedoCommit(tm->redo, lsn, errbuf) != SR_MEM_OK)
+			FileError(errbuf);
+		if (SrMembRedoSize(tm->redo) > SR_REDO_MIN_BYTES)
+		{
+			SrMembStats st;
+
+			SrMembGetStats(tm->memb, &st);
+			if (SrMembRedoSize(tm->redo) > st.bytes_total / 2)
+				NewGeneration(tm, lsn);
+		}
+		/* bounded background work: merge one partition's changes */
+		(void) SrMembMaintain(tm->memb);
+	}
+	list_free(sm->dirty);
+	sm->dirty = NIL;
+}
