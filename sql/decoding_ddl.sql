@@ -114,9 +114,10 @@ COMMIT;
 SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_ddl', NULL, NULL);
 
 --
--- REPLICA IDENTITY DEFAULT: UPDATE and DELETE no longer log the old row,
--- so every shape of the table is invalidated, and stays so when FULL comes
--- back, in this stream and in a restarted one
+-- FULL -> DEFAULT: UPDATE and DELETE no longer log the old row, and the
+-- shapes were added under FULL, so the stream has no members of them: they
+-- are unsynced (once per slot) and route nothing while DEFAULT; under FULL
+-- again they route from the old row (docs/default-identity.md)
 --
 INSERT INTO t4 VALUES (1, 1);
 ALTER TABLE t4 REPLICA IDENTITY DEFAULT;

@@ -338,13 +338,21 @@ SELECT pg_temp.try_shape('pg_catalog.pg_proc', 'true') AS system_catalog_null;
 SELECT pg_temp.try_shape('information_schema.sql_features', 'true') AS information_schema_table;
 SELECT pg_temp.try_shape('shape_router.shapes', 'shape_id > 0') AS shapes_catalog;
 SELECT pg_temp.try_shape('shape_router.shapes', NULL) AS shapes_catalog_null;
+-- DEFAULT with a primary key and USING INDEX are accepted (membership)
 SELECT pg_temp.try_shape('ri_default', 'x = 1') AS replica_identity_default;
 SELECT pg_temp.try_shape('ri_default', NULL) AS replica_identity_default_null;
 SELECT pg_temp.try_shape('ri_index', 'x = 1') AS replica_identity_index;
 SELECT pg_temp.try_shape('ri_nothing', 'x = 1') AS replica_identity_nothing;
 SELECT pg_temp.try_shape('no_key', 'x = 1') AS no_key_default_identity;
--- plainly, to show the hint in full
-SELECT shape_router.add_shape('ri_default', 'x = 1');
+-- plainly, to show the hints in full
+SELECT shape_router.add_shape('ri_nothing', 'x = 1');
+SELECT shape_router.add_shape('no_key', 'x = 1');
+-- an identity index dropped after ALTER TABLE ... USING INDEX
+CREATE TABLE ri_gone (id int NOT NULL, x int);
+CREATE UNIQUE INDEX ri_gone_id ON ri_gone (id);
+ALTER TABLE ri_gone REPLICA IDENTITY USING INDEX ri_gone_id;
+DROP INDEX ri_gone_id;
+SELECT shape_router.add_shape('ri_gone', 'x = 1');
 
 -- column lists
 SELECT cols, pg_temp.try_shape('t', 'x = 1', cols) FROM (VALUES
@@ -361,7 +369,7 @@ SELECT cols, pg_temp.try_shape('t', 'x = 1', cols) FROM (VALUES
 -- no shape was stored by any refusal above
 SELECT count(*) AS refused_but_stored FROM shape_router.shapes
  WHERE relid IN ('v'::regclass, 'mv'::regclass, 'seq'::regclass, 't_pkey'::regclass,
-                 'parted'::regclass, 'ri_default'::regclass, 'ri_index'::regclass,
+                 'parted'::regclass, 'ri_gone'::regclass,
                  'ri_nothing'::regclass, 'no_key'::regclass, 'pg_class'::regclass,
                  'pg_proc'::regclass, 'shape_router.shapes'::regclass);
 

@@ -28,6 +28,7 @@
 #define SR_FALSE	0
 #define SR_TRUE		1
 #define SR_NULL		2
+#define SR_UNKNOWN	3			/* SrEvalProgramUnknown only */
 
 typedef enum SrOpcode
 {

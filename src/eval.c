@@ -92,12 +92,189 @@ IntDatum(Datum d, SrColType t)
 	}
 }
 
+/* One leaf step's three-valued result */
+static inline int
+EvalLeaf(const SrStep *step, Datum *values, bool *isnull,
+		 TupleTableSlot *slot, ExprContext *econtext)
+{
+	int			a = step->arg;
+	int			res = SR_NULL;
+
+	switch ((SrOpcode) step->opcode)
+	{
+		case SR_OP_CONST:
+			res = (int) step->value.i;
+			break;
+		case SR_OP_BOOL_COLUMN:
+			res = isnull[a] ? SR_NULL :
+				DatumGetBool(values[a]) ? SR_TRUE : SR_FALSE;
+			break;
+		case SR_OP_NULLTEST:
+			res = (isnull[a] != step->negate) ? SR_TRUE : SR_FALSE;
+			break;
+		case SR_OP_BOOLTEST:
+			{
+				bool		r;
+
+				switch ((BoolTestType) step->cmp)
+				{
+					case IS_TRUE:
+						r = !isnull[a] && DatumGetBool(values[a]);
+						break;
+					case IS_NOT_TRUE:
+						r = isnull[a] || !DatumGetBool(values[a]);
+						break;
+					case IS_FALSE:
+						r = !isnull[a] && !DatumGetBool(values[a]);
+						break;
+					case IS_NOT_FALSE:
+						r = isnull[a] || DatumGetBool(values[a]);
+						break;
+					case IS_UNKNOWN:
+						r = isnull[a];
+						break;
+					default:
+						r = !isnull[a];
+						break;
+				}
+				res = r ? SR_TRUE : SR_FALSE;
+				break;
+			}
+		case SR_OP_INT_CMP:
+			res = isnull[a] ? SR_NULL :
+				IntCmp(IntDatum(values[a], step->coltype), step->value.i,
+					   step->cmp);
+			break;
+		case SR_OP_FLOAT_CMP:
+			if (isnull[a])
+				res = SR_NULL;
+			else
+			{
+				float8		v = (step->coltype == SR_COL_FLOAT4) ?
+					(float8) DatumGetFloat4(values[a]) :
+					DatumGetFloat8(values[a]);
+
+				res = FloatCmp(v, step->value.f, step->cmp);
+			}
+			break;
+		case SR_OP_TEXT_EQ:
+			if (isnull[a])
+				res = SR_NULL;
+			else
+			{
+				text	   *t = DatumGetTextPP(values[a]);
+				text	   *c = (text *) step->aux;
+				bool		eq;
+
+				eq = VARSIZE_ANY_EXHDR(t) == VARSIZE_ANY_EXHDR(c) &&
+					memcmp(VARDATA_ANY(t), VARDATA_ANY(c),
+						   VARSIZE_ANY_EXHDR(c)) == 0;
+				res = (eq != step->negate) ? SR_TRUE : SR_FALSE;
+			}
+			break;
+		case SR_OP_IN_SET:
+			{
+				const SrValueSet *set = (const SrValueSet *) step->aux;
+				bool		found;
+
+				if (isnull[a])
+				{
+					res = SR_NULL;
+					break;
+				}
+				if (set->is_text)
+				{
+					text	   *t = DatumGetTextPP(values[a]);
+
+					found = SrValueSetContains(set, 0, VARDATA_ANY(t),
+											   VARSIZE_ANY_EXHDR(t));
+				}
+				else
+					found = SrValueSetContains(set,
+											   IntDatum(values[a], step->coltype),
+											   NULL, 0);
+				if (found)
+					res = step->negate ? SR_FALSE : SR_TRUE;
+				else if (set->has_null)
+					res = SR_NULL;
+				else
+					res = step->negate ? SR_TRUE : SR_FALSE;
+				break;
+			}
+		case SR_OP_FMGR:
+			{
+				FunctionCallInfo fcinfo = (FunctionCallInfo) step->aux;
+				int			vpos = step->negate ? 1 : 0;
+				Datum		r;
+
+				if (isnull[a] && fcinfo->flinfo->fn_strict)
+				{
+					res = SR_NULL;
+					break;
+				}
+				fcinfo->args[vpos].value = values[a];
+				fcinfo->args[vpos].isnull = isnull[a];
+				fcinfo->isnull = false;
+				r = FunctionCallInvoke(fcinfo);
+				res = fcinfo->isnull ? SR_NULL :
+					DatumGetBool(r) ? SR_TRUE : SR_FALSE;
+				break;
+			}
+		case SR_OP_EXPR:
+			{
+				bool		rnull;
+				Datum		r;
+
+				econtext->ecxt_scantuple = slot;
+				r = ExecEvalExprSwitchContext((ExprState *) step->aux,
+											  econtext, &rnull);
+				res = rnull ? SR_NULL : DatumGetBool(r) ? SR_TRUE : SR_FALSE;
+				break;
+			}
+		default:
+			elog(ERROR, "unexpected shape program step %d", step->opcode);
+	}
+	return res;
+}
+
 int
 SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 			  ExprContext *econtext)
 {
-	bool		accbuf[SR_MAX_STACK_ACC];
-	bool	   *acc = accbuf;
+	return SrEvalProgramUnknown(prog, slot, econtext, NULL);
+}
+
+/* Is the leaf's input unknown (see eval.h)? */
+static bool
+LeafUnknown(const SrProgram *prog, const SrStep *step, const bool *unknown)
+{
+	int			attno = -1;
+
+	if (step->opcode == SR_OP_CONST)
+		return false;
+	if (step->opcode != SR_OP_EXPR)
+		return unknown[step->arg];
+	/* which columns an expression reads is not kept: any of the program's */
+	while ((attno = bms_next_member(prog->attnums, attno)) >= 0)
+		if (unknown[attno - 1])
+			return true;
+	return false;
+}
+
+/*
+ * AND/OR accumulators: a NULL was seen (1), an unknown (2).  Unknown is
+ * Kleene's third value over {true, false, null}: AND is false if any input
+ * is, else unknown if any is, else null if any is; OR alike; NOT keeps it.
+ */
+#define ACC_NULL	1
+#define ACC_UNKNOWN 2
+
+int
+SrEvalProgramUnknown(const SrProgram *prog, TupleTableSlot *slot,
+					 ExprContext *econtext, const bool *unknown)
+{
+	uint8		accbuf[SR_MAX_STACK_ACC];
+	uint8	   *acc = accbuf;
 	Datum	   *values;
 	bool	   *isnull;
 	int			res = SR_NULL;
@@ -109,9 +286,9 @@ SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 	isnull = slot->tts_isnull;
 
 	if (prog->nacc > SR_MAX_STACK_ACC)
-		acc = palloc0(sizeof(bool) * prog->nacc);
+		acc = palloc0(sizeof(uint8) * prog->nacc);
 	else if (prog->nacc > 0)
-		memset(acc, 0, sizeof(bool) * prog->nacc);
+		memset(acc, 0, sizeof(uint8) * prog->nacc);
 
 	while (pc < prog->nsteps)
 	{
@@ -120,135 +297,6 @@ SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 
 		switch ((SrOpcode) step->opcode)
 		{
-			case SR_OP_CONST:
-				res = (int) step->value.i;
-				break;
-			case SR_OP_BOOL_COLUMN:
-				res = isnull[a] ? SR_NULL :
-					DatumGetBool(values[a]) ? SR_TRUE : SR_FALSE;
-				break;
-			case SR_OP_NULLTEST:
-				res = (isnull[a] != step->negate) ? SR_TRUE : SR_FALSE;
-				break;
-			case SR_OP_BOOLTEST:
-				{
-					bool		r;
-
-					switch ((BoolTestType) step->cmp)
-					{
-						case IS_TRUE:
-							r = !isnull[a] && DatumGetBool(values[a]);
-							break;
-						case IS_NOT_TRUE:
-							r = isnull[a] || !DatumGetBool(values[a]);
-							break;
-						case IS_FALSE:
-							r = !isnull[a] && !DatumGetBool(values[a]);
-							break;
-						case IS_NOT_FALSE:
-							r = isnull[a] || DatumGetBool(values[a]);
-							break;
-						case IS_UNKNOWN:
-							r = isnull[a];
-							break;
-						default:
-							r = !isnull[a];
-							break;
-					}
-					res = r ? SR_TRUE : SR_FALSE;
-					break;
-				}
-			case SR_OP_INT_CMP:
-				res = isnull[a] ? SR_NULL :
-					IntCmp(IntDatum(values[a], step->coltype), step->value.i,
-						   step->cmp);
-				break;
-			case SR_OP_FLOAT_CMP:
-				if (isnull[a])
-					res = SR_NULL;
-				else
-				{
-					float8		v = (step->coltype == SR_COL_FLOAT4) ?
-						(float8) DatumGetFloat4(values[a]) :
-						DatumGetFloat8(values[a]);
-
-					res = FloatCmp(v, step->value.f, step->cmp);
-				}
-				break;
-			case SR_OP_TEXT_EQ:
-				if (isnull[a])
-					res = SR_NULL;
-				else
-				{
-					text	   *t = DatumGetTextPP(values[a]);
-					text	   *c = (text *) step->aux;
-					bool		eq;
-
-					eq = VARSIZE_ANY_EXHDR(t) == VARSIZE_ANY_EXHDR(c) &&
-						memcmp(VARDATA_ANY(t), VARDATA_ANY(c),
-							   VARSIZE_ANY_EXHDR(c)) == 0;
-					res = (eq != step->negate) ? SR_TRUE : SR_FALSE;
-				}
-				break;
-			case SR_OP_IN_SET:
-				{
-					const SrValueSet *set = (const SrValueSet *) step->aux;
-					bool		found;
-
-					if (isnull[a])
-					{
-						res = SR_NULL;
-						break;
-					}
-					if (set->is_text)
-					{
-						text	   *t = DatumGetTextPP(values[a]);
-
-						found = SrValueSetContains(set, 0, VARDATA_ANY(t),
-												   VARSIZE_ANY_EXHDR(t));
-					}
-					else
-						found = SrValueSetContains(set,
-												   IntDatum(values[a], step->coltype),
-												   NULL, 0);
-					if (found)
-						res = step->negate ? SR_FALSE : SR_TRUE;
-					else if (set->has_null)
-						res = SR_NULL;
-					else
-						res = step->negate ? SR_TRUE : SR_FALSE;
-					break;
-				}
-			case SR_OP_FMGR:
-				{
-					FunctionCallInfo fcinfo = (FunctionCallInfo) step->aux;
-					int			vpos = step->negate ? 1 : 0;
-					Datum		r;
-
-					if (isnull[a] && fcinfo->flinfo->fn_strict)
-					{
-						res = SR_NULL;
-						break;
-					}
-					fcinfo->args[vpos].value = values[a];
-					fcinfo->args[vpos].isnull = isnull[a];
-					fcinfo->isnull = false;
-					r = FunctionCallInvoke(fcinfo);
-					res = fcinfo->isnull ? SR_NULL :
-						DatumGetBool(r) ? SR_TRUE : SR_FALSE;
-					break;
-				}
-			case SR_OP_EXPR:
-				{
-					bool		rnull;
-					Datum		r;
-
-					econtext->ecxt_scantuple = slot;
-					r = ExecEvalExprSwitchContext((ExprState *) step->aux,
-												  econtext, &rnull);
-					res = rnull ? SR_NULL : DatumGetBool(r) ? SR_TRUE : SR_FALSE;
-					break;
-				}
 			case SR_OP_AND_STEP:
 				if (res == SR_FALSE)
 				{
@@ -256,10 +304,16 @@ SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 					continue;
 				}
 				if (res == SR_NULL)
-					acc[a] = true;
+					acc[a] |= ACC_NULL;
+				else if (res == SR_UNKNOWN)
+					acc[a] |= ACC_UNKNOWN;
 				break;
 			case SR_OP_AND_LAST:
-				if (res == SR_TRUE && acc[a])
+				if (res == SR_FALSE)
+					break;
+				if (res == SR_UNKNOWN || (acc[a] & ACC_UNKNOWN))
+					res = SR_UNKNOWN;
+				else if (acc[a] & ACC_NULL)
 					res = SR_NULL;
 				break;
 			case SR_OP_OR_STEP:
@@ -269,15 +323,27 @@ SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 					continue;
 				}
 				if (res == SR_NULL)
-					acc[a] = true;
+					acc[a] |= ACC_NULL;
+				else if (res == SR_UNKNOWN)
+					acc[a] |= ACC_UNKNOWN;
 				break;
 			case SR_OP_OR_LAST:
-				if (res == SR_FALSE && acc[a])
+				if (res == SR_TRUE)
+					break;
+				if (res == SR_UNKNOWN || (acc[a] & ACC_UNKNOWN))
+					res = SR_UNKNOWN;
+				else if (acc[a] & ACC_NULL)
 					res = SR_NULL;
 				break;
 			case SR_OP_NOT:
-				if (res != SR_NULL)
+				if (res == SR_TRUE || res == SR_FALSE)
 					res = (res == SR_TRUE) ? SR_FALSE : SR_TRUE;
+				break;
+			default:
+				if (unknown && LeafUnknown(prog, step, unknown))
+					res = SR_UNKNOWN;
+				else
+					res = EvalLeaf(step, values, isnull, slot, econtext);
 				break;
 		}
 		pc++;

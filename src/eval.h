@@ -20,4 +20,12 @@
 extern int	SrEvalProgram(const SrProgram *prog, TupleTableSlot *slot,
 						  ExprContext *econtext);
 
+/*
+ * The same where the columns flagged in unknown (0-based; NULL = none)
+ * could hold any value, NULL included: SR_UNKNOWN if the answer depends on
+ * them.  Their slot values are not read.
+ */
+extern int	SrEvalProgramUnknown(const SrProgram *prog, TupleTableSlot *slot,
+								 ExprContext *econtext, const bool *unknown);
+
 #endif							/* SR_EVAL_H */

@@ -858,6 +858,83 @@ RouteUpdateFull(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 			   r->newids, r->nnew);
 }
 
+/* The first column shape reads that is flagged in unknown, or 0 */
+static AttrNumber
+UnknownColumnOf(SrShape *shape, const bool *unknown, int natts)
+{
+	int			attno = -1;
+
+	while ((attno = bms_next_member(shape->prog->attnums, attno)) >= 0)
+		if (attno <= natts && unknown[attno - 1])
+			return attno;
+	return 0;
+}
+
+/*
+ * The new row lacks unchanged TOASTed values (no old row to take them
+ * from).  Shapes that read one are evaluated with it unknown: a determined
+ * answer routes, an undetermined one invalidates the shape.  They are
+ * taken out of the index's answer, which read the value as NULL.
+ */
+static void
+MatchUnknown(SrPluginData *data, SrRelState *rs, RouteResult *r,
+			 FailContext *fail)
+{
+	SrTableRouter *router = SrRelRouter(rs);
+	TupleDesc	desc = SrRouterDesc(router);
+	const bool *unknown = r->newrow.unchanged;
+	int			count = SrRouterShapeCount(router);
+	int64	   *merged = palloc(sizeof(int64) * Max(count, 1));
+	int64	   *det = palloc(sizeof(int64) * Max(count, 1));
+	int			ndet = 0;
+	int			n = 0;
+	int			i = 0,
+				j = 0;
+
+	for (int k = 0; k < count; k++)
+	{
+		SrShape    *shape = SrRouterShapeAt(router, k);
+		AttrNumber	col;
+		int			res;
+
+		if (shape->removed || shape->prog == NULL ||
+			(col = UnknownColumnOf(shape, unknown, desc->natts)) == 0)
+			continue;
+		res = SrRouterEvalUnknown(router, shape, r->newrow.slot, data->econtext,
+								  unknown, ShapeFailed, fail);
+		if (res == SR_TRUE)
+			det[ndet++] = shape->shape_id;
+		else if (res == SR_UNKNOWN)
+			SrStateShapeInvalid(data->state, rs, shape->shape_id,
+								psprintf("column \"%s\" was left out of an UPDATE's new row (unchanged and TOASTed), and the shape's answer depends on it; REPLICA IDENTITY FULL logs it",
+										 NameStr(TupleDescAttr(desc, col - 1)->attname)),
+								fail->events);
+	}
+	/* the index's answers, less every shape that reads an unknown column */
+	for (int k = 0; k < r->nnew; k++)
+	{
+		SrShape    *shape = SrRouterFindShape(router, r->newids[k]);
+
+		if (shape && shape->prog && UnknownColumnOf(shape, unknown, desc->natts) == 0)
+			r->newids[n++] = r->newids[k];
+	}
+	while (i < n || j < ndet)
+	{
+		if (j >= ndet || (i < n && r->newids[i] < det[j]))
+		{
+			merged[i + j] = r->newids[i];
+			i++;
+		}
+		else
+		{
+			merged[i + j] = det[j];
+			j++;
+		}
+	}
+	r->newids = merged;
+	r->nnew = n + ndet;
+}
+
 /*
  * Without FULL the WAL has the new row and, if the key changed (or is
  * TOASTed), the old key: the old side comes from the membership index.
@@ -888,15 +965,14 @@ RouteUpdateByKey(SrPluginData *data, SrRelState *rs,
 		oldkey = newkey;
 	else if (newkey == NULL)
 		newkey = oldkey;
-	if (r->newrow.missing &&
-		!SrStateUnknownColumns(data->state, rs, r->newrow.unchanged, fail->events))
-		return;
-
-	r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey), &r->oldids);
 	SrRouterMatchRows(SrRelRouter(rs), -1, NULL, r->newrow.slot, NULL,
 					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
+	if (r->newrow.missing)
+		MatchUnknown(data, rs, r, fail);
 	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
+	/* after MatchUnknown: the shapes it invalidated have no old side */
+	r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey), &r->oldids);
 	SetMembers(data, rs, tm, SrStateKeyHash(data->state, newkey),
 			   r->newids, r->nnew);
 	if (oldkey != newkey && (oldkey->len != newkey->len ||

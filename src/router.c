@@ -715,6 +715,33 @@ SrRouterMatchRows(SrTableRouter *router, int ncand, TupleTableSlot *oldslot,
 }
 
 /*
+ * In PG_CATCH(): a data error of one shape's evaluation (see below for why
+ * going on is safe) disables that shape; anything else is re-thrown.
+ */
+static void
+RecoverFrom(SrTableRouter *router, SrShape *shape, ExprContext *econtext,
+			MemoryContext cxt, uint32 holdoff, uint32 critsection,
+			SrEvalErrorHook on_error, void *arg)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	if (on_error == NULL ||
+		InterruptHoldoffCount != holdoff ||
+		CritSectionCount != critsection)
+		PG_RE_THROW();
+	edata = CopyErrorData();
+	if (!RecoverableError(edata->sqlerrcode))
+		PG_RE_THROW();
+	FlushErrorState();
+	MemoryContextReset(router->evalcxt);
+	ResetExprContext(econtext);
+	on_error(shape, edata->message, arg);
+	SrRouterDisableShape(router, shape, edata->message);
+	FreeErrorData(edata);
+}
+
+/*
  * Why going on after FlushErrorState() without a subtransaction is safe
  * here: the errors caught are data exceptions (class 22), unsupported
  * values (0A), integrity constraint violations (23, a domain's CHECK) and
@@ -769,29 +796,15 @@ MatchWork(SrTableRouter *router, int nwork, TupleTableSlot *oldslot,
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
 			SrShape    *shape = &router->shapes[router->work[pos]];
 
-			MemoryContextSwitchTo(cxt);
-			if (on_error == NULL ||
-				InterruptHoldoffCount != holdoff ||
-				CritSectionCount != critsection)
-				PG_RE_THROW();
-			edata = CopyErrorData();
-			if (!RecoverableError(edata->sqlerrcode))
-				PG_RE_THROW();
-			FlushErrorState();
-			MemoryContextReset(router->evalcxt);
-			ResetExprContext(econtext);
-
+			RecoverFrom(router, shape, econtext, cxt, holdoff, critsection,
+						on_error, arg);
 			/* Answers of this shape for the old row are void too. */
 			if (o > 0 && oldids[o - 1] == shape->shape_id)
 				o--;
 			vold = o;
 			vnew = n;
-			on_error(shape, edata->message, arg);
-			SrRouterDisableShape(router, shape, edata->message);
-			FreeErrorData(edata);
 			/* the next shape, in the next round of the loop */
 			pos++;
 		}
@@ -851,4 +864,37 @@ SrRouterMaxAttno(const SrTableRouter *router)
 		if (router->shapes[i].prog)
 			maxattno = Max(maxattno, router->shapes[i].prog->maxattno);
 	return maxattno;
+}
+
+/*
+ * One shape on a row some of whose columns are unknown (eval.h): SR_TRUE,
+ * SR_FALSE, SR_NULL or SR_UNKNOWN; -1 if it raised a data error, after
+ * which it is disabled as in SrRouterMatchRows.
+ */
+int
+SrRouterEvalUnknown(SrTableRouter *router, SrShape *shape,
+					TupleTableSlot *slot, ExprContext *econtext,
+					const bool *unknown, SrEvalErrorHook on_error, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	uint32		critsection = CritSectionCount;
+	volatile int res = -1;
+
+	PG_TRY();
+	{
+		MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
+
+		res = SrEvalProgramUnknown(shape->prog, slot, econtext, unknown);
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		RecoverFrom(router, shape, econtext, cxt, holdoff, critsection,
+					on_error, arg);
+	}
+	PG_END_TRY();
+	MemoryContextReset(router->evalcxt);
+	ResetExprContext(econtext);
+	return res;
 }

@@ -68,4 +68,9 @@ extern void SrRouterMatchRows(SrTableRouter *router, int ncand,
 							  int64 **newids, int *nnew,
 							  SrEvalErrorHook on_error, void *arg);
 
+extern int	SrRouterEvalUnknown(SrTableRouter *router, SrShape *shape,
+								TupleTableSlot *slot, ExprContext *econtext,
+								const bool *unknown,
+								SrEvalErrorHook on_error, void *arg);
+
 #endif							/* SR_ROUTER_H */

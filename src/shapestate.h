@@ -94,13 +94,6 @@ extern void SrStateCommitTxn(SrShapeState *st, List **events);
 extern void SrStateMessage(SrShapeState *st, const char *prefix, Size size,
 						   const char *message);
 extern SrMembKey SrStateKeyHash(SrShapeState *st, const SrKeyBuf *kb);
-/*
- * An UPDATE without FULL left the columns flagged in unchanged out of the
- * new row (unchanged TOAST): shapes that read one cannot be routed and are
- * invalidated.  Returns true (the rest route on).
- */
-extern bool SrStateUnknownColumns(SrShapeState *st, SrRelState *rs,
-								  const bool *unchanged, List **events);
 /* SrStateShapeFailed without the "evaluation failed" */
 extern void SrStateShapeInvalid(SrShapeState *st, SrRelState *rs,
 								int64 shape_id, const char *reason,

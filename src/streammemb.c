@@ -307,30 +307,3 @@ SrStateApplyMembers(SrShapeState *st, List **events)
 	}
 	st->members = NIL;
 }
-
-bool
-SrStateUnknownColumns(SrShapeState *st, SrRelState *rs, const bool *unchanged,
-					  List **events)
-{
-	TupleDesc	desc = SrRouterDesc(rs->router);
-
-	for (int i = 0; i < SrRouterShapeCount(rs->router); i++)
-	{
-		SrShape    *shape = SrRouterShapeAt(rs->router, i);
-		int			attno = -1;
-
-		if (shape->removed || shape->prog == NULL)
-			continue;
-		while ((attno = bms_next_member(shape->prog->attnums, attno)) >= 0)
-		{
-			if (attno > desc->natts || !unchanged[attno - 1])
-				continue;
-			SrStateShapeInvalid(st, rs, shape->shape_id,
-								psprintf("an UPDATE left column \"%s\" unchanged and TOASTed: without REPLICA IDENTITY FULL its value is not in the WAL, and the shape reads it",
-										 NameStr(TupleDescAttr(desc, attno - 1)->attname)),
-								events);
-			break;
-		}
-	}
-	return true;
-}
