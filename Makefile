@@ -30,7 +30,7 @@ OBJS = \
 DATA = sql/shape_router--0.1.sql
 PGFILEDESC = "shape_router - route logical decoding changes to shapes"
 
-REGRESS = registration refusals privileges matching_types null_semantics predindex access_paths decoding_records decoding_options decoding_shapes decoding_ddl decoding_churn decoding_errors decoding_catalog
+REGRESS = registration refusals privileges matching_types null_semantics predindex access_paths decoding_records decoding_options decoding_shapes decoding_ddl decoding_churn decoding_errors decoding_catalog decoding_default
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 

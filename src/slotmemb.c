@@ -16,7 +16,10 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include <unistd.h>
+
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "nodes/pg_list.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -62,6 +65,7 @@ struct SrSlotMemb
 	uint64		seed;
 	uint32		options_sig;
 	XLogRecPtr	before;
+	const char *reset;			/* why the slot's files were discarded */
 	HTAB	   *tables;
 	List	   *dirty;			/* SrTableMemb * changed by the transaction */
 };
@@ -113,10 +117,77 @@ SrSlotMembCreate(MemoryContext parent, const char *slot_name,
 	return sm;
 }
 
+/*
+ * The slot's files keep the membership of the shapes its streams route.  A
+ * stream with other shapes or shard options would leave the others' stale,
+ * so the options are saved with the files, and a stream that brings others
+ * discards the files first: every shape starts unsynced.
+ */
+#define SR_OPTIONS_FILE "shape_router.options"
+
+static void
+CheckOptions(SrSlotMemb *sm)
+{
+	char	   *path = SrSlotDirFile(sm->dir, SR_OPTIONS_FILE);
+	char	   *tmp = psprintf("%s.tmp", path);
+	uint32		saved[2];
+	uint32		want[2];
+	int			fd;
+	bool		same = false;
+	DIR		   *d;
+	struct dirent *de;
+
+	want[0] = sm->options_sig;
+	want[1] = want[0] ^ 0x5352534F;
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd >= 0)
+	{
+		same = read(fd, saved, sizeof(saved)) == sizeof(saved) &&
+			saved[0] == want[0] && saved[1] == want[1];
+		CloseTransientFile(fd);
+	}
+	else if (errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	if (same)
+		return;
+
+	d = AllocateDir(sm->dir);
+	while ((de = ReadDir(d, sm->dir)) != NULL)
+	{
+		size_t		len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "shape_router.", 13) != 0 ||
+			!((len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0) ||
+			  (len > 5 && strcmp(de->d_name + len - 5, ".redo") == 0)))
+			continue;
+		if (!sm->reset)
+		{
+			ereport(LOG,
+					(errmsg("discarding the saved membership of slot \"%s\": it was read with other shapes or shard options",
+							sm->slot_name)));
+			sm->reset = "the slot was last read with other shapes or shard options";
+		}
+		(void) unlink(SrSlotDirFile(sm->dir, de->d_name));
+	}
+	FreeDir(d);
+
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0 || write(fd, want, sizeof(want)) != sizeof(want) ||
+		pg_fsync(fd) != 0 || CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp)));
+	durable_rename(tmp, path, ERROR);
+}
+
 void
 SrSlotMembStart(SrSlotMemb *sm, XLogRecPtr before)
 {
 	sm->before = before;
+	if (sm->dir)
+		CheckOptions(sm);
 }
 
 static SrMembKey
@@ -174,7 +245,9 @@ StartEmpty(SrTableMemb *tm, const char *reason)
 	tm->redo = NULL;
 	tm->gen = InvalidXLogRecPtr;
 	Check(tm, SrMembCreate(tm->alloc, &tm->memb), "create the index");
-	if (reason)
+	if (reason == NULL && tm->sm->reset)
+		tm->lost = tm->sm->reset;
+	else if (reason)
 	{
 		int			n;
 		XLogRecPtr *gens = SrMembListGenerations(tm->sm->dir, tm->relid, &n);
@@ -282,7 +355,7 @@ SrSlotMembTable(SrSlotMemb *sm, Oid relid, uint32 keysig, bool create)
 {
 	SrTableMemb *tm;
 	bool		found;
-	uint32		sig = (keysig ^ sm->options_sig) | 1;
+	uint32		sig = keysig | 1;
 	int64		ids[1];
 	int			n;
 
