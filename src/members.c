@@ -94,6 +94,21 @@ SearchQuery(Relation rel, const SrKeyInfo *info, const char *where_clause)
 	return q.data;
 }
 
+typedef struct SearchContext
+{
+	Relation	rel;
+	int64		shape_id;
+} SearchContext;
+
+static void
+SearchErrorCallback(void *arg)
+{
+	SearchContext *sc = (SearchContext *) arg;
+
+	errcontext("finding the rows of table \"%s\" in shape " INT64_FORMAT " (its initial members)",
+			   RelationGetRelationName(sc->rel), sc->shape_id);
+}
+
 int64
 SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
 			  const char *where_clause, SrMembersKind kind)
@@ -112,6 +127,8 @@ SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
 	MemoryContext cxt = CurrentMemoryContext;
 	MemoryContext rowcxt = AllocSetContextCreate(cxt, "shape_router search row",
 												 ALLOCSET_DEFAULT_SIZES);
+	SearchContext sc = {rel, shape_id};
+	ErrorContextCallback errcallback;
 
 	SrKeyInfoForRel(rel, &info);
 	if (info.nkeys == 0)
@@ -127,6 +144,14 @@ SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
 	appendBinaryStringInfo(&buf, (const char *) &h, sizeof(MsgHeader));
 	SrKeyBufInit(&kb, SrMemAllocatorFor(cxt));
 
+	/*
+	 * A clause that raises on a row raises here, and the shape is not
+	 * added: the stream could not route that row either.
+	 */
+	errcallback.callback = SearchErrorCallback;
+	errcallback.arg = &sc;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	/* the clause's text reads back as written (validate.c) */
 	nestlevel = SrPushQualTextSettings();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -175,6 +200,7 @@ SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
 	PopActiveSnapshot();
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
+	error_context_stack = errcallback.previous;
 
 	SendChunk(&buf, &h, true);
 	SrKeyBufFree(&kb);
