@@ -8,8 +8,10 @@ q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 q <<'SQL'
 CREATE EXTENSION shape_router;
+-- the default replica identity (the primary key): no ALTER TABLE needed
 CREATE TABLE todos (id int PRIMARY KEY, user_id int, status text, title text);
-ALTER TABLE todos REPLICA IDENTITY FULL;
+-- a row from before the shapes: add_shape finds it (its initial members)
+INSERT INTO todos VALUES (10, 42, 'open', 'file report');
 SELECT 'slot created' FROM pg_create_logical_replication_slot('demo', 'shape_router');
 \echo == registering shapes
 SELECT shape_router.add_shape('todos', 'user_id = 42 AND status IN (''open'', ''done'')') AS shape_1;
@@ -38,6 +40,8 @@ UPDATE todos SET user_id = 7 WHERE id = 4;
 INSERT INTO todos SELECT g, 1000 + g, 'open', 'bulk' FROM generate_series(100, 10100) g;
 \echo DELETE todo 2
 DELETE FROM todos WHERE id = 2;
+\echo DELETE todo 10, which predates the shapes (D to shape 1, from its initial members)
+DELETE FROM todos WHERE id = 10;
 \echo remove shape 3 mid-stream, then TRUNCATE
 SELECT shape_router.remove_shape(3);
 TRUNCATE todos;
