@@ -40,6 +40,7 @@
 #include "catalog.h"
 #include "members.h"
 #include "validate.h"
+#include "sortutil.h"
 
 #define SR_SCHEMA			"shape_router"
 #define SR_SHAPES_PKEY		"shapes_pkey"
@@ -620,15 +621,6 @@ CompareResync(const void *a, const void *b)
 	return (x->shape_id > y->shape_id) - (x->shape_id < y->shape_id);
 }
 
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* The shapes to resync: the ids given (all of them must exist), or all */
 static ResyncItem *
 ResyncItems(ArrayType *arr, int *nitems)
@@ -659,7 +651,7 @@ ResyncItems(ArrayType *arr, int *nitems)
 						 errmsg("shape ids must not be null")));
 			ids[i] = DatumGetInt64(elems[i]);
 		}
-		qsort(ids, nids, sizeof(int64), CompareInt64);
+		qsort(ids, nids, sizeof(int64), SrCompareInt64);
 		seen = palloc0(sizeof(bool) * Max(nids, 1));
 	}
 
@@ -675,7 +667,7 @@ ResyncItems(ArrayType *arr, int *nitems)
 
 		CHECK_FOR_INTERRUPTS();
 		if (ids && (hit = bsearch(&head->shape_id, ids, nids, sizeof(int64),
-								  CompareInt64)) == NULL)
+								  SrCompareInt64)) == NULL)
 			continue;
 		if (hit)
 			seen[hit - ids] = true;

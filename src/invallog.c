@@ -23,6 +23,7 @@
 
 #include "invallog.h"
 #include "slotdir.h"
+#include "sortutil.h"
 
 #define SR_INVALID_LOG		"shape_router.invalid"
 #define SR_INVALID_MAGIC	0x53524956	/* "SRIV" */
@@ -156,15 +157,6 @@ SrInvalLogFlush(SrInvalLog *log)
 	log->npending = 0;
 }
 
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * The shapes of catalog invalidated at commit LSNs before "before",
  * ascending (palloc'd).
@@ -211,6 +203,6 @@ SrInvalLogRead(SrInvalLog *log, XLogRecPtr before, Oid catalog, int *n)
 	}
 	CloseTransientFile(fd);
 	if (*n > 1)
-		qsort(ids, *n, sizeof(int64), CompareInt64);
+		qsort(ids, *n, sizeof(int64), SrCompareInt64);
 	return ids;
 }

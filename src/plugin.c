@@ -30,6 +30,7 @@
 #include "jsonout.h"
 #include "memkey.h"
 #include "shapestate.h"
+#include "sortutil.h"
 
 /* Changes between progress reports while nothing is written */
 #define SR_PROGRESS_EVERY	100
@@ -81,15 +82,6 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->shutdown_cb = SrShutdown;
 }
 
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 static void
 BadValue(DefElem *elem, const char *why)
 {
@@ -136,7 +128,7 @@ ParseShapeIds(DefElem *elem, SrShapeFilter *filter)
 	}
 	if (filter->nids == 0)
 		BadValue(elem, "A comma-separated list of shape ids is needed.");
-	qsort(filter->ids, filter->nids, sizeof(int64), CompareInt64);
+	qsort(filter->ids, filter->nids, sizeof(int64), SrCompareInt64);
 }
 
 /* "shard": k/n */

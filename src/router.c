@@ -19,6 +19,7 @@
 #include "eval.h"
 #include "predindex.h"
 #include "router.h"
+#include "sortutil.h"
 
 #define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
 
@@ -635,15 +636,6 @@ RecoverableError(int sqlerrcode)
 		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Positions in router->shapes (ascending) of the shapes the predicate index
  * names as candidates for either row, in router->work; returns how many.
@@ -665,7 +657,7 @@ SrRouterCandidates(SrTableRouter *router, TupleTableSlot *oldslot,
 	n = router->cand.n;
 	ReserveWork(router, n);
 	if (n > 1)
-		qsort(cand, n, sizeof(int64), CompareInt64);
+		qsort(cand, n, sizeof(int64), SrCompareInt64);
 	for (int i = 0; i < n; i++)
 	{
 		int			pos;

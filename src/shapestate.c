@@ -37,16 +37,10 @@
 #include "invallog.h"
 #include "shapestate.h"
 #include "shapestate_int.h"
+#include "sortutil.h"
 
-#define SH_PREFIX		shapemap
-#define SH_ELEMENT_TYPE ShapeEntry
-#define SH_KEY_TYPE		int64
-#define SH_KEY			shape_id
-#define SH_HASH_KEY(tb, key) ShapeIdHash(key)
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE		extern
 #define SH_DEFINE
-#include "lib/simplehash.h"
+#include "shapemap.h"
 
 SrTableRouter *
 SrRelRouter(const SrRelState *rs)
@@ -130,15 +124,6 @@ ForgetState(void *arg)
 {
 	if (callback_state == (SrShapeState *) arg)
 		callback_state = NULL;
-}
-
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
 }
 
 /*
@@ -517,7 +502,7 @@ AllShapeIds(SrShapeState *st, int *n)
 		ids[(*n)++] = entry->shape_id;
 	}
 	if (*n > 1)
-		qsort(ids, *n, sizeof(int64), CompareInt64);
+		qsort(ids, *n, sizeof(int64), SrCompareInt64);
 	return ids;
 }
 
@@ -599,7 +584,7 @@ EndAllShapes(SrShapeState *st, const char *reason, List **events)
 		ids[n++] = def->shape_id;
 	}
 	if (n > 1)
-		qsort(ids, n, sizeof(int64), CompareInt64);
+		qsort(ids, n, sizeof(int64), SrCompareInt64);
 	for (int i = 0; i < n; i++)
 	{
 		ShapeEntry *entry = shapemap_lookup(st->shapes, ids[i]);
@@ -789,7 +774,7 @@ LoadShapes(SrShapeState *st)
 		entry = shapemap_insert(st->shapes, shape_id, &found);
 		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
-								 CompareInt64) != NULL;
+								 SrCompareInt64) != NULL;
 		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
 		if (entry->invalid || rs->gone)

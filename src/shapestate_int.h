@@ -32,15 +32,8 @@ typedef struct ShapeEntry
  * (dynahash spends about 40 bytes per entry).  Entries move on insert and
  * delete: no pointer to one is kept across either.
  */
-#define SH_PREFIX		shapemap
-#define SH_ELEMENT_TYPE ShapeEntry
-#define SH_KEY_TYPE		int64
-#define SH_KEY			shape_id
-#define SH_HASH_KEY(tb, key) ShapeIdHash(key)
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE		extern
 #define SH_DECLARE
-#include "lib/simplehash.h"
+#include "shapemap.h"
 
 struct SrRelState
 {

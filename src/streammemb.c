@@ -24,6 +24,7 @@
 #include "utils/rel.h"
 
 #include "shapestate_int.h"
+#include "sortutil.h"
 
 /* a key signature that matches no real one: the table has no key */
 #define SR_NO_KEY_SIGNATURE 2
@@ -76,15 +77,6 @@ SrStateAttachMembership(SrShapeState *st, SrRelState *rs, Relation rel,
 		SrStateInvalidateRel(st, rs,
 							 "table has no replica identity key any more (REPLICA IDENTITY NOTHING, or no primary key)",
 							 events);
-}
-
-static int
-CompareInt64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
 }
 
 /* The table's valid shapes without members, if anything changed */
@@ -150,7 +142,7 @@ SrRelKeepSynced(SrRelState *rs, int64 *ids, int n)
 		return n;
 	for (int i = 0; i < n; i++)
 		if (bsearch(&ids[i], rs->unsynced, rs->nunsynced, sizeof(int64),
-					CompareInt64) == NULL)
+					SrCompareInt64) == NULL)
 			ids[kept++] = ids[i];
 	return kept;
 }
