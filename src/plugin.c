@@ -686,29 +686,35 @@ MaintainedMemb(SrRelState *rs)
 }
 
 /*
- * Record that the row with this key is now in these shapes (the synced
- * ones among them: the others have no members in this stream).
+ * Record that the row with this key is now in these shapes: the synced
+ * ones among them (the others have no members in this stream).  On a FULL
+ * table ids may hold unsynced shapes, which still get records.
  */
 static void
-SetMembers(SrPluginData *data, SrRelState *rs, SrTableMemb *tm,
-		   SrMembKey key, const int64 *ids, int n)
+SetMembers(SrRelState *rs, SrTableMemb *tm, SrMembKey key,
+		   const int64 *ids, int n)
 {
-	int64	   *kept = palloc(sizeof(int64) * Max(n, 1));
+	int64	   *kept = (int64 *) ids;
 
-	memcpy(kept, ids, sizeof(int64) * n);
-	n = SrRelKeepSynced(rs, kept, n);
+	if (SrRelFull(rs))
+	{
+		kept = palloc(sizeof(int64) * Max(n, 1));
+		memcpy(kept, ids, sizeof(int64) * n);
+		n = SrRelKeepSynced(rs, kept, n);
+	}
 	SrTableMembSet(tm, key, kept, n);
 }
 
-/* The shapes the membership index has key in; the key leaves them */
+/*
+ * The shapes the membership index has key in (in its lookup buffer); the
+ * key leaves them
+ */
 static int
 TakeMembers(SrRelState *rs, SrTableMemb *tm, SrMembKey key, int64 **ids)
 {
 	int			nstored;
-	int			n;
+	int			n = SrRelMembers(rs, key, ids, &nstored);
 
-	*ids = palloc(sizeof(int64) * Max(SrRouterShapeCount(SrRelRouter(rs)), 1));
-	n = SrRelMembers(rs, key, *ids, &nstored);
 	if (nstored > 0)
 		SrTableMembRemoveKey(tm, key);
 	return n;
@@ -736,7 +742,7 @@ RouteInsert(SrPluginData *data, SrRelState *rs, ReorderBufferChange *change,
 		r->kind = ROUTE_NONE;
 		return;
 	}
-	SetMembers(data, rs, tm, SrStateKeyHash(data->state, &data->newkey),
+	SetMembers(rs, tm, SrStateKeyHash(data->state, &data->newkey),
 			   r->newids, r->nnew);
 }
 
@@ -846,7 +852,7 @@ RouteUpdateFull(SrPluginData *data, SrRelState *rs, TupleDesc desc,
 		(void) TakeMembers(rs, tm, SrStateKeyHash(data->state, &data->oldkey),
 						   &ignored);
 	}
-	SetMembers(data, rs, tm, SrStateKeyHash(data->state, &data->newkey),
+	SetMembers(rs, tm, SrStateKeyHash(data->state, &data->newkey),
 			   r->newids, r->nnew);
 }
 
@@ -965,7 +971,7 @@ RouteUpdateByKey(SrPluginData *data, SrRelState *rs,
 	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
 	/* after MatchUnknown: the shapes it invalidated have no old side */
 	r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey), &r->oldids);
-	SetMembers(data, rs, tm, SrStateKeyHash(data->state, newkey),
+	SetMembers(rs, tm, SrStateKeyHash(data->state, newkey),
 			   r->newids, r->nnew);
 	if (oldkey != newkey && (oldkey->len != newkey->len ||
 							 memcmp(oldkey->data, newkey->data, oldkey->len) != 0))

@@ -68,10 +68,11 @@ extern const SrKeyInfo *SrRelKeyInfo(const SrRelState *rs);
 /* drop from ids (ascending) the shapes the stream has no members of */
 extern int	SrRelKeepSynced(SrRelState *rs, int64 *ids, int n);
 /*
- * key's shapes in the membership index that still route, ascending;
- * *nstored: how many the index holds (0: the key is not a member)
+ * key's shapes in the membership index that still route, ascending, in a
+ * buffer valid until the next lookup; *nstored: how many the index holds
+ * (0: the key is not a member)
  */
-extern int	SrRelMembers(SrRelState *rs, SrMembKey key, int64 *out,
+extern int	SrRelMembers(SrRelState *rs, SrMembKey key, int64 **ids,
 						 int *nstored);
 
 typedef struct SrShapeState SrShapeState;

@@ -148,7 +148,7 @@ SrRelKeepSynced(SrRelState *rs, int64 *ids, int n)
 }
 
 int
-SrRelMembers(SrRelState *rs, SrMembKey key, int64 *out, int *nstored)
+SrRelMembers(SrRelState *rs, SrMembKey key, int64 **out, int *nstored)
 {
 	int64	   *ids;
 	int			n = SrTableMembLookup(rs->memb, key, &ids);
@@ -161,9 +161,10 @@ SrRelMembers(SrRelState *rs, SrMembKey key, int64 *out, int *nstored)
 
 		/* removed and invalidated shapes are dropped lazily */
 		if (shape && !shape->removed && shape->prog != NULL)
-			out[kept++] = ids[i];
+			ids[kept++] = ids[i];
 	}
-	return SrRelKeepSynced(rs, out, kept);
+	*out = ids;
+	return SrRelKeepSynced(rs, ids, kept);
 }
 
 /* A change on relid: members sent before it by this transaction are stale */
