@@ -13,12 +13,17 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "access/xact.h"
+#include "common/hmac.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/message.h"
+#include "storage/fd.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -37,6 +42,17 @@
 #define SR_MSG_CHUNK_BYTES	(64 * 1024)
 #define SR_FETCH_ROWS		1000
 
+/*
+ * Anyone may write a logical message with any prefix
+ * (pg_logical_emit_message), so ours carry an HMAC-SHA256 under a key only
+ * the server's processes can read: a forged message cannot give a stream
+ * members.  A stream that cannot check one ignores it (the shape stays
+ * unsynced).
+ */
+#define SR_KEY_FILE			"shape_router.key"
+#define SR_KEY_LEN			32
+#define SR_MAC_LEN			32
+
 typedef struct MsgHeader
 {
 	uint32		magic;
@@ -49,6 +65,74 @@ typedef struct MsgHeader
 	uint32		nkeys;
 	int64		shape_id;
 } MsgHeader;
+
+/* The server's message key, read (or, by a backend, created) once */
+static bool
+MessageKey(uint8 *key, bool create)
+{
+	static uint8 cached[SR_KEY_LEN];
+	static bool have = false;
+	int			fd;
+
+	if (!have)
+	{
+		fd = OpenTransientFile(SR_KEY_FILE, O_RDONLY | PG_BINARY);
+		if (fd < 0 && errno == ENOENT && create)
+		{
+			uint8		fresh[SR_KEY_LEN];
+			char	   *tmp = psprintf("%s.%d.tmp", SR_KEY_FILE, MyProcPid);
+			int			wfd;
+
+			if (!pg_strong_random(fresh, sizeof(fresh)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate the shape_router message key")));
+			wfd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY);
+			if (wfd < 0 || write(wfd, fresh, sizeof(fresh)) != sizeof(fresh) ||
+				pg_fsync(wfd) != 0 || CloseTransientFile(wfd) != 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not write file \"%s\": %m", tmp)));
+			/* the first one in wins; a loser reads the winner's key */
+			if (link(tmp, SR_KEY_FILE) != 0 && errno != EEXIST)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not create file \"%s\": %m", SR_KEY_FILE)));
+			(void) unlink(tmp);
+			fsync_fname(".", true);
+			fd = OpenTransientFile(SR_KEY_FILE, O_RDONLY | PG_BINARY);
+		}
+		if (fd < 0)
+		{
+			if (errno == ENOENT)
+				return false;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\": %m", SR_KEY_FILE)));
+		}
+		have = read(fd, cached, sizeof(cached)) == sizeof(cached);
+		CloseTransientFile(fd);
+		if (!have)
+			return false;
+	}
+	memcpy(key, cached, SR_KEY_LEN);
+	return true;
+}
+
+static bool
+ComputeMac(const uint8 *key, const char *data, Size len, uint8 *mac)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	bool		ok;
+
+	if (ctx == NULL)
+		return false;
+	ok = pg_hmac_init(ctx, key, SR_KEY_LEN) == 0 &&
+		pg_hmac_update(ctx, (const uint8 *) data, len) == 0 &&
+		pg_hmac_final(ctx, mac, SR_MAC_LEN) == 0;
+	pg_hmac_free(ctx);
+	return ok;
+}
 
 bool
 SrMembersNeeded(Relation rel)
@@ -66,8 +150,17 @@ SrMembersLock(Relation rel)
 static void
 SendChunk(StringInfo buf, MsgHeader *h, bool final)
 {
+	uint8		key[SR_KEY_LEN];
+	uint8		mac[SR_MAC_LEN];
+
 	h->flags = final ? SR_MSG_FINAL : 0;
 	memcpy(buf->data, h, sizeof(MsgHeader));
+	if (!MessageKey(key, true) || !ComputeMac(key, buf->data, buf->len, mac))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not sign the initial members of shape " INT64_FORMAT,
+						h->shape_id)));
+	appendBinaryStringInfo(buf, (const char *) mac, SR_MAC_LEN);
 	LogLogicalMessage(SR_MSG_PREFIX, buf->data, buf->len, true);
 	resetStringInfo(buf);
 	appendBinaryStringInfo(buf, (const char *) h, sizeof(MsgHeader));
@@ -213,8 +306,14 @@ bool
 SrMembersParse(const char *data, Size len, SrMembersMsg *msg)
 {
 	MsgHeader	h;
+	uint8		key[SR_KEY_LEN];
+	uint8		mac[SR_MAC_LEN];
 
-	if (len < sizeof(MsgHeader))
+	if (len < sizeof(MsgHeader) + SR_MAC_LEN)
+		return false;
+	len -= SR_MAC_LEN;
+	if (!MessageKey(key, false) || !ComputeMac(key, data, len, mac) ||
+		memcmp(mac, data + len, SR_MAC_LEN) != 0)
 		return false;
 	memcpy(&h, data, sizeof(MsgHeader));
 	if (h.magic != SR_MSG_MAGIC ||

@@ -105,14 +105,14 @@ SrMembRemoveGeneration(const char *dir, Oid relid, XLogRecPtr gen)
 }
 
 XLogRecPtr
-SrSlotConfirmed(void)
+SrSlotRestartLsn(void)
 {
 	XLogRecPtr	lsn;
 
 	if (MyReplicationSlot == NULL)
 		return InvalidXLogRecPtr;
 	SpinLockAcquire(&MyReplicationSlot->mutex);
-	lsn = MyReplicationSlot->data.confirmed_flush;
+	lsn = MyReplicationSlot->data.restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
 	return lsn;
 }

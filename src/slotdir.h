@@ -31,7 +31,10 @@ extern char *SrMembFilePath(const char *dir, Oid relid, XLogRecPtr gen,
 extern XLogRecPtr *SrMembListGenerations(const char *dir, Oid relid, int *n);
 /* remove a generation's files (those that exist) */
 extern void SrMembRemoveGeneration(const char *dir, Oid relid, XLogRecPtr gen);
-/* the slot's confirmed position (0 without a slot) */
-extern XLogRecPtr SrSlotConfirmed(void);
+/*
+ * The slot's restart_lsn (0 without a slot): always on disk as it is, and
+ * at or before every position a stream can start from
+ */
+extern XLogRecPtr SrSlotRestartLsn(void);
 
 #endif							/* SR_SLOTDIR_H */

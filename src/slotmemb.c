@@ -8,7 +8,7 @@
  * valid at its commit LSN and starts that generation's redo log; once the
  * log outgrows half the index, the next commit writes a new segment and
  * starts a new log.  Generations before the newest one valid before the
- * slot's confirmed position can never be used again and are removed, so
+ * slot's restart_lsn can never be used again and are removed, so
  * disk use stays bounded, and a start never replays more than one log.
  *
  *-------------------------------------------------------------------------
@@ -214,18 +214,24 @@ MarkDirty(SrTableMemb *tm)
 	MemoryContextSwitchTo(old);
 }
 
-/* Remove generations no future start can use (slotdir.h) */
+/*
+ * Remove generations no future start can use.  A start is never before the
+ * slot's confirmed position as saved on disk, which PostgreSQL 15 writes
+ * only at checkpoints and when restart_lsn moves: the one bound that is
+ * always on disk is restart_lsn (saved whenever it changes), at or before
+ * any saved confirmed position.
+ */
 static void
 RemoveOldGenerations(SrTableMemb *tm)
 {
 	SrSlotMemb *sm = tm->sm;
-	XLogRecPtr	confirmed = SrSlotConfirmed();
+	XLogRecPtr	horizon = SrSlotRestartLsn();
 	XLogRecPtr	keep = InvalidXLogRecPtr;
 	int			n;
 	XLogRecPtr *gens = SrMembListGenerations(sm->dir, tm->relid, &n);
 
 	for (int i = 0; i < n; i++)
-		if (gens[i] < confirmed)
+		if (gens[i] < horizon)
 			keep = gens[i];
 	for (int i = 0; i < n; i++)
 		if (gens[i] < keep && gens[i] != tm->gen)
@@ -280,6 +286,7 @@ Load(SrTableMemb *tm)
 	XLogRecPtr	seglsn;
 	char	   *path;
 	SrMemStatus st;
+	bool		torn = false;
 
 	if (sm->dir == NULL)
 	{
@@ -317,8 +324,22 @@ Load(SrTableMemb *tm)
 		return;
 	}
 	path = SrMembFilePath(sm->dir, tm->relid, tm->gen, "redo");
-	st = SrMembRedoReplay(path, tm->relid, tm->memb, tm->gen, sm->before - 1,
-						  true, NULL, errbuf);
+	st = SrMembRedoReplayTorn(path, tm->relid, tm->memb, tm->gen,
+							  sm->before - 1, true, NULL, &torn, errbuf);
+
+	/*
+	 * A transaction's changes are fsynced before its commit is sent, so
+	 * one committed before the start cannot be torn: cut-off bytes that may
+	 * be such a transaction are damage.  (An OS crash during the write of
+	 * one after it, right behind a transaction before it, cannot be told
+	 * apart and costs a resync.)
+	 */
+	if (st == SR_MEM_OK && torn)
+	{
+		snprintf(errbuf, sizeof(errbuf), "redo log \"%s\" ends inside a transaction that may have committed before the stream's start",
+				 path);
+		st = SR_MEM_CORRUPT;
+	}
 	if (st == SR_MEM_OK)
 		st = SrMembRedoOpen(path, tm->relid, tm->alloc, &tm->redo, errbuf);
 	if (st == SR_MEM_NOMEM)

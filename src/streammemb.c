@@ -258,42 +258,157 @@ CurrentRel(SrShapeState *st, Oid relid, List **events)
 	return rs;
 }
 
+typedef struct KeyShape
+{
+	SrMembKey	key;
+	int64		id;
+} KeyShape;
+
+static int
+CompareKeyShape(const void *a, const void *b)
+{
+	const KeyShape *x = a;
+	const KeyShape *y = b;
+
+	if (x->key.hi != y->key.hi)
+		return x->key.hi < y->key.hi ? -1 : 1;
+	if (x->key.lo != y->key.lo)
+		return x->key.lo < y->key.lo ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/*
+ * The members of this transaction's sets for tm, key by key: one new set
+ * per key (the redo log holds whole sets, so adding shape by shape would
+ * log a key's growing set once per shape).
+ */
+static void
+AddMembers(SrTableMemb *tm, List *sets)
+{
+	ListCell   *lc;
+	Size		total = 0;
+	Size		n = 0;
+	KeyShape   *pairs;
+	int64	   *merged = NULL;
+	int			maxmerged = 0;
+
+	foreach(lc, sets)
+		total += ((PendingMembers *) lfirst(lc))->nkeys;
+	if (total == 0)
+		return;
+	pairs = palloc_extended(sizeof(KeyShape) * total, MCXT_ALLOC_HUGE);
+	foreach(lc, sets)
+	{
+		PendingMembers *pm = lfirst(lc);
+
+		for (int i = 0; i < pm->nkeys; i++)
+		{
+			pairs[n].key = pm->keys[i];
+			pairs[n].id = pm->shape_id;
+			n++;
+		}
+	}
+	qsort(pairs, n, sizeof(KeyShape), CompareKeyShape);
+	for (Size i = 0; i < n;)
+	{
+		Size		j = i;
+		int64	   *cur;
+		int			ncur = SrTableMembLookup(tm, pairs[i].key, &cur);
+		int			m = 0,
+					c = 0;
+
+		while (j < n && pairs[j].key.hi == pairs[i].key.hi &&
+			   pairs[j].key.lo == pairs[i].key.lo)
+			j++;
+		if (maxmerged < ncur + (int) (j - i))
+		{
+			maxmerged = ncur + (int) (j - i);
+			merged = merged ? repalloc(merged, sizeof(int64) * maxmerged) :
+				palloc(sizeof(int64) * maxmerged);
+		}
+		/* both ascending: merge, without repeats */
+		for (Size k = i; k < j || c < ncur;)
+		{
+			int64		next;
+
+			if (c < ncur && (k >= j || cur[c] <= pairs[k].id))
+				next = cur[c++];
+			else
+				next = pairs[k++].id;
+			if (m == 0 || merged[m - 1] != next)
+				merged[m++] = next;
+		}
+		SrTableMembSet(tm, pairs[i].key, merged, m);
+		if (((i ^ j) & ~(Size) 1023) != 0)
+			CHECK_FOR_INTERRUPTS();
+		i = j;
+	}
+	pfree(pairs);
+	if (merged)
+		pfree(merged);
+}
+
+/* The table's membership index, if pm's members can be applied to it */
+static SrTableMemb *
+TargetOf(SrShapeState *st, PendingMembers *pm, List **events)
+{
+	ShapeEntry *entry = shapemap_lookup(st->shapes, pm->shape_id);
+	SrRelState *rs;
+
+	if (entry == NULL || entry->invalid || !pm->final)
+		return NULL;
+	rs = CurrentRel(st, pm->relid, events);
+	if (rs == NULL || rs->memb == NULL || rs->keyinfo.nkeys == 0 ||
+		rs->keyinfo.signature != pm->keysig ||
+		SrTableMembSynced(rs->memb, pm->shape_id))
+		return NULL;
+	if (pm->tainted)
+	{
+		if (!SrTableMembReported(rs->memb, pm->shape_id))
+			SrStateAddEvent(st, events, SR_EVENT_UNSYNCED, pm->shape_id,
+							pm->relid, TAINTED_REASON);
+		SrTableMembSetReported(rs->memb, pm->shape_id);
+		return NULL;
+	}
+	return rs->memb;
+}
+
 /* At commit, after the transaction's shapes are registered */
 void
 SrStateApplyMembers(SrShapeState *st, List **events)
 {
 	ListCell   *lc;
+	List	   *targets = NIL;	/* SrTableMemb * per applied set */
+	List	   *applied = NIL;
+	List	   *distinct = NIL;
 
 	foreach(lc, st->members)
 	{
 		PendingMembers *pm = lfirst(lc);
-		ShapeEntry *entry = shapemap_lookup(st->shapes, pm->shape_id);
-		SrRelState *rs;
-		SrTableMemb *tm;
+		SrTableMemb *tm = TargetOf(st, pm, events);
 
-		if (entry == NULL || entry->invalid || !pm->final)
+		if (tm == NULL)
 			continue;
-		rs = CurrentRel(st, pm->relid, events);
-		if (rs == NULL || (tm = rs->memb) == NULL || rs->keyinfo.nkeys == 0 ||
-			rs->keyinfo.signature != pm->keysig)
-			continue;
-		if (SrTableMembSynced(tm, pm->shape_id))
-			continue;
-		if (pm->tainted)
-		{
-			if (!SrTableMembReported(tm, pm->shape_id))
-				SrStateAddEvent(st, events, SR_EVENT_UNSYNCED, pm->shape_id,
-								pm->relid, TAINTED_REASON);
-			SrTableMembSetReported(tm, pm->shape_id);
-			continue;
-		}
-		for (int i = 0; i < pm->nkeys; i++)
-		{
-			if ((i & 1023) == 0)
-				CHECK_FOR_INTERRUPTS();
-			SrTableMembAdd(tm, pm->keys[i], pm->shape_id);
-		}
-		SrTableMembSetSynced(tm, pm->shape_id);
+		applied = lappend(applied, pm);
+		targets = lappend(targets, tm);
+	}
+	/* each table once, with every set of the transaction for it */
+	foreach(lc, targets)
+		distinct = list_append_unique_ptr(distinct, lfirst(lc));
+	foreach(lc, distinct)
+	{
+		List	   *sets = NIL;
+
+		for (int j = 0; j < list_length(applied); j++)
+			if (list_nth(targets, j) == lfirst(lc))
+				sets = lappend(sets, list_nth(applied, j));
+		AddMembers(lfirst(lc), sets);
+	}
+	for (int i = 0; i < list_length(applied); i++)
+	{
+		PendingMembers *pm = list_nth(applied, i);
+
+		SrTableMembSetSynced(list_nth(targets, i), pm->shape_id);
 		if (pm->kind == SR_MEMBERS_RESYNC)
 			SrStateAddEvent(st, events, SR_EVENT_SYNCED, pm->shape_id,
 							pm->relid, NULL);

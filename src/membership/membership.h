@@ -155,4 +155,16 @@ extern SrMemStatus SrMembRedoReplay(const char *path, uint32_t table_oid,
 									bool discard_after, uint64_t *last_lsn,
 									char *errbuf);
 
+/*
+ * The same, and *torn: bytes after the last complete transaction were cut
+ * off, and no transaction committed past upto precedes them; they may be a
+ * transaction at or before upto (damage, not a torn write, if the caller
+ * knows it was fsynced).
+ */
+extern SrMemStatus SrMembRedoReplayTorn(const char *path, uint32_t table_oid,
+										SrMemb *m, uint64_t after,
+										uint64_t upto, bool discard_after,
+										uint64_t *last_lsn, bool *torn,
+										char *errbuf);
+
 #endif							/* SR_MEMBERSHIP_H */

@@ -923,6 +923,15 @@ SrMemStatus
 SrMembRedoReplay(const char *path, uint32_t table_oid, SrMemb *m, uint64_t after,
 				 uint64_t upto, bool discard_after, uint64_t *last_lsn, char *errbuf)
 {
+	return SrMembRedoReplayTorn(path, table_oid, m, after, upto, discard_after,
+								last_lsn, NULL, errbuf);
+}
+
+SrMemStatus
+SrMembRedoReplayTorn(const char *path, uint32_t table_oid, SrMemb *m,
+					 uint64_t after, uint64_t upto, bool discard_after,
+					 uint64_t *last_lsn, bool *torn, char *errbuf)
+{
 	int			fd;
 	uint8_t    *f;
 	size_t		flen;
@@ -943,6 +952,9 @@ SrMembRedoReplay(const char *path, uint32_t table_oid, SrMemb *m, uint64_t after
 			st = Fail(errbuf, SR_MEM_FAILED, "could not truncate \"%s\": %s", path, strerror(errno));
 		if (last_lsn)
 			*last_lsn = sc.last_lsn;
+		/* cut-off bytes that no later commit past upto shows to be later */
+		if (torn)
+			*torn = (size_t) sc.end < flen && sc.cut < 0;
 	}
 	close(fd);
 	return st;
