@@ -12,9 +12,10 @@ sr_install_packages
 make -s clean PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 sr_build_install SR_WERROR=1
 
-echo "== pg_regress suites"
+echo "== pg_regress suites, then the isolation specs (test/isolation)"
 if ! sr_virtualenv make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config; then
 	[ -f regression.diffs ] && cat regression.diffs
+	[ -f test/isolation/output_iso/regression.diffs ] && cat test/isolation/output_iso/regression.diffs
 	exit 1
 fi
 
