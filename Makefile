@@ -24,6 +24,7 @@ OBJS = \
 	src/membership/memb.o \
 	src/membership/mpart.o \
 	src/membership/membfile.o \
+	src/route.o \
 	src/jsonout.o \
 	src/plugin.o
 

@@ -19,6 +19,7 @@
 #include "memkey.h"
 #include "nodes/pg_list.h"
 #include "replication/reorderbuffer.h"
+#include "replication/snapbuild.h"
 #include "router.h"
 #include "slotmemb.h"
 
