@@ -12,7 +12,9 @@
  */
 #include "postgres.h"
 
+#include "access/sysattr.h"
 #include "executor/executor.h"
+#include "optimizer/optimizer.h"
 #include "utils/float.h"
 
 #include "eval.h"
@@ -249,15 +251,21 @@ static bool
 LeafUnknown(const SrProgram *prog, const SrStep *step, const bool *unknown)
 {
 	int			attno = -1;
+	Bitmapset  *cols = NULL;
 
 	if (step->opcode == SR_OP_CONST)
 		return false;
 	if (step->opcode != SR_OP_EXPR)
 		return unknown[step->arg];
-	/* which columns an expression reads is not kept: any of the program's */
-	while ((attno = bms_next_member(prog->attnums, attno)) >= 0)
-		if (unknown[attno - 1])
+	/* an expression's columns: found again here, on this rare path only */
+	pull_varattnos((Node *) ((ExprState *) step->aux)->expr, 1, &cols);
+	while ((attno = bms_next_member(cols, attno)) >= 0)
+	{
+		int			a = attno + FirstLowInvalidHeapAttributeNumber;
+
+		if (a > 0 && a <= prog->maxattno && unknown[a - 1])
 			return true;
+	}
 	return false;
 }
 
