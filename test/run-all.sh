@@ -31,6 +31,8 @@ sr_virtualenv /usr/bin/python3 test/diff/matching_diff.py ${SR_DIFF_SEED:+--seed
 if [ -f test/diff/decoding_diff.py ]; then
 	echo "== differential test: decoded records against PostgreSQL's evaluation"
 	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+	echo "== differential test: the same, REPLICA IDENTITY DEFAULT (membership index)"
+	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --identity default ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 fi
 
 echo "== replication client: stream, acknowledge, resume"

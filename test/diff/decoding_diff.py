@@ -2,6 +2,10 @@
 """Seeded, randomised, end-to-end differential test of the shape_router
 logical decoding output plugin.
 
+(This describes the default mode, dd.t with REPLICA IDENTITY FULL; for
+--identity default / index see "Replica identity DEFAULT / USING INDEX"
+below.)
+
 Anchor: wal2json (format version 2) decodes the same WAL from a slot created
 at the same point.  From its stream the script takes, for every committed
 change, the old row ("identity", the whole row under REPLICA IDENTITY FULL)
@@ -153,9 +157,105 @@ has n_txt, generated as n::text, from which the harness takes n.  The
 contract writes a jsonb JSON null as null, like SQL NULL; the value check
 accepts that.
 
+Replica identity DEFAULT / USING INDEX (--identity default / index; the
+default is full, everything above).  dd.t keeps its primary key as its
+replica identity (default), or has no primary key and a unique index on id
+as its identity (index); dd.u is DEFAULT too.  The WAL then has the old
+rows' keys only, and the plugin answers the old side of UPDATE and DELETE
+from each stream's membership index (design.md sections 1-3); the records
+must be those the same workload gives on a FULL table.  What changes:
+  * old rows: a replica the harness keeps from the stream itself: the
+    rows that exist when the slots are created (read then: nothing writes
+    meanwhile), then wal2json's new rows of INSERT and UPDATE (an
+    unchanged TOASTed value, in neither row of the WAL, is taken from the
+    row it replaces); the old row of a change is the replica's row of its
+    key (wal2json's "identity").  At the end the replica must be dd.t
+    (else exit 2).  An image is also named while it is a row of the table
+    (from the change that wrote it to the one that replaces it, the
+    TRUNCATE that empties the table, or the end), and a shape's life starts
+    at the transaction that adds it, for its initial members;
+  * membership: the comparison keeps, per stream, what the plugin's
+    membership must be: a shape's initial members are the rows its clause
+    is true on (PostgreSQL's answer on their images) when the transaction
+    that added it commits (add_shape's search sees every committed row and
+    the transaction's own, under a SHARE lock held to commit), then every
+    INSERT / UPDATE sets the key's shapes from the new row, DELETE removes
+    it, TRUNCATE empties it.  The old side of UPDATE / DELETE is that
+    membership, never an evaluation;
+  * rows before the shapes: rows are loaded before the slots and before
+    the shapes added before the slots, and every shape added later
+    searches the rows that exist by then; error episodes give rows
+    raising values before shapes are added over them;
+  * shapes without members: the shapes added before the slots, and those
+    of a transaction that changes dd.t after adding them (main
+    transactions with a shape operation before a statement), route nothing
+    (no record, no T) until a resync_shapes() transaction; the stream must
+    write {"action":"S","event":"unsynced",...} once per slot: for the
+    former in the first transaction with a change of dd.t (reason "...no
+    members of the shape..."), for the latter in the adding transaction
+    (reason "...changed the table..."); and S synced in the resync
+    transaction, after which the shape routes from the re-sent members.
+    The workload calls resync_shapes() in transactions of its own (planned
+    early, so that the first shapes start routing, mid-workload, and now
+    and then): the NULL form, all the shapes in one call, or one call per
+    shape, each call in a savepoint, followed by a marker message (prefix
+    dd_resync: the ids, or * for the NULL form) that tells the comparison
+    what was re-sent; its return value must be the number of shapes asked
+    for;
+  * locks and snapshots: add_shape and resync_shapes take a SHARE lock,
+    so the second session commits first when it has written dd.t (also in
+    the middle of a main transaction that then adds a shape), and commits
+    right after adding a shape itself.  A fifth of the main, shape and
+    resync transactions are REPEATABLE READ (main ones sometimes
+    SERIALIZABLE) with their snapshot taken before that commit: the search
+    must still see those rows ("correct under every isolation level");
+  * errors: add_shape / add_shapes / resync_shapes fail when the clause
+    raises on an existing row (each call is in a savepoint; add_shapes
+    falling back to each clause alone; a failed shape does not exist).  A
+    failure must carry the CONTEXT "finding the rows of table ... (its
+    initial members)" and an evaluation error's SQLSTATE, and some clause
+    must raise on a row of dd.t then (as written, or in the search's own
+    query, whose WHERE conjuncts the planner may reorder; in the
+    transaction's view or, from a connection of its own, the latest
+    committed rows): SEARCH MISMATCH otherwise.  A search that succeeds although the clause as written
+    raises on a row (the plan did not evaluate it there) leaves that key's
+    membership unknown to the harness: either answer is accepted at its
+    next UPDATE / DELETE.  A DEFAULT-table UPDATE needs only the new row,
+    a DELETE nothing: where PostgreSQL raises on the new row the shape may
+    be invalidated ("evaluation failed") or routed by some answer, and the
+    answer its records show is then its membership;
+  * unchanged TOAST (big): the new row lacks the value and there is no old
+    row.  The oracle is Kleene's logic over the predicate's boolean
+    skeleton (bool_skeleton(): AND / OR / NOT over atoms; an atom is any
+    other boolean expression, e.g. a comparison, (p) IS TRUE, COALESCE,
+    CASE, BETWEEN) with a fourth value, unknown, for every atom that reads
+    big: if the answer is still determined (true / false / null) the shape
+    must route by it (PostgreSQL's answer on the whole row agrees, which is
+    checked), else it must get {"action":"S","event":"invalidated",...,
+    "reason":"column \"big\" was left out ..."} (shapes without members:
+    may), unless the answer does not depend on the value at all (the
+    predicate on the row with a dozen other values of big, none NULL:
+    routing by PostgreSQL's answer is then accepted too; where it depends
+    on the value, routing would be a guess, a mismatch even if right).
+    An atom that raises on the row alone is unknown too, and allows
+    an invalidation for the evaluation error.  An invalidation naming big
+    where the answer is determined is a TOAST OVER-INVALIDATION mismatch
+    (--lenient-toast, for triage, accepts them and counts them);
+  * values: "new" lacks an unchanged TOASTed column and "unchanged_toast"
+    lists it; the single-call slot sr1 is read with include-old: "old" is
+    the key alone on a DELETE and on the D of a key change, absent
+    elsewhere (what PostgreSQL logged).
+Printed (keyed line per stream): the old sides answered from membership
+(and how many of them the harness could not know), initial member keys,
+S unsynced / synced, re-sent and tainted shapes, invalidations by cause,
+the unchanged-TOAST pairs (determined / undetermined), and per run the
+add_shape / resync_shapes errors by SQLSTATE.  Removal-timing deviations
+are not looked for in this mode.
+
 Run (as root, from the repository):
   make -s && make -s install && . test/lib.sh && \
   sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --seed 1
+  (... decoding_diff.py --seed 1 --identity default)
 
 Exit status: 0 = no mismatch and enough changes and shapes; 1 = mismatches
 (or too few changes / shapes, or the plugin raised); 2 = harness problem.
@@ -167,6 +267,7 @@ supported) there, not a data exception.
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from decimal import Decimal
@@ -216,6 +317,40 @@ W2J_OPTIONS = ("'format-version', '2', 'include-transaction', 'true', "
                "'include-lsn', 'true', 'include-types', 'false', "
                "'add-tables', 'dd.t,dd.u,shape_router.shapes'")
 SR_OPTIONS = "'include-lsn', 'true', 'include-xid', 'true'"
+
+# --identity default / index: dd.t keeps PostgreSQL's default replica
+# identity (its primary key), or has no primary key and a unique index on
+# id as its identity (USING INDEX); the old rows come from the harness'
+# replica (below).  wal2json leaves shape_router's initial-members messages
+# out (binary); the harness' own markers (prefix dd_resync) stay in.
+SETUP_SQL_KEYED = {
+    'default': """
+DROP SCHEMA IF EXISTS dd CASCADE;
+CREATE SCHEMA dd;
+CREATE TABLE dd.t (%s, PRIMARY KEY (id));
+ALTER TABLE dd.t SET (autovacuum_enabled = false);
+CREATE TABLE dd.u (id int PRIMARY KEY, a int);
+""",
+    'index': """
+DROP SCHEMA IF EXISTS dd CASCADE;
+CREATE SCHEMA dd;
+CREATE TABLE dd.t (%s);
+ALTER TABLE dd.t ALTER COLUMN id SET NOT NULL;
+CREATE UNIQUE INDEX t_id ON dd.t (id);
+ALTER TABLE dd.t REPLICA IDENTITY USING INDEX t_id;
+ALTER TABLE dd.t SET (autovacuum_enabled = false);
+CREATE TABLE dd.u (id int PRIMARY KEY, a int);
+"""}
+KEY_INDEX = {'full': 't_pkey', 'default': 't_pkey', 'index': 't_id'}
+IDENTITY_STMT = {'full': 'ALTER TABLE dd.t REPLICA IDENTITY FULL',
+                 'default': 'ALTER TABLE dd.t REPLICA IDENTITY DEFAULT',
+                 'index': 'ALTER TABLE dd.t REPLICA IDENTITY USING INDEX t_id'}
+W2J_KEYED_OPTIONS = W2J_OPTIONS + ", 'filter-msg-prefixes', 'shape_router'"
+# the slot read in one call also writes "old" (the key columns only)
+SR1_KEYED_OPTIONS = SR_OPTIONS + ", 'include-old', 'on'"
+RESYNC_PREFIX = 'dd_resync'
+# the column that is sometimes stored out of line (TOAST)
+TOAST_COL = 'big'
 
 MAIN_ID_BASE = 1
 SIDE_ID_BASE = 1000000       # the second session's rows
@@ -933,6 +1068,178 @@ class Gen(CrowdedKeys):
 
 
 # --------------------------------------------------------------------------
+# The boolean skeleton of a predicate (for the unchanged-TOAST oracle)
+# --------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""\s*(?:
+      (?P<str>'(?:[^']|'')*')
+    | (?P<word>[A-Za-z_][A-Za-z_0-9]*)
+    | (?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)
+    | (?P<punct>[(),\[\]])
+    | (?P<op>::|[-+*/<>=~!@#%^&|`?.:]+)
+    )""", re.X)
+
+
+def sql_tokens(text):
+    """-> [(kind, text, start, end)] of a predicate (the grammar's subset of
+    SQL: standard strings, words, numbers, operators, brackets)."""
+    out = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError('cannot tokenise %r at %d' % (text, pos))
+        kind = m.lastgroup
+        out.append((kind, m.group(kind), m.start(kind), m.end()))
+        pos = m.end()
+    return out
+
+
+def bool_skeleton(text):
+    """The predicate as a tree of AND / OR / NOT over atoms:
+    ('and', [..]) / ('or', [..]) / ('not', x) / ('atom', sql text).  An atom
+    is any other boolean expression (a comparison, a test, (p) IS TRUE,
+    COALESCE(p, b), CASE ..., BETWEEN x AND y): Kleene's logic applies to
+    the connectives only."""
+    toks = sql_tokens(text)
+    n = len(toks)
+
+    def kw(i, *words):
+        return i < n and toks[i][0] == 'word' and toks[i][1].upper() in words
+
+    def parse_or(i):
+        parts = []
+        node, i = parse_and(i)
+        parts.append(node)
+        while kw(i, 'OR'):
+            node, i = parse_and(i + 1)
+            parts.append(node)
+        return (parts[0] if len(parts) == 1 else ('or', parts)), i
+
+    def parse_and(i):
+        parts = []
+        node, i = parse_not(i)
+        parts.append(node)
+        while kw(i, 'AND'):
+            node, i = parse_not(i + 1)
+            parts.append(node)
+        return (parts[0] if len(parts) == 1 else ('and', parts)), i
+
+    def parse_not(i):
+        if kw(i, 'NOT'):
+            node, i = parse_not(i + 1)
+            return ('not', node), i
+        return parse_atom(i)
+
+    def skip_group(i):
+        # toks[i] is '(' or '[': the index after its match
+        depth = 0
+        while i < n:
+            t = toks[i][1]
+            if toks[i][0] == 'punct' and t in '([':
+                depth += 1
+            elif toks[i][0] == 'punct' and t in ')]':
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        raise ValueError('unbalanced brackets in %r' % text)
+
+    def parse_atom(i):
+        start = i
+        between = 0
+        while i < n:
+            k, t = toks[i][0], toks[i][1]
+            if k == 'punct' and t in '([':
+                i = skip_group(i)
+                continue
+            if k == 'punct' and t in ')]':
+                break
+            if k == 'word':
+                u = t.upper()
+                if u == 'CASE':
+                    depth = 1
+                    i += 1
+                    while i < n and depth:
+                        if toks[i][0] == 'punct' and toks[i][1] in '([':
+                            i = skip_group(i)
+                            continue
+                        if kw(i, 'CASE'):
+                            depth += 1
+                        elif kw(i, 'END'):
+                            depth -= 1
+                        i += 1
+                    continue
+                if u == 'BETWEEN':
+                    between += 1
+                elif u == 'AND' and between:
+                    between -= 1
+                elif u in ('AND', 'OR') and i > start:
+                    break
+                elif u == 'NOT' and i == start:
+                    break
+            i += 1
+        if i == start:
+            raise ValueError('empty atom in %r at token %d' % (text, i))
+        # a parenthesised boolean expression alone: its own skeleton
+        if toks[start][1] == '(' and skip_group(start) == i:
+            node, j = parse_or(start + 1)
+            if j != i - 1:
+                raise ValueError('cannot parse %r' % text)
+            return node, i
+        return ('atom', text[toks[start][2]:toks[i - 1][3]]), i
+
+    node, i = parse_or(0)
+    if i != n:
+        raise ValueError('trailing tokens in %r at %d' % (text, i))
+    return node
+
+
+def skeleton_atoms(node, out=None):
+    if out is None:
+        out = []
+    if node[0] == 'atom':
+        out.append(node[1])
+    elif node[0] == 'not':
+        skeleton_atoms(node[1], out)
+    else:
+        for x in node[1]:
+            skeleton_atoms(x, out)
+    return out
+
+
+def reads_column(text, col):
+    """Does the SQL text name column col (outside string literals)?"""
+    return any(k == 'word' and t.lower() == col for k, t, _, _ in
+               sql_tokens(text))
+
+
+def kleene(node, val, pos=None):
+    """Kleene's logic over the skeleton with a fourth value: 'T', 'F', 'N'
+    (SQL NULL) and 'U' (unknown: could be any of them).  val(i) gives atom
+    i's value (atoms numbered left to right, as skeleton_atoms())."""
+    if pos is None:
+        pos = [0]
+    if node[0] == 'atom':
+        v = val(pos[0])
+        pos[0] += 1
+        return v
+    if node[0] == 'not':
+        v = kleene(node[1], val, pos)
+        return {'T': 'F', 'F': 'T'}.get(v, v)
+    vals = [kleene(x, val, pos) for x in node[1]]
+    stop, other = ('F', 'T') if node[0] == 'and' else ('T', 'F')
+    if stop in vals:
+        return stop
+    if 'U' in vals:
+        return 'U'
+    if 'N' in vals:
+        return 'N'
+    return other
+
+
+# --------------------------------------------------------------------------
 # Database helpers
 # --------------------------------------------------------------------------
 
@@ -1095,6 +1402,19 @@ def one_shot(sql, params=None, setup=None, fetch=True):
         conn.close()
 
 
+def table_rows(cur):
+    """dd.t now: {id: {column: text or None}}, the texts wal2json's values
+    give (w2j_value_text())."""
+    cur.execute('SELECT %s FROM dd.t' % ', '.join(
+        '%s::text' % c for c in COLNAMES))
+    out = {}
+    for r in cur.fetchall():
+        row = dict(zip(COLNAMES, r))
+        row['n'] = row['n_txt']
+        out[int(row['id'])] = row
+    return out
+
+
 class Workload:
     """Runs the DML and shape changes; keeps what each session believes."""
 
@@ -1117,6 +1437,15 @@ class Workload:
         self.changes = 0        # committed row changes (approximate)
         self.side_open = False
         self.side_pending = None     # (ids, live, changes) to apply at commit
+        # --identity default / index
+        self.keyed = args.identity != 'full'
+        self.maybe_unsynced = set()  # live shapes a stream may lack members
+                                     # of (added before the slots, or by a
+                                     # transaction that then changed dd.t)
+        self.search_errors = []      # add_shape / resync_shapes that raised
+        self.search_mismatches = []  # ... where they should not have
+        self.resync_counts = []      # (asked, returned) of resync_shapes()
+        self.check_conn = None       # search_failed()'s own connection
         self.stats = {k: 0 for k in [
             'txns', 'rollbacks', 'savepoint_rollbacks', 'inserts', 'upserts',
             'updates', 'key_changes', 'noop_updates', 'pred_updates',
@@ -1124,6 +1453,11 @@ class Workload:
             'shape_ops_in_dml', 'side_txns', 'dml_errors',
             'savepoint_releases', 'other_table_stmts', 'maintenance',
             'error_episodes', 'analyzes', 'crowd_txns']}
+        if self.keyed:
+            self.stats.update({k: 0 for k in [
+                'resync_txns', 'resync_calls', 'resync_failures',
+                'add_failures', 'snapshot_txns', 'side_commits_in_snapshot',
+                'side_commits_in_txn']})
 
     # ---- one statement -------------------------------------------------
 
@@ -1250,6 +1584,8 @@ class Workload:
 
     def add_items(self, cur, items, pending_live):
         """items: [(where clause or None, tag)]"""
+        if self.keyed:
+            return self.add_items_keyed(cur, items, pending_live)
         ids = []
         plain = [c for c, _ in items if c is not None]
         if plain:
@@ -1271,6 +1607,266 @@ class Workload:
             out.append(sid)
         self.stats['shape_adds'] += len(out)
         return out
+
+    def add_items_keyed(self, cur, items, pending_live):
+        """add_items() on a table without REPLICA IDENTITY FULL: add_shape
+        takes a SHARE lock (the second session commits first if it has
+        written dd.t) and finds the shape's initial members; a clause that
+        raises on an existing row makes it fail (search_failed() checks
+        that), so each call is in a savepoint: the bulk form first, then,
+        if it failed, each clause alone.  Must run inside a transaction."""
+        if cur is self.cur1:
+            self.side_release()
+        sids = [None] * len(items)
+        plain = [(j, c) for j, (c, _) in enumerate(items) if c is not None]
+        if plain:
+            cur.execute('SAVEPOINT sr_add')
+            try:
+                cur.execute("SELECT shape_router.add_shapes('dd.t', "
+                            "%s::text[])", ([c for _, c in plain],))
+                for (j, _), sid in zip(plain, cur.fetchone()[0]):
+                    sids[j] = sid
+                cur.execute('RELEASE SAVEPOINT sr_add')
+            except psycopg2.Error as ex:
+                cur.execute('ROLLBACK TO SAVEPOINT sr_add')
+                cur.execute('RELEASE SAVEPOINT sr_add')
+                if not self.search_failed(cur, ex, 'add_shapes', None):
+                    raise
+                alone_failed = 0
+                for j, c in plain:
+                    cur.execute('SAVEPOINT sr_add')
+                    try:
+                        cur.execute("SELECT shape_router.add_shape('dd.t', "
+                                    "%s)", (c,))
+                        sids[j] = cur.fetchone()[0]
+                        cur.execute('RELEASE SAVEPOINT sr_add')
+                    except psycopg2.Error as ex2:
+                        cur.execute('ROLLBACK TO SAVEPOINT sr_add')
+                        cur.execute('RELEASE SAVEPOINT sr_add')
+                        if not self.search_failed(cur, ex2, 'add_shape', c):
+                            raise
+                        alone_failed += 1
+                        self.stats['add_failures'] += 1
+                if not alone_failed:
+                    self.search_mismatches.append(
+                        'add_shapes() of %d clauses failed (%s: %s), but '
+                        'each of them alone was added' % (
+                            len(plain), ex.pgcode,
+                            str(ex).strip().split('\n')[0]))
+        out = []
+        for j, (c, tag) in enumerate(items):
+            if c is None:
+                cur.execute("SELECT shape_router.add_shape('dd.t')")
+                sids[j] = cur.fetchone()[0]
+            sid = sids[j]
+            if sid is None:
+                continue
+            self.preds[sid] = c
+            if tag is not None:
+                self.tags[sid] = tag
+            pending_live.add(sid)
+            out.append(sid)
+        self.stats['shape_adds'] += len(out)
+        return out
+
+    def search_failed(self, cur, ex, what, clause, shapes=None):
+        """add_shape / add_shapes / resync_shapes raised: legitimate if the
+        error is an evaluation error (a data exception, 0A000: numeric NaN
+        to integer, 54000: chr(0)) raised while finding the initial members (its CONTEXT says so), and a
+        clause raises on a row of dd.t now (as written, or in the search's
+        own plan: a WHERE clause, whose conjuncts the planner may reorder).
+        clause None: one of shapes' (add_shapes, or resync_shapes of
+        several; None: every live shape) clauses.  The transaction is back
+        at the state before the call.  False if it is no such error (the
+        caller raises it)."""
+        code = ex.pgcode or ''
+        first = str(ex).strip().split('\n')[0]
+        # (data exceptions, 0A000, chr(0)'s 54000; not a lock timeout, a
+        # deadlock, a syntax error, ...)
+        if not code or code[:2] in ('08', '25', '40', '42', '53', '55', '57',
+                                    '58', 'XX', 'P0'):
+            return False
+        context = getattr(ex.diag, 'context', None) or ''
+        self.search_errors.append((what, code, first))
+        if 'its initial members' not in context:
+            self.search_mismatches.append(
+                '%s raised %s (%s) without the CONTEXT "finding the rows of '
+                'table ... (its initial members)": %r' % (
+                    what, code, first, context))
+        if clause is not None:
+            clauses = [clause]
+        elif shapes is not None:
+            clauses = [self.preds[sid] for sid in shapes
+                       if self.preds.get(sid) is not None]
+        else:
+            clauses = None      # add_shapes: its clauses are tried alone
+        if clauses is None:
+            return True
+        # The search sees the transaction's own rows and every committed
+        # one (a snapshot taken after its lock, whatever the isolation
+        # level): the rows in the transaction's view, and those a new
+        # connection sees (committed after a REPEATABLE READ snapshot)
+        if self.check_conn is None:
+            self.check_conn = connect('check')
+            self.check_conn.autocommit = True
+        for c in clauses:
+            for sql in ('SELECT count(*) FROM (SELECT (%s)::bool FROM ONLY '
+                        'dd.t OFFSET 0) s' % c,
+                        # (the search's own query)
+                        'SELECT id FROM ONLY dd.t WHERE %s' % c):
+                cur.execute('SAVEPOINT sr_chk')
+                try:
+                    cur.execute(sql)
+                    cur.fetchall()
+                    raised = False
+                except psycopg2.Error:
+                    raised = True
+                cur.execute('ROLLBACK TO SAVEPOINT sr_chk')
+                cur.execute('RELEASE SAVEPOINT sr_chk')
+                if not raised:
+                    try:
+                        cc = self.check_conn.cursor()
+                        cc.execute(sql)
+                        cc.fetchall()
+                    except psycopg2.Error:
+                        raised = True
+                if raised:
+                    return True
+        self.search_mismatches.append(
+            '%s raised %s (%s), but %s raises on no row of dd.t (as written '
+            'or as a WHERE clause): %s' % (
+                what, code, first, 'the clause' if clause is not None else
+                'none of the %d clauses' % len(clauses),
+                clause if clause is not None else
+                '; '.join(clauses[:5])))
+        return True
+
+    def begin(self, cur, serializable=False):
+        """BEGIN; --identity default / index: sometimes REPEATABLE READ (or
+        SERIALIZABLE) with its snapshot taken at once, so that the second
+        session's commit in side_release() falls after it: add_shape's and
+        resync_shapes' search must still see those rows."""
+        if not self.keyed or not self.g.chance(0.2):
+            cur.execute('BEGIN')
+            return
+        cur.execute('BEGIN ISOLATION LEVEL %s' % (
+            'SERIALIZABLE' if serializable and self.g.chance(0.3)
+            else 'REPEATABLE READ'))
+        cur.execute('SELECT count(*) FROM dd.t')
+        self.stats['snapshot_txns'] += 1
+        # the second session writes now, and commits before the next
+        # add_shape / resync_shapes (side_release()): rows this snapshot
+        # does not see
+        if self.args.no_side:
+            return
+        if not self.side_open:
+            self.cur2.execute('BEGIN')
+            self.side_open = True
+            self.side_pending = {'ids': set(self.ids[2]), 'counter': [0],
+                                 'added': set(), 'removed': set(),
+                                 'touched': set(), 'locked': False}
+            self.stats['side_txns'] += 1
+        p = self.side_pending
+        try:
+            p['locked'] = True
+            self.stmt(2, self.cur2, p['ids'], p['counter'])
+        except psycopg2.Error as ex:
+            self.cur2.execute('ROLLBACK')
+            self.side_open = False
+            self.side_pending = None
+            self.stats['dml_errors'] += 1
+            print('decoding_diff: note: DML error in the side session '
+                  '(rolled back): %s' % str(ex).strip().split('\n')[0])
+
+    def side_release(self):
+        """--identity default / index: a SHARE lock (add_shape,
+        resync_shapes) waits for the second session if it has written
+        dd.t: it commits first."""
+        if self.keyed and self.side_open and self.side_pending['locked']:
+            if self.c1.get_transaction_status() != \
+                    psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                self.stats['side_commits_in_txn'] += 1
+                self.cur1.execute('SHOW transaction_isolation')
+                if self.cur1.fetchone()[0] != 'read committed':
+                    self.stats['side_commits_in_snapshot'] += 1
+            self.side_commit()
+
+    def merge_live(self, live0, live):
+        """The harness' view after a transaction that changed live0 into
+        live, while the second session may have committed meanwhile
+        (side_release()): its changes stay."""
+        return (self.live - (live0 - live)) | (live - live0)
+
+    def resync_txn(self):
+        """shape_router.resync_shapes() in a transaction of its own, for
+        the shapes a stream may lack the members of (and a few others,
+        which it already has: no-ops), each call in a savepoint; a clause
+        that raises on an existing row makes the call fail.  The NULL form
+        (every shape on tables without FULL), all the shapes in one call,
+        or one call per shape; after each call that succeeded, a marker
+        message (prefix dd_resync: the ids, or *) tells the comparison
+        which shapes it re-sent."""
+        g = self.g
+        cur = self.cur1
+        self.begin(cur)
+        self.side_release()
+        live = sorted(self.live)
+        targets = set(self.maybe_unsynced & self.live)
+        targets |= set(g.r.sample(live, min(len(live), g.r.randint(0, 3))))
+        targets = sorted(targets)
+        if not targets:
+            cur.execute('COMMIT')
+            return
+        self.stats['resync_txns'] += 1
+        self.stats['txns'] += 1
+        done = set()
+
+        def call(ids):
+            cur.execute('SAVEPOINT sr_rs')
+            try:
+                if ids is None:
+                    # every shape on a table without FULL
+                    cur.execute("SELECT count(*) FROM shape_router.shapes s "
+                                "JOIN pg_class c ON c.oid = s.relid "
+                                "WHERE c.relreplident <> 'f'")
+                    asked = cur.fetchone()[0]
+                    cur.execute('SELECT shape_router.resync_shapes()')
+                else:
+                    cur.execute('SELECT shape_router.resync_shapes('
+                                '%s::bigint[])', (ids,))
+                n = cur.fetchone()[0]
+                cur.execute("SELECT 'x' FROM pg_logical_emit_message(true, "
+                            "%s, %s)", (RESYNC_PREFIX, '*' if ids is None
+                                        else ','.join(map(str, ids))))
+                cur.execute('RELEASE SAVEPOINT sr_rs')
+            except psycopg2.Error as ex:
+                cur.execute('ROLLBACK TO SAVEPOINT sr_rs')
+                cur.execute('RELEASE SAVEPOINT sr_rs')
+                if not self.search_failed(cur, ex, 'resync_shapes', None,
+                                          live if ids is None else ids):
+                    raise
+                self.stats['resync_failures'] += 1
+                return False
+            self.stats['resync_calls'] += 1
+            self.resync_counts.append((asked if ids is None
+                                       else len(ids), n))
+            done.update(live if ids is None else ids)
+            return True
+
+        k = g.r.random()
+        if k < 0.25:
+            if not call(None):
+                k = 1
+        elif k < 0.55:
+            if not call(targets):
+                k = 1
+        else:
+            k = 1
+        if k == 1:
+            for sid in targets:
+                call([sid])
+        cur.execute('COMMIT')
+        self.maybe_unsynced -= done
 
     def remove_shape(self, cur, pending_live, protected):
         cands = sorted(pending_live - protected)
@@ -1296,12 +1892,14 @@ class Workload:
         cur = self.cur1
         ids = set(self.ids[1])
         live = set(self.live)
+        live0 = set(live)
+        added_here = set()      # (keyed) shapes added, then dd.t written
         counter = [0]
         touched = set()
         protected = self.side_busy_shapes()
         self.stats['txns'] += 1
         try:
-            cur.execute('BEGIN')
+            self.begin(cur, serializable=True)
             nstmt = g.r.randint(1, 6)
             shape_at = g.r.randint(0, nstmt) if g.chance(0.04) else -1
             for i in range(nstmt + 1):
@@ -1309,7 +1907,8 @@ class Workload:
                     self.stats['shape_ops_in_dml'] += 1
                     before = set(live)
                     if g.chance(0.5):
-                        self.add_shapes(cur, g.r.randint(1, 3), live)
+                        added_here.update(
+                            self.add_shapes(cur, g.r.randint(1, 3), live))
                     else:
                         self.remove_shape(cur, live, protected)
                     touched |= before ^ live
@@ -1324,7 +1923,7 @@ class Workload:
                     if g.chance(0.3):
                         before = set(live)
                         if g.chance(0.5):
-                            self.add_shapes(cur, 1, live)
+                            added_here.update(self.add_shapes(cur, 1, live))
                         else:
                             self.remove_shape(cur, live, protected)
                         touched |= before ^ live
@@ -1351,7 +1950,12 @@ class Workload:
                       'back): %s' % str(ex).strip().split('\n')[0])
             return
         self.ids[1] = ids
-        self.live = live
+        if self.keyed:
+            self.live = self.merge_live(live0, live)
+            # (a later statement of the transaction may have written dd.t)
+            self.maybe_unsynced |= added_here & live
+        else:
+            self.live = live
         self.changes += counter[0]
 
     def shape_txn(self):
@@ -1359,9 +1963,10 @@ class Workload:
         aborted, sometimes in a rolled back subtransaction."""
         g = self.g
         cur = self.cur1
+        self.begin(cur)
+        self.side_release()
         live = set(self.live)
         protected = self.side_busy_shapes()
-        cur.execute('BEGIN')
         for _ in range(g.r.randint(1, 3)):
             if g.chance(0.55) or len(live) < self.args.shapes:
                 self.add_shapes(cur, g.r.randint(1, 5), live)
@@ -1416,9 +2021,10 @@ class Workload:
             # the second session
             self.side_commit()
             self.cur1.execute(self.g.pick([
-                'VACUUM FULL dd.t', 'CLUSTER dd.t USING t_pkey',
+                'VACUUM FULL dd.t',
+                'CLUSTER dd.t USING %s' % KEY_INDEX[self.args.identity],
                 'REINDEX TABLE dd.t',
-                'ALTER TABLE dd.t REPLICA IDENTITY FULL']))
+                IDENTITY_STMT[self.args.identity]]))
         else:
             sql = self.g.pick([
                 'ANALYZE dd.t', 'VACUUM dd.t',
@@ -1474,6 +2080,12 @@ class Workload:
                              [(t, ('crowd', k, stage)) for t in texts]))
         for lo, hi in ((0.2, 0.5), (0.55, 0.85)):
             plan.append((int(g.r.uniform(lo, hi) * target), 'analyze', None))
+        if self.keyed:
+            # the shapes added before the slots route nothing until then
+            plan.append((int(g.r.uniform(0.02, 0.06) * target), 'resync',
+                         None))
+            plan.append((int(g.r.uniform(0.4, 0.6) * target), 'resync',
+                         None))
         plan.sort(key=lambda e: e[0])
         self.plan = plan
 
@@ -1482,6 +2094,7 @@ class Workload:
         of the others, add items, in one transaction."""
         g = self.g
         cur = self.cur1
+        self.side_release()
         live = set(self.live)
         protected = self.side_busy_shapes()
         gone = [sid for sid in sorted(live - protected)
@@ -1506,6 +2119,7 @@ class Workload:
         """Shapes of a crowded group, in a transaction of their own (now and
         then with a DML statement in it)."""
         cur = self.cur1
+        self.side_release()
         live = set(self.live)
         ids = set(self.ids[1])
         counter = [0]
@@ -1557,6 +2171,7 @@ class Workload:
         changes normally."""
         g = self.g
         cur = self.cur1
+        self.side_release()
         ids = set(self.ids[1])
         counter = [0]
         self.stats['error_episodes'] += 1
@@ -1627,18 +2242,22 @@ class Workload:
             self.side_open = True
             self.side_pending = {'ids': set(self.ids[2]), 'counter': [0],
                                  'added': set(), 'removed': set(),
-                                 'touched': set()}
+                                 'touched': set(), 'locked': False}
             self.stats['side_txns'] += 1
         p = self.side_pending
         x = g.r.random()
         try:
             if x < 0.55:
+                p['locked'] = True
                 self.stmt(2, cur, p['ids'], p['counter'])
             elif x < 0.6:
                 live = set(self.live) - p['removed']
                 new = set(self.add_shapes(cur, 1, live))
                 p['added'] |= new
                 p['touched'] |= new
+                if self.keyed:
+                    # its SHARE lock would hold the main session's writes
+                    self.side_commit()
             elif x < 0.63:
                 live = set(self.live) - p['removed'] - p['added']
                 before = set(live)
@@ -1676,6 +2295,8 @@ class Workload:
     def extra(self, what, items):
         if what == 'analyze':
             self.analyze()
+        elif what == 'resync':
+            self.resync_txn()
         elif what == 'crowd_remove':
             self.crowd_remove(*items)
         else:
@@ -1689,6 +2310,9 @@ class Workload:
             g.id_hint = self.next_id[1]
             # the main session's removals avoid what the side txn touched
             self.side_step()
+            if self.keyed and g.chance(0.012):
+                self.resync_txn()
+                continue
             x = g.r.random()
             if x < 0.05:
                 self.shape_txn()
@@ -1762,17 +2386,32 @@ def same_json_value(col, exp, got):
     return type(got) is str and got == exp
 
 
-def parse_w2j(rows):
+def parse_w2j(rows, replica=None):
     """-> list of transactions in commit order:
-    {xid, commit_lsn, changes: [change]}, change = {lsn, kind, table, old,
-    new, unchanged_toast}; old/new: {col: text or None}."""
+    {xid, commit_lsn, changes: [change], markers}, change = {lsn, kind,
+    table, old, new, unchanged_toast}; old/new: {col: text or None};
+    markers: the harness' dd_resync messages [(lsn, content)].
+
+    replica (--identity default / index: {id: row} as the slots start):
+    the old rows are not in the WAL (only their keys); they are the rows
+    the harness keeps from the stream itself, from the initial contents
+    and the new rows of INSERT and UPDATE (unchanged TOASTed values taken
+    from the row they replace).  Updated in place: the rows at the end."""
     txns = []
     cur = None
     for lsn, xid, data in rows:
         rec = json.loads(data, parse_float=Decimal)
         act = rec['action']
         if act == 'B':
-            cur = {'xid': xid, 'commit_lsn': rec['lsn'], 'changes': []}
+            cur = {'xid': xid, 'commit_lsn': rec['lsn'], 'changes': [],
+                   'markers': []}
+            continue
+        if act == 'M':
+            if cur is None or not rec.get('transactional'):
+                fail_harness('wal2json message outside a transaction: %s'
+                             % data[:200])
+            if rec.get('prefix') == RESYNC_PREFIX:
+                cur['markers'].append((rec['lsn'], rec.get('content')))
             continue
         if act == 'C':
             if cur is None or cur['xid'] != xid:
@@ -1791,7 +2430,9 @@ def parse_w2j(rows):
         if act in ('U', 'D'):
             ch['old'] = {c['name']: w2j_value_text(c['name'], c['value'])
                          for c in rec.get('identity', [])}
-        if tab == TABLE and act in ('I', 'U', 'D'):
+        if tab == TABLE and replica is not None:
+            keyed_row(ch, replica, data)
+        elif tab == TABLE and act in ('I', 'U', 'D'):
             if act in ('U', 'D') and set(ch['old']) != set(COLNAMES):
                 fail_harness('wal2json old row lacks columns (replica '
                              'identity not FULL?): %s' % data[:300])
@@ -1810,6 +2451,42 @@ def parse_w2j(rows):
     if cur is not None:
         fail_harness('wal2json stream ends inside a transaction')
     return txns
+
+
+def keyed_row(ch, replica, data):
+    """parse_w2j() of a change of dd.t without REPLICA IDENTITY FULL: its
+    old row from the replica, which it then updates."""
+    act = ch['kind']
+    if act == 'T':
+        replica.clear()
+        return
+    if act in ('U', 'D'):
+        ident = ch['old']
+        if set(ident) != {'id'}:
+            fail_harness('wal2json identity is not the key alone (replica '
+                         'identity FULL?): %s' % data[:300])
+        old = replica.get(int(ident['id']))
+        if old is None:
+            fail_harness('%s of a key the replica does not have: %s'
+                         % (act, data[:300]))
+        ch['old'] = old
+    if ch['new'] is not None:
+        missing = [c for c in COLNAMES if c not in ch['new']]
+        if missing and act == 'I':
+            fail_harness('wal2json INSERT lacks columns %s' % missing)
+        for c in missing:
+            # unchanged TOASTed value: in neither row of the WAL
+            ch['new'][c] = ch['old'][c]
+            ch['unchanged_toast'].append(c)
+        ch['new']['n'] = ch['new']['n_txt']
+    if act in ('U', 'D'):
+        del replica[int(ch['old']['id'])]
+    if act in ('I', 'U'):
+        k = int(ch['new']['id'])
+        if k in replica:
+            fail_harness('INSERT / UPDATE onto a key the replica has: %s'
+                         % data[:300])
+        replica[k] = ch['new']
 
 
 def parse_sr(batches):
@@ -1851,7 +2528,7 @@ def parse_sr(batches):
     return txns, order, problems
 
 
-def explain_decoding_failure(cur, message, w2j_rows, wl):
+def explain_decoding_failure(cur, message, w2j_rows, wl, replica=None):
     """After the plugin raised: the change at the error's LSN, and which
     shapes PostgreSQL raises for on its rows (SQLSTATE, message)."""
     import re
@@ -1860,7 +2537,7 @@ def explain_decoding_failure(cur, message, w2j_rows, wl):
         return
     lsn = m.group(1)
     ch = None
-    for tx in parse_w2j(w2j_rows):
+    for tx in parse_w2j(w2j_rows, replica):
         for c in tx['changes']:
             if c['lsn'] == lsn and c['table'] == TABLE:
                 ch = c
@@ -1954,7 +2631,19 @@ def main():
     ap.add_argument('--value-sample', type=float, default=1.0,
                     help='share of records whose "new"/"key" values are '
                          'compared')
+    ap.add_argument('--identity', choices=('full', 'default', 'index'),
+                    default='full',
+                    help='replica identity of dd.t: FULL (the old rows in '
+                         'the WAL), DEFAULT (its primary key) or USING '
+                         'INDEX (a unique index on id, no primary key); '
+                         'the last two test the membership index')
+    ap.add_argument('--lenient-toast', action='store_true',
+                    help='triage (--identity default / index): accept S '
+                         'invalidated naming an unchanged TOASTed column '
+                         'for every shape that reads it, also where the '
+                         'predicate\'s answer is determined without it')
     args = ap.parse_args()
+    keyed = args.identity != 'full'
 
     seed = args.seed if args.seed is not None else \
         random.SystemRandom().randrange(1, 2 ** 31)
@@ -1980,11 +2669,14 @@ def main():
             return cur.fetchall()
         return one_shot(sql, setup=setup)
 
+    w2j_options = W2J_KEYED_OPTIONS if keyed else W2J_OPTIONS
+    sr1_options = SR1_KEYED_OPTIONS if keyed else SR_OPTIONS
+
     def decode_all(setup, partial):
         w2j_rows = decode_call(
             "SELECT lsn::text, xid::text::bigint, data FROM "
             "pg_logical_slot_get_changes('w2j', '%s', NULL, %s)"
-            % (end_lsn, W2J_OPTIONS), setup)
+            % (end_lsn, w2j_options), setup)
         partial['w2j'] = w2j_rows
         batches = []
         brand = random.Random(seed * 7919 + 1)
@@ -2005,7 +2697,7 @@ def main():
             sr1_rows = decode_call(
                 "SELECT lsn::text, xid::text::bigint, data FROM "
                 "pg_logical_slot_get_changes('sr1', '%s', NULL, %s)"
-                % (end_lsn, SR_OPTIONS), setup)
+                % (end_lsn, sr1_options), setup)
         return w2j_rows, batches, sr1_rows
 
     # ---- setup ----
@@ -2018,7 +2710,11 @@ def main():
     if cur.fetchone()[0] is not None:
         cur.execute("SELECT shape_router.remove_shape(shape_id) FROM "
                     "shape_router.shapes WHERE relid = 'dd.t'::regclass")
-    cur.execute(SETUP_SQL)
+    if keyed:
+        cur.execute(SETUP_SQL_KEYED[args.identity] % ', '.join(
+            '%s %s' % (c, GENERATED.get(c, t)) for c, t in COLUMNS))
+    else:
+        cur.execute(SETUP_SQL)
 
     side_conn = connect('side')
     side_conn.autocommit = True
@@ -2028,16 +2724,33 @@ def main():
     # Half of the first shapes exist before the slots (loaded from the
     # catalog when decoding starts), half are added after.
     first = args.shapes // 2
-    live = set()
-    wl.add_shapes(cur, first, live)
-    wl.live = live
-    # some rows before the slots too
-    cur.execute('BEGIN')
-    ids, counter = set(), [0]
-    for _ in range(3):
-        wl.stmt(1, cur, ids, counter)
-    cur.execute('COMMIT')
-    wl.ids[1] = ids
+    if keyed:
+        # rows first: the shapes added before the slots search them (and
+        # may fail on them); the slots lack those shapes' members (S
+        # unsynced) until resync_shapes()
+        cur.execute('BEGIN')
+        ids, counter = set(), [0]
+        for _ in range(6):
+            wl.stmt(1, cur, ids, counter)
+        cur.execute('COMMIT')
+        wl.ids[1] = ids
+        live = set()
+        cur.execute('BEGIN')
+        wl.add_shapes(cur, first, live)
+        cur.execute('COMMIT')
+        wl.live = live
+        wl.maybe_unsynced = set(live)
+    else:
+        live = set()
+        wl.add_shapes(cur, first, live)
+        wl.live = live
+        # some rows before the slots too
+        cur.execute('BEGIN')
+        ids, counter = set(), [0]
+        for _ in range(3):
+            wl.stmt(1, cur, ids, counter)
+        cur.execute('COMMIT')
+        wl.ids[1] = ids
 
     cur.execute("SELECT shape_id FROM shape_router.shapes "
                 "WHERE relid = 'dd.t'::regclass")
@@ -2056,6 +2769,14 @@ def main():
     cur.execute("SELECT slot_name, confirmed_flush_lsn FROM "
                 "pg_replication_slots WHERE slot_name IN ('sr', 'sr1', 'w2j')")
     print('decoding_diff: slots at %s' % dict(cur.fetchall()), flush=True)
+    initial_rows = None
+    if keyed:
+        # the rows as the slots start (nothing writes meanwhile): the
+        # replica's first contents
+        initial_rows = table_rows(cur)
+        print('decoding_diff: %d rows before the slots (the replica\'s '
+              'initial contents), %d shapes before the slots'
+              % (len(initial_rows), len(initial_shapes)), flush=True)
 
     live = set(wl.live)
     cur.execute('BEGIN')
@@ -2075,6 +2796,8 @@ def main():
         ' '.join('%s=%d' % kv for kv in sorted(wl.stats.items())), t_work),
         flush=True)
     side_conn.close()
+    if wl.check_conn is not None:
+        wl.check_conn.close()
 
     # ---- decode ----
     t1 = time.time()
@@ -2087,7 +2810,8 @@ def main():
         print('DECODING FAILED (the slot cannot get past this change; a '
               'shape\'s evaluation error must invalidate that shape only):'
               '\n  %s' % str(ex).strip().replace('\n', '\n  '))
-        explain_decoding_failure(cur, str(ex), partial.get('w2j'), wl)
+        explain_decoding_failure(cur, str(ex), partial.get('w2j'), wl,
+                                 dict(initial_rows) if keyed else None)
         sys.exit(1)
     t_decode = time.time() - t1
     print('decoding_diff: decoded: wal2json %d rows, shape_router %d rows '
@@ -2096,8 +2820,19 @@ def main():
               ', and %d rows in one call' % len(sr1_rows) if single else '',
               t_decode), flush=True)
 
-    w2j = parse_w2j(w2j_rows)
+    replica = dict(initial_rows) if keyed else None
+    w2j = parse_w2j(w2j_rows, replica)
     del w2j_rows
+    if keyed:
+        # the replica kept from the stream must be the table
+        now = table_rows(cur)
+        if now != replica:
+            diff = sorted(k for k in set(now) | set(replica)
+                          if now.get(k) != replica.get(k))
+            fail_harness('the replica kept from the wal2json stream differs '
+                         'from dd.t at the end on %d keys (%s)'
+                         % (len(diff), diff[:10]))
+        del now
     sr, sr_order, sr_problems = parse_sr(batches)
     sr_single = parse_sr([sr1_rows]) if single else None
 
@@ -2130,7 +2865,7 @@ def main():
                 fail_harness('UPDATE of shape_router.shapes in the stream')
         # contract: neither the shapes this txn adds nor those it removes
         A = frozenset(active - set(removed))
-        txn_info.append({'active': A, 'removed': removed,
+        txn_info.append({'active': A, 'removed': removed, 'added': added,
                          'removed_active': {s: l for s, l in removed.items()
                                             if s in active}})
         active = (active | set(added)) - set(removed)
@@ -2170,31 +2905,56 @@ def main():
     nimg_refs = 0
     img_first = []      # image id -> first and last txn naming it
     img_last = []
+
+    def add_image(row, ti):
+        key = tuple(row[c] for c in COLNAMES)
+        i = image_of.get(key)
+        if i is None:
+            i = image_of[key] = len(images)
+            images.append(row)
+            img_first.append(ti)
+            img_last.append(ti)
+        img_last[i] = max(img_last[i], ti)
+        return i
+    # --identity default / index: an image is also named while it is a row
+    # of the table (the initial members of a shape added meanwhile): from
+    # the initial contents or its change to the change that replaces it,
+    # the TRUNCATE that empties the table, or the end
+    current = {}
+    if keyed:
+        for k in sorted(initial_rows):
+            current[k] = add_image(initial_rows[k], 0)
+    initial_img = dict(current)
     for ti, tx in enumerate(w2j):
         for ch in tx['changes']:
             if ch['table'] != TABLE:
                 continue
+            if keyed and ch['kind'] == 'T':
+                for i in current.values():
+                    img_last[i] = max(img_last[i], ti)
+                current.clear()
             for side in ('old', 'new'):
                 if ch[side] is not None:
-                    key = tuple(ch[side][c] for c in COLNAMES)
-                    i = image_of.get(key)
-                    if i is None:
-                        i = image_of[key] = len(images)
-                        images.append(ch[side])
-                        img_first.append(ti)
-                        img_last.append(ti)
-                    img_last[i] = ti
-                    ch[side + '_img'] = i
+                    ch[side + '_img'] = add_image(ch[side], ti)
                     nimg_refs += 1
-    del image_of
+            if keyed and ch['old'] is not None:
+                current.pop(int(ch['old']['id']))
+            if keyed and ch['new'] is not None:
+                current[int(ch['new']['id'])] = ch['new_img']
+    for i in current.values():
+        img_last[i] = len(w2j) - 1
+    del image_of, current
     # A shape is compared on the changes of the transactions from the one
     # after it was added to the one that removed it (where a removal applied
     # at the remove, not at commit, is tried): its life.  The oracle
     # evaluates it on the images named in its life only.
+    # (--identity default / index: from the transaction that added it, for
+    # its initial members)
     life = {}
     for sid in all_shapes:
         h = shape_life.get(sid, {})
-        life[sid] = (h['added'][0] + 1 if 'added' in h else 0,
+        life[sid] = (h['added'][0] + (0 if keyed else 1) if 'added' in h
+                     else 0,
                      h['removed'][0] if 'removed' in h else len(w2j) - 1)
 
     def in_life(i, sid):
@@ -2690,11 +3450,781 @@ def main():
                 'perm_pairs': perm_stats['pairs'],
                 'perm_with_records': perm_stats['with_records']}
 
+    # ---- --identity default / index: the unchanged-TOAST oracle ----
+    # An UPDATE that leaves a TOASTed value unchanged logs the new row
+    # without it, and no old row: a shape whose predicate reads it is
+    # evaluated with it unknown.  The oracle: the predicate's boolean
+    # skeleton (AND / OR / NOT over atoms, bool_skeleton()), every atom that
+    # reads the column unknown, the others PostgreSQL's answer on the new
+    # row, Kleene's logic with a fourth value (unknown): determined -> the
+    # shape routes by that answer; unknown -> S invalidated naming the
+    # column.  An atom that raises alone is unknown too, and the plugin may
+    # then invalidate it for the error instead.
+    reads_toast = {}
+
+    def toast_reader(sid):
+        if sid not in reads_toast:
+            p = wl.preds[sid]
+            reads_toast[sid] = p is not None and reads_column(p, TOAST_COL)
+        return reads_toast[sid]
+
+    def atom_values(atoms, imgs):
+        """{image: [atom value]}: 'T' / 'F' / 'N', 'E' where it raises."""
+        out = {i: [None] * len(atoms) for i in imgs}
+
+        def run(j, part):
+            toast_cost['atom_queries'] += 1
+            try:
+                cur.execute('SELECT image_id, (%s)::bool FROM dd.img WHERE '
+                            'image_id = ANY(%%s)'
+                            % atoms[j].replace('%', '%%'), (part,))
+            except psycopg2.Error as ex:
+                if (ex.pgcode or '').startswith('42'):
+                    fail_harness('atom %r of a skeleton is not SQL: %s'
+                                 % (atoms[j], str(ex).strip()))
+                if len(part) == 1:
+                    out[part[0]][j] = 'E'
+                    return
+                run(j, part[:len(part) // 2])
+                run(j, part[len(part) // 2:])
+                return
+            for i, v in cur.fetchall():
+                out[i][j] = 'N' if v is None else 'T' if v else 'F'
+        t = time.time()
+        for j in range(len(atoms)):
+            run(j, list(imgs))
+        toast_cost['atoms'] += time.time() - t
+        return out
+
+    # Where Kleene's answer is unknown, the answer may still not depend on
+    # the value (a TOASTed value is never NULL, say): the predicate on the
+    # row with other values of the column (none NULL; short and long, of
+    # the grammar's prefixes).  Routing is then accepted too; where the
+    # answer changes with the value it would be a guess.
+    alt_values = ['', 'a', 'abc', 'P1', 'p1short', 'p2', 'q', 'x y',
+                  'p1' + 'x' * 3000, 'P1' + 'ab' * 1600, 'qz' * 1800,
+                  '日本語' * 1200]
+
+    def invariant(sid, imgs):
+        """{image: True if the predicate's truth is the same for the row's
+        own value and every alternative, False if not, None if one of
+        them raises}"""
+        p = wl.preds[sid]
+        cols = ', '.join('%%s::text AS %s' % c if c == TOAST_COL else c
+                         for c in COLNAMES)
+        out = {}
+        t = time.time()
+        for i in imgs:
+            vals = set()
+            toast_cost['alt_queries'] += len(alt_values) + 1
+            for v in [None] + alt_values:
+                try:
+                    if v is None:
+                        cur.execute('SELECT (%s)::bool FROM dd.img WHERE '
+                                    'image_id = %%s' % p.replace('%', '%%'),
+                                    (i,))
+                    else:
+                        cur.execute(
+                            'SELECT (%s)::bool FROM (SELECT %s FROM dd.img '
+                            'WHERE image_id = %%s) dd_alt'
+                            % (p.replace('%', '%%'), cols), (v, i))
+                    vals.add(cur.fetchone()[0] is True)
+                except psycopg2.Error as ex:
+                    if (ex.pgcode or '').startswith('42'):
+                        fail_harness('shape %d on other values of %s: %s'
+                                     % (sid, TOAST_COL, str(ex).strip()))
+                    vals = None
+                    break
+            out[i] = None if vals is None else len(vals) == 1
+        toast_cost['alt'] += time.time() - t
+        return out
+
+    toast_k = {}            # (shape, image) -> (Kleene answer, an atom
+                            # raises, answer independent of the value)
+    toast_cost = {'atoms': 0.0, 'atom_queries': 0, 'alt': 0.0,
+                  'alt_queries': 0}
+    t_toast = time.time()
+    if keyed:
+        pairs = {}
+        for ti, tx in enumerate(w2j):
+            for ch in tx['changes']:
+                if ch['table'] == TABLE and ch['kind'] == 'U' and \
+                        TOAST_COL in ch['unchanged_toast']:
+                    for sid in txn_info[ti]['active']:
+                        if toast_reader(sid):
+                            pairs.setdefault(sid, set()).add(ch['new_img'])
+        for sid, imgs in sorted(pairs.items()):
+            tree = bool_skeleton(wl.preds[sid])
+            atoms = skeleton_atoms(tree)
+            big = [reads_column(a, TOAST_COL) for a in atoms]
+            vals = atom_values(atoms, sorted(imgs))
+            for i in imgs:
+                v = vals[i]
+                known = kleene(tree, lambda j: 'U' if big[j] or v[j] == 'E'
+                               else v[j])
+                whole = kleene(tree, lambda j: 'U' if v[j] == 'E' else v[j])
+                has_e = any(v[j] == 'E' for j in range(len(atoms))
+                            if not big[j])
+                # the skeleton with every atom known is PostgreSQL's answer
+                if sid not in err_shapes and whole != 'U' and \
+                        (whole == 'T') != (sid in img_shapes[i]):
+                    fail_harness('the boolean skeleton of shape %d answers %s '
+                                 'on image %d, PostgreSQL %s: %s' % (
+                                     sid, whole, i, sid in img_shapes[i],
+                                     wl.preds[sid]))
+                if known != 'U' and whole != 'U' and known != whole:
+                    fail_harness('Kleene\'s answer without %s (%s) is not the '
+                                 'one with it (%s), shape %d image %d: %s'
+                                 % (TOAST_COL, known, whole, sid, i,
+                                    wl.preds[sid]))
+                toast_k[(sid, i)] = [known, has_e, '?']
+    t_toast = time.time() - t_toast
+
+    def toast_answer(sid, i):
+        """toast_k[(sid, i)], the value-independence computed on demand"""
+        k = toast_k[(sid, i)]
+        if k[2] == '?':
+            k[2] = invariant(sid, [i])[i] if k[0] == 'U' else None
+        return k
+
+    def compare_keyed(sr, sr_order, sr_problems, with_old):
+        """compare() for a table without REPLICA IDENTITY FULL (design.md
+        section 2): the old side of UPDATE and DELETE is the stream's
+        membership, which the harness keeps per stream like the plugin
+        should: a shape's initial members (the rows its clause is true on
+        when the transaction that added it, or re-sent them, commits), then
+        each INSERT / UPDATE's new row (PostgreSQL's answer; where it raises
+        and the shape was not invalidated, the answer the records show; a
+        key whose answer the harness cannot know, because the clause raised
+        on it at the initial search, may be either, once).  Shapes the
+        stream has no members of (added before the slots, or by a
+        transaction that then changed dd.t) route nothing, not even T,
+        until a resync_shapes() transaction; S unsynced / synced are
+        checked too.  with_old: the stream was read with include-old."""
+        mismatches = []
+        value_mismatches = []
+        framing = list(sr_problems)
+        compared_pairs = 0
+        value_checked = 0
+        vrand = random.Random(seed + 17)
+        w2j_xids = set()
+        session_start = set()
+        last_of_batch = {}
+        for xid in sr_order:
+            last_of_batch[sr[xid]['batch']] = xid
+        last_xids = set(last_of_batch.values())
+        prev_last = True
+        cov = {'unchanged_toast': 0, 'key_change': 0, 'move_in': 0,
+               'move_out': 0, 'U': 0, 'I': 0, 'D': 0, 'T': 0, 'S': 0,
+               'concurrent_txns': 0}
+        est = {'invalidated_eval': 0, 'invalidated_toast': 0,
+               'toast_pairs': 0, 'toast_determined': 0,
+               'toast_undetermined': 0, 'toast_over_invalidated': 0,
+               'toast_undetermined_routed': 0,
+               'error_changes': 0, 'error_shape_pairs': 0,
+               'routed_despite_error': 0, 'unknown_member_keys': 0,
+               'unknown_member_uses': 0, 'initial_member_keys': 0,
+               'member_old_sides': 0, 'unsynced_events': 0,
+               'synced_events': 0, 'unsynced_pairs': 0, 'resynced': 0,
+               'tainted': 0, 'invalidated_unsynced': 0,
+               'old_checked': 0}
+        over = []               # --lenient-toast: accepted over-invalidations
+        dead = {}
+        unsynced = set(initial_shapes)     # no members in this stream
+        to_report = set(initial_shapes)    # S unsynced due at the next change
+        reported = set()                   # had their S unsynced
+        # the stream's membership, by key (as the plugin keeps it): key ->
+        # the shapes the row is in / the shapes whose answer on it the
+        # harness cannot know (the clause raised there at the search)
+        mem = {}
+        unk = {}
+        rows = dict(initial_img)        # key -> image id, as of now
+        perm_set = frozenset(perm_member)
+        perm_stats = {'pairs': 0, 'with_records': 0}
+        perm_mismatches = []
+        toast_readers = frozenset(sid for sid in all_shapes
+                                  if toast_reader(sid))
+        EMPTY = frozenset()
+
+        def members_now(sid):
+            """sid's initial members as of now (rows): the keys its clause
+            is true on, and those it raises on (unknown)."""
+            if sid in err_shapes and rows:
+                top = max(rows.values())
+                if frontier[sid] <= top:
+                    evaluate(sid, top)
+            for k in list(mem):
+                mem[k].discard(sid)
+            for k in list(unk):
+                unk[k].discard(sid)
+            for k, i in rows.items():
+                e = img_errs[i]
+                if e and sid in e:
+                    unk.setdefault(k, set()).add(sid)
+                    est['unknown_member_keys'] += 1
+                elif sid in img_shapes[i]:
+                    mem.setdefault(k, set()).add(sid)
+                    est['initial_member_keys'] += 1
+
+        def check_change(ch, Aroute, Aquiet):
+            """One change of dd.t.  Aroute: the shapes that must route it
+            (active, synced, not invalidated); Aquiet: active shapes without
+            members (no record; may be invalidated where the rules allow).
+            -> (prep, expected records of the shapes known exactly); prep:
+            (old key, new key, the old side's shapes, the new side's, spec
+            of the other shapes: (olds, news, reasons, must invalidate))"""
+            kind = ch['kind']
+            if kind == 'T':
+                exp = [('T', None, tuple(sorted(Aroute)))] if Aroute else []
+                return None, exp
+            oldk = int(ch['old']['id']) if ch['old'] is not None else None
+            newk = int(ch['new']['id']) if ch['new'] is not None else None
+            toast = kind == 'U' and TOAST_COL in ch['unchanged_toast']
+            both = Aroute | Aquiet
+            spec = {}
+            oset = nset = EMPTY
+            if kind in ('U', 'D'):
+                oset = mem.get(oldk, EMPTY) & Aroute
+                for sid in unk.get(oldk, EMPTY) & Aroute:
+                    spec[sid] = [[True, False], None, set(), False]
+            if kind != 'D':
+                ensure(ch, both)
+                ni = ch['new_img']
+                nset = img_shapes[ni] & Aroute
+                errs = img_errs[ni]
+                errd = set(errs) & both if errs else EMPTY
+                odd = set(errd)
+                if toast:
+                    odd |= toast_readers & both
+                for sid in odd:
+                    sp = spec.get(sid)
+                    if sp is None:
+                        sp = spec[sid] = [
+                            [sid in oset] if kind == 'U' and sid in Aroute
+                            else [None], None, set(), False]
+                    e = sid in errd
+                    if toast and sid in toast_readers:
+                        known, has_e, inv = toast_answer(sid, ni)
+                        if e or has_e:
+                            sp[2].add('eval')
+                        if known == 'U':
+                            sp[2].add('toast')
+                            if inv is False:
+                                # it depends on the value: routing would
+                                # be a guess
+                                sp[1] = []
+                                sp[3] = sid in Aroute
+                            else:
+                                sp[1] = [True, False] if e else \
+                                    [sid in img_shapes[ni]]
+                        else:
+                            sp[1] = [True, False] if e else [known == 'T']
+                            if args.lenient_toast:
+                                sp[2].add('toast-lenient')
+                    else:
+                        sp[1] = [True, False]
+                        sp[2].add('eval')
+            for sid, sp in spec.items():
+                if sp[1] is None:
+                    sp[1] = [None] if kind == 'D' else [sid in nset]
+            exact_o = oset - set(spec)
+            exact_n = nset - set(spec)
+            exp = []
+
+            def add(action, move, ids):
+                if ids:
+                    exp.append((action, move, tuple(sorted(ids))))
+            if kind == 'I':
+                add('I', None, exact_n)
+            elif kind == 'D':
+                add('D', None, exact_o)
+            elif oldk != newk:
+                add('D', None, exact_o)
+                add('I', None, exact_n)
+            else:
+                add('U', None, exact_o & exact_n)
+                add('I', 'in', exact_n - exact_o)
+                add('D', 'out', exact_o - exact_n)
+            return (oldk, newk, oset, nset, spec), exp
+
+        def judge(ch, prep, exp, got, Aroute, Aquiet):
+            oldk, newk, oset, nset, spec = prep
+            problems = []
+            V = {}
+            filt = []
+            per = {sid: [] for sid in spec}
+            for item in got:
+                if item[0] == 'S':
+                    sid = item[2]
+                    reason = str(item[3]) if len(item) > 3 else ''
+                    why = 'eval' if reason.startswith('evaluation failed') \
+                        else 'toast' if 'column "%s"' % TOAST_COL in reason \
+                        else None
+                    allowed = spec[sid][2] if sid in spec else set()
+                    if item[1] == 'invalidated' and sid not in V and \
+                            why is not None and (
+                                why in allowed or why == 'toast' and
+                                'toast-lenient' in allowed):
+                        V[sid] = why
+                        if why == 'toast' and 'toast' not in allowed:
+                            over.append((sid, ch))
+                    elif item[1] == 'invalidated' and why == 'toast' and \
+                            sid in spec and sid not in V:
+                        known = toast_k.get((sid, ch.get('new_img')),
+                                            ('-',))[0]
+                        problems.append(
+                            'TOAST OVER-INVALIDATION: shape %d invalidated '
+                            'for the unchanged %s, but its answer is '
+                            'determined without it (Kleene: %s)'
+                            % (sid, TOAST_COL, {'T': 'true', 'F': 'false',
+                                                'N': 'null'}.get(known,
+                                                                 known)))
+                        # (nothing else reported for it here)
+                        V[sid] = 'toast'
+                        est['toast_over_invalidated'] += 1
+                    else:
+                        problems.append('unexpected %s' % (item,))
+                        filt.append(item)
+                    continue
+                keep = tuple(x for x in item[2] if x not in per)
+                for x in item[2]:
+                    if x in per:
+                        per[x].append(item[:2])
+                if keep:
+                    filt.append((item[0], item[1], keep))
+            if filt != exp:
+                problems.append('records of the shapes known exactly differ')
+            for sid, kinds in sorted(per.items()):
+                olds, news, reasons, must = spec[sid]
+                kinds = tuple(kinds)
+                if sid in Aquiet:
+                    allowed = {()}
+                else:
+                    allowed = set(kinds_for(ch, o, n) for o in olds
+                                  for n in news)
+                if sid in V:
+                    if kinds and kinds not in allowed:
+                        problems.append('shape %d (invalidated here) got %s'
+                                        % (sid, kinds))
+                    continue
+                if must:
+                    problems.append(
+                        'shape %d not invalidated: its answer depends on the '
+                        'unchanged %s (Kleene: unknown); got %s'
+                        % (sid, TOAST_COL, list(kinds) or 'nothing'))
+                elif kinds not in allowed:
+                    problems.append('shape %d (%s) got %s, possible: %s' % (
+                        sid, ', '.join(
+                            x for x, c in (
+                                ('without members', sid in Aquiet),
+                                ('membership unknown', len(olds) > 1),
+                                ('PostgreSQL raises on the new row',
+                                 'eval' in reasons),
+                                ('unchanged %s' % TOAST_COL,
+                                 'toast' in reasons or
+                                 'toast-lenient' in reasons)) if c),
+                        list(kinds) or 'nothing',
+                        sorted(str(list(a) or 'nothing') for a in allowed)))
+            return problems, V, filt, per
+
+        def apply_change(ch, prep, V, per, Aroute):
+            kind = ch['kind']
+            if kind == 'T':
+                rows.clear()
+                mem.clear()
+                unk.clear()
+                return
+            oldk, newk, oset, nset, spec = prep
+            if kind in ('U', 'D'):
+                est['member_old_sides'] += len(Aroute)
+                est['unknown_member_uses'] += sum(
+                    1 for sp in spec.values() if len(sp[0]) > 1)
+                mem.pop(oldk, None)
+                unk.pop(oldk, None)
+                rows.pop(oldk)
+            if kind == 'D':
+                return
+            new = set(nset) - set(spec)
+            for sid, sp in spec.items():
+                if sid in V or sid not in Aroute:
+                    continue
+                if len(sp[1]) == 1:
+                    n = sp[1][0]
+                else:
+                    n = any(k in (('U', None), ('I', 'in'), ('I', None))
+                            for k in per.get(sid, ()))
+                if n:
+                    new.add(sid)
+            if new:
+                mem[newk] = new
+            rows[newk] = ch['new_img']
+
+        for ti, tx in enumerate(w2j):
+            xid = tx['xid']
+            w2j_xids.add(xid)
+            if prev_last:
+                session_start.add(xid)
+            prev_last = xid in last_xids
+            info = txn_info[ti]
+            A = info['active']
+            got_tx = sr.get(xid)
+            got_by_lsn = {}
+            recs_by_lsn = {}
+            sync_events = []
+            if got_tx is not None:
+                for lsncol, rec in got_tx['records']:
+                    act = rec.get('action')
+                    if act == 'S' and rec.get('event') in ('unsynced',
+                                                           'synced'):
+                        sync_events.append((rec.get('event'),
+                                            rec.get('shape'),
+                                            rec.get('reason') or ''))
+                        continue
+                    if act == 'S':
+                        key = lsncol
+                        item = ('S', rec.get('event'), rec.get('shape'))
+                        if rec.get('reason'):
+                            item = item + (rec['reason'],)
+                    else:
+                        key = rec.get('lsn', lsncol)
+                        item = (act, rec.get('move'),
+                                tuple(rec.get('shapes', [])))
+                    got_by_lsn.setdefault(key, []).append(item)
+                    recs_by_lsn.setdefault(key, []).append(rec)
+                if got_tx['begin'].get('lsn') != tx['commit_lsn'] or \
+                        got_tx['commit'].get('lsn') != tx['commit_lsn']:
+                    framing.append('xid %s: B/C lsn %s/%s, commit LSN is %s' % (
+                        xid, got_tx['begin'].get('lsn'),
+                        got_tx['commit'].get('lsn'), tx['commit_lsn']))
+                if got_tx['begin'].get('xid') != xid or \
+                        got_tx['commit'].get('xid') != xid:
+                    framing.append('xid %s: B/C carry xid %s/%s' % (
+                        xid, got_tx['begin'].get('xid'),
+                        got_tx['commit'].get('xid')))
+                if not got_tx['records']:
+                    framing.append('xid %s: B/C written around no record'
+                                   % xid)
+            # S unsynced: once per slot, in the first transaction with a
+            # change of dd.t, for the active shapes it has no members of
+            exp_sync = {}       # shape -> 'no members' / 'tainted' / 'synced'
+            optional = set()
+            if any(ch['table'] == TABLE for ch in tx['changes']):
+                for sid in sorted(to_report):
+                    if sid in dead:
+                        continue
+                    if sid in A:
+                        exp_sync[sid] = 'no members'
+                    elif sid in info['removed']:
+                        optional.add(sid)   # (removed by this transaction)
+                to_report = set()
+
+            changes_by_lsn = {}
+            for ch in tx['changes']:
+                if ch['lsn'] not in changes_by_lsn or ch['table'] == TABLE:
+                    changes_by_lsn[ch['lsn']] = ch
+            any_expected = bool(exp_sync)
+            for lsn in sorted(set(changes_by_lsn) | set(got_by_lsn),
+                              key=lsn_int):
+                got = got_by_lsn.get(lsn, [])
+                for item in got:
+                    if item[0] in cov:
+                        cov[item[0]] += 1
+                    if item[1] == 'in':
+                        cov['move_in'] += 1
+                    elif item[1] == 'out':
+                        cov['move_out'] += 1
+                ch = changes_by_lsn.get(lsn)
+                entry = None
+                if ch is not None and ch['table'] == TABLE:
+                    Aroute = A - set(dead) - unsynced
+                    Aquiet = (A & unsynced) - set(dead)
+                    compared_pairs += len(Aroute)
+                    est['unsynced_pairs'] += len(Aquiet)
+                    if ch['unchanged_toast']:
+                        cov['unchanged_toast'] += 1
+                    if ch['kind'] == 'U' and \
+                            ch['old']['id'] != ch['new']['id']:
+                        cov['key_change'] += 1
+                    prep, exp = check_change(ch, Aroute, Aquiet)
+                    if prep is None:
+                        problems, V, filt, per = \
+                            ([] if got == exp else
+                             ['records of a TRUNCATE differ']), {}, got, {}
+                    else:
+                        problems, V, filt, per = judge(ch, prep, exp, got,
+                                                       Aroute, Aquiet)
+                        spec = prep[4]
+                        errd = {sid for sid in spec if 'eval' in spec[sid][2]}
+                        if errd:
+                            est['error_changes'] += 1
+                            est['error_shape_pairs'] += len(errd)
+                            est['routed_despite_error'] += len(errd - set(V))
+                        for sid in spec:
+                            if ch['kind'] == 'U' and \
+                                    TOAST_COL in ch['unchanged_toast'] and \
+                                    toast_reader(sid):
+                                est['toast_pairs'] += 1
+                                if toast_k[(sid, ch['new_img'])][0] == 'U':
+                                    est['toast_undetermined'] += 1
+                                    if sid not in V:
+                                        est['toast_undetermined_routed'] += 1
+                                else:
+                                    est['toast_determined'] += 1
+                        for sid, why in V.items():
+                            est['invalidated_' + why] += 1
+                            if sid in Aquiet:
+                                est['invalidated_unsynced'] += 1
+                    any_expected = any_expected or bool(exp)
+                    # the same conjunction in other orders: the same records
+                    here = {}
+                    for sid in perm_set & Aroute:
+                        here.setdefault(perm_member[sid], []).append(sid)
+                    here = [m for m in here.values() if len(m) > 1]
+                    if here:
+                        pk = {}
+                        for item in got:
+                            if item[0] != 'S':
+                                for x in item[2]:
+                                    if x in perm_set:
+                                        pk.setdefault(x, []).append(item[:2])
+                        for m in here:
+                            perm_stats['pairs'] += len(m) - 1
+                            if not pk:
+                                continue
+                            first = pk.get(m[0], [])
+                            if all(pk.get(x, []) == first for x in m[1:]):
+                                if first:
+                                    perm_stats['with_records'] += 1
+                                continue
+                            perm_mismatches.append((
+                                xid, ti, lsn, perm_member[m[0]],
+                                {x: tuple(pk.get(x, ())) for x in m}, ch))
+                    for item in got:
+                        if item[0] == 'S' and item[1] == 'invalidated' and \
+                                item[2] in A and item[2] not in dead:
+                            dead[item[2]] = (ti, lsn)
+                    if problems:
+                        beliefs = {}
+                        if prep is not None and ch['kind'] in ('U', 'D'):
+                            oldk = prep[0]
+                            for sid in Aquiet:
+                                beliefs[sid] = 'no members in this stream'
+                            for sid in Aroute:
+                                beliefs[sid] = 'member' if sid in prep[2] \
+                                    else 'not a member'
+                            for sid, sp in prep[4].items():
+                                if len(sp[0]) > 1:
+                                    beliefs[sid] = 'unknown'
+                        elif prep is not None:
+                            for sid in Aquiet:
+                                beliefs[sid] = 'no members in this stream'
+                            for sid in Aroute:
+                                beliefs[sid] = '-' 
+                        entry = {'xid': xid, 'txn': ti, 'lsn': lsn,
+                                 'change': ch, 'expected': exp, 'got': filt,
+                                 'got_raw': got, 'active': Aroute,
+                                 'problems': problems,
+                                 'err': {sid: {'new': e[sid]} for sid in
+                                         (prep[4] if prep else ())
+                                         for e in [img_errs[ch['new_img']]
+                                                   if 'new_img' in ch
+                                                   else None]
+                                         if e and sid in e},
+                                 'dead': dict(dead), 'beliefs': beliefs,
+                                 'unsynced': set(Aquiet),
+                                 'session_start': xid in session_start,
+                                 'batch': got_tx['batch'] if got_tx else None}
+                    apply_change(ch, prep, V, per, Aroute)
+                else:
+                    exp = []
+                    if ch is not None and ch['table'] == 'shape_router.shapes':
+                        exp = [('S', 'added' if ch['kind'] == 'I'
+                                else 'removed',
+                                int((ch['new'] if ch['kind'] == 'I'
+                                     else ch['old'])['shape_id']))]
+                    any_expected = any_expected or bool(exp)
+                    if exp != got:
+                        entry = {'xid': xid, 'txn': ti, 'lsn': lsn,
+                                 'change': ch, 'expected': exp, 'got': got,
+                                 'got_raw': got, 'active': A - set(dead),
+                                 'problems': [], 'err': {},
+                                 'dead': dict(dead),
+                                 'session_start': xid in session_start,
+                                 'batch': got_tx['batch'] if got_tx else None}
+                if entry is not None:
+                    mismatches.append(entry)
+                    continue
+                # values of the records ("new", "key", "old")
+                if ch is None or ch['table'] != TABLE or \
+                        vrand.random() >= args.value_sample:
+                    continue
+                toasted = ch['unchanged_toast']
+                cols = [c for c in COLNAMES if c not in toasted]
+                for rec in recs_by_lsn.get(lsn, []):
+                    act = rec.get('action')
+                    if act in ('I', 'U'):
+                        value_checked += 1
+                        newv = rec.get('new')
+                        if not isinstance(newv, dict) or \
+                                list(newv.keys()) != cols or \
+                                any(not same_json_value(
+                                    c, expected_json_value(c, ch['new'][c]),
+                                    newv[c]) for c in cols):
+                            value_mismatches.append((xid, lsn, act, 'new',
+                                                     ch['new'], newv))
+                        if rec.get('unchanged_toast', []) != toasted:
+                            value_mismatches.append((
+                                xid, lsn, act, 'unchanged_toast', toasted,
+                                rec.get('unchanged_toast')))
+                    if act in ('U', 'D'):
+                        value_checked += 1
+                        keyv = rec.get('key')
+                        if keyv != {'id': int(ch['old']['id'])}:
+                            value_mismatches.append((xid, lsn, act, 'key',
+                                                     {'id': ch['old']['id']},
+                                                     keyv))
+                    if with_old and act in ('I', 'U', 'D'):
+                        # what PostgreSQL logged: the key of a DELETE or of
+                        # an UPDATE that changed it, else nothing
+                        value_checked += 1
+                        est['old_checked'] += 1
+                        logged = act == 'D' and (
+                            ch['kind'] == 'D' or
+                            ch['old']['id'] != ch['new']['id'])
+                        want = {'id': int(ch['old']['id'])} if logged \
+                            else None
+                        if rec.get('old') != want:
+                            value_mismatches.append((xid, lsn, act, 'old',
+                                                     want, rec.get('old')))
+                    if act == 'D' and 'new' in rec or act == 'I' and 'key' in rec:
+                        value_mismatches.append((xid, lsn, act, 'fields', None,
+                                                 sorted(rec)))
+
+            # at commit: the shapes this transaction added get their initial
+            # members, unless it changed dd.t after adding them (S unsynced,
+            # "changed the table"); the shapes it re-sent (resync_shapes)
+            # and that the stream lacked: S synced
+            for sid, alsn in sorted(info['added'].items()):
+                if any(ch['table'] == TABLE and
+                       lsn_int(ch['lsn']) > lsn_int(alsn)
+                       for ch in tx['changes']):
+                    exp_sync[sid] = 'tainted'
+            resent = set()
+            for mlsn, content in tx['markers']:
+                if any(ch['table'] == TABLE and
+                       lsn_int(ch['lsn']) > lsn_int(mlsn)
+                       for ch in tx['changes']):
+                    fail_harness('a resync transaction changed dd.t after '
+                                 'resync_shapes() (xid %s)' % xid)
+                resent |= set(A) if content == '*' else \
+                    set(int(x) for x in content.split(','))
+            for sid in sorted(resent):
+                if sid in unsynced and sid not in dead and sid in A:
+                    exp_sync[sid] = 'synced'
+            seen = set()
+            for ev, sid, reason in sync_events:
+                want = exp_sync.get(sid)
+                ok_ = False
+                if ev == 'unsynced':
+                    est['unsynced_events'] += 1
+                    if sid in reported or (sid, ev) in seen:
+                        problem = 'a second S unsynced of shape %s in this ' \
+                            'stream' % sid
+                    elif want == 'no members' and \
+                            'no members of the shape' in reason:
+                        ok_ = True
+                    elif want == 'tainted' and 'changed the table' in reason:
+                        ok_ = True
+                    elif sid in optional:
+                        ok_ = True
+                    else:
+                        problem = 'S unsynced of shape %s (%s): %s' % (
+                            sid, 'expected: %s' % want if want else
+                            'not expected here', reason)
+                    reported.add(sid)
+                else:
+                    est['synced_events'] += 1
+                    if want == 'synced' and (sid, ev) not in seen:
+                        ok_ = True
+                    else:
+                        problem = 'S synced of shape %s, not expected here' \
+                            % sid
+                seen.add((sid, ev))
+                if not ok_:
+                    mismatches.append({
+                        'xid': xid, 'txn': ti, 'lsn': tx['commit_lsn'],
+                        'change': None, 'expected': [], 'got': [],
+                        'got_raw': [('S', ev, sid, reason)],
+                        'active': A, 'problems': [problem], 'err': {},
+                        'dead': dict(dead), 'sync': True,
+                        'session_start': xid in session_start,
+                        'batch': got_tx['batch'] if got_tx else None})
+            for sid, want in sorted(exp_sync.items()):
+                ev = 'synced' if want == 'synced' else 'unsynced'
+                if (sid, ev) not in seen:
+                    mismatches.append({
+                        'xid': xid, 'txn': ti, 'lsn': tx['commit_lsn'],
+                        'change': None, 'expected': [('S', ev, sid)],
+                        'got': [], 'got_raw': [], 'active': A,
+                        'problems': ['no S %s of shape %d (%s)' % (
+                            ev, sid, want)], 'err': {},
+                        'dead': dict(dead), 'sync': True,
+                        'session_start': xid in session_start,
+                        'batch': got_tx['batch'] if got_tx else None})
+            for sid, want in exp_sync.items():
+                if want == 'tainted':
+                    est['tainted'] += 1
+                    unsynced.add(sid)
+                    reported.add(sid)
+            for sid in info['added']:
+                if exp_sync.get(sid) != 'tainted':
+                    members_now(sid)
+            for sid in sorted(resent):
+                if exp_sync.get(sid) == 'synced':
+                    est['resynced'] += 1
+                    members_now(sid)
+                    unsynced.discard(sid)
+                    to_report.discard(sid)
+            for sid in info['removed']:
+                # (dropped from mem lazily: no record names a removed shape)
+                unsynced.discard(sid)
+                to_report.discard(sid)
+            any_expected = any_expected or bool(exp_sync)
+            if got_tx is None and any_expected:
+                framing.append('xid %s: expected records but no transaction '
+                               'written' % xid)
+            if got_tx is not None:
+                keys = [k for k in got_by_lsn]
+                if keys != sorted(keys, key=lsn_int):
+                    framing.append('xid %s: records not in WAL order' % xid)
+        for xid in sr:
+            if xid not in w2j_xids:
+                framing.append('xid %s written by shape_router only' % xid)
+        if [x for x in sr_order] != [t['xid'] for t in w2j if t['xid'] in sr]:
+            framing.append('transactions not in commit order')
+        cov['concurrent_txns'] = wl.stats['side_txns']
+        cov['other_table_changes'] = nother
+        est['over'] = over
+        return {'mismatches': mismatches, 'deviations': [],
+                'framing': framing, 'value_mismatches': value_mismatches,
+                'compared_pairs': compared_pairs,
+                'value_checked': value_checked, 'cov': cov, 'errors': est,
+                'dead': dead, 'perm_mismatches': perm_mismatches,
+                'perm_pairs': perm_stats['pairs'],
+                'perm_with_records': perm_stats['with_records']}
+
     t1 = time.time()
-    results = [('batched' if sr_single is not None else 'stream',
-                compare(sr, sr_order, sr_problems))]
-    if sr_single is not None:
-        results.append(('single', compare(*sr_single)))
+    if keyed:
+        results = [('batched' if sr_single is not None else 'stream',
+                    compare_keyed(sr, sr_order, sr_problems, False))]
+        if sr_single is not None:
+            results.append(('single', compare_keyed(*sr_single,
+                                                    with_old=True)))
+    else:
+        results = [('batched' if sr_single is not None else 'stream',
+                    compare(sr, sr_order, sr_problems))]
+        if sr_single is not None:
+            results.append(('single', compare(*sr_single)))
     t_compare = time.time() - t1
     n_err_pairs = sum(err_codes.values())
     print('decoding_diff: oracle errors: %d shapes raise on some image; per '
@@ -2819,14 +4349,31 @@ def main():
             for sid in shown[:8]:
                 o = ch.get('old_img') if ch else None
                 n = ch.get('new_img') if ch else None
+                if 'beliefs' in m:
+                    # (keyed: the old side is the stream's membership)
+                    olds = 'old row\'s membership %s (oracle on the old row: ' \
+                        '%s)' % (m['beliefs'].get(sid, '-'),
+                                 oracle_str(o, sid))
+                else:
+                    olds = 'old %s' % oracle_str(o, sid)
+                extra = ''
+                if ch is not None and (sid, n) in toast_k:
+                    k = toast_answer(sid, n)
+                    extra = '; new row without %s: Kleene %s%s%s' % (
+                        TOAST_COL, k[0], ', an atom raises' if k[1] else '',
+                        {True: ' (the answer does not depend on the value)',
+                         False: ' (the answer depends on the value)'}.get(
+                             k[2], ''))
                 print('    shape %d (%s): %s\n      %s\n      oracle: '
-                      'old %s, new %s' % (
+                      '%s, new %s%s' % (
                           sid, 'invalidated in this stream at txn #%d %s'
                           % m['dead'][sid] if sid in m['dead'] else
+                          'without members in this stream'
+                          if sid in m.get('unsynced', ()) else
                           'active' if sid in m['active'] else
                           'not active', wl.preds.get(sid),
-                          shape_history(sid), oracle_str(o, sid),
-                          oracle_str(n, sid)))
+                          shape_history(sid), olds,
+                          oracle_str(n, sid), extra))
 
     def summarise(title, entries):
         groups = {}
@@ -2919,6 +4466,33 @@ def main():
         '%s=%d' % kv for kv in sorted(results[0][1]['cov'].items())))
     for name, r in results:
         e = r['errors']
+        if keyed:
+            print('decoding_diff: keyed [%s]: membership old sides=%d (of '
+                  'them unknown to the harness: %d); initial member keys=%d '
+                  '(unknown: %d); S unsynced=%d S synced=%d; shapes re-sent '
+                  'to this stream=%d; tainted adds=%d; (change, shape '
+                  'without members) pairs=%d; invalidations: evaluation '
+                  'failed=%d, unchanged %s=%d (of shapes without members: '
+                  '%d); unchanged-%s (change, shape) pairs=%d (determined '
+                  '%d, undetermined %d, of which routed, the answer not '
+                  'depending on the value: %d); TOAST over-invalidations=%d '
+                  '(accepted with --lenient-toast: %d); changes with a '
+                  'raising shape=%d, '
+                  '(change, raising shape) pairs=%d, routed without '
+                  'invalidation=%d; "old" checked=%d' % (
+                      name, e['member_old_sides'], e['unknown_member_uses'],
+                      e['initial_member_keys'], e['unknown_member_keys'],
+                      e['unsynced_events'], e['synced_events'],
+                      e['resynced'], e['tainted'], e['unsynced_pairs'],
+                      e['invalidated_eval'], TOAST_COL,
+                      e['invalidated_toast'], e['invalidated_unsynced'],
+                      TOAST_COL, e['toast_pairs'], e['toast_determined'],
+                      e['toast_undetermined'], e['toast_undetermined_routed'],
+                      e['toast_over_invalidated'] + len(e['over']),
+                      len(e['over']),
+                      e['error_changes'], e['error_shape_pairs'],
+                      e['routed_despite_error'], e['old_checked']))
+            continue
         print('decoding_diff: errors [%s]: invalidations=%d (%d shapes; %d '
               'in the first txn of a decoding call); changes with a '
               'raising shape=%d, (change, raising shape) pairs=%d, of which '
@@ -2970,11 +4544,37 @@ def main():
               total['mismatches'], ' '.join(per_stream), total['deviations'],
               total['framing'], total['value_checked'],
               total['value_mismatches'], len(err_shapes), n_err_pairs,
-              ' '.join('invalidations_%s=%d' % (name, r['errors']
-                                                ['invalidated'])
+              ' '.join('invalidations_%s=%d' % (name, r['errors'].get(
+                  'invalidated', r['errors'].get('invalidated_eval', 0) +
+                  r['errors'].get('invalidated_toast', 0)))
                        for name, r in results)))
     ok = total['mismatches'] == 0 and not total['framing'] and \
         not total['value_mismatches'] and not total['perm_mismatches']
+    if keyed:
+        # add_shape / resync_shapes: their errors, their counts
+        bad_counts = [(a, n) for a, n in wl.resync_counts if a != n]
+        codes = {}
+        for what, code, _ in wl.search_errors:
+            codes[(what, code)] = codes.get((what, code), 0) + 1
+        print('decoding_diff: keyed: add_shape / resync_shapes raised %d '
+              'times (%s); resync_shapes() calls=%d failed=%d; search '
+              'mismatches=%d; resync counts wrong=%d; unchanged-TOAST '
+              'oracle %.1fs (atoms: %.1fs, %d queries; other values: %.1fs, '
+              '%d queries)' % (
+                  len(wl.search_errors), ' '.join(
+                      '%s:%s:%d' % (w, c, n)
+                      for (w, c), n in sorted(codes.items())),
+                  wl.stats['resync_calls'], wl.stats['resync_failures'],
+                  len(wl.search_mismatches), len(bad_counts), t_toast,
+                  toast_cost['atoms'], toast_cost['atom_queries'],
+                  toast_cost['alt'], toast_cost['alt_queries']))
+        for m in wl.search_mismatches[:args.max_report]:
+            print('SEARCH MISMATCH: %s' % m)
+        for a, n in bad_counts[:args.max_report]:
+            print('RESYNC COUNT MISMATCH: resync_shapes() of %d shapes '
+                  'returned %s' % (a, n))
+        if wl.search_mismatches or bad_counts:
+            ok = False
     if args.strict_removal and total['deviations']:
         ok = False
     if nchanges < args.min_changes:
