@@ -33,6 +33,8 @@ if [ -f test/diff/decoding_diff.py ]; then
 	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 	echo "== differential test: the same, REPLICA IDENTITY DEFAULT (membership index)"
 	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --identity default ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+	echo "== differential test: the same, REPLICA IDENTITY USING INDEX"
+	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --identity index ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 fi
 
 echo "== replication client: stream, acknowledge, resume"
