@@ -416,6 +416,7 @@ RouteUpdateByKey(SrRouteContext *data, SrRelState *rs,
 	SrTableMemb *tm = MaintainedMemb(rs);
 	SrKeyBuf   *oldkey = &data->oldkey;
 	SrKeyBuf   *newkey = &data->newkey;
+	bool		key_changed;
 
 	if (oldt)
 		StoreRow(&r->oldrow, rs, 0, &oldt->tuple, NULL);
@@ -439,12 +440,27 @@ RouteUpdateByKey(SrRouteContext *data, SrRelState *rs,
 	if (r->newrow.missing)
 		MatchUnknown(data, rs, r, fail);
 	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
-	/* after MatchUnknown: the shapes it invalidated have no old side */
-	r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey), &r->oldids);
+	key_changed = oldkey != newkey &&
+		(oldkey->len != newkey->len ||
+		 memcmp(oldkey->data, newkey->data, oldkey->len) != 0);
+
+	/*
+	 * After MatchUnknown: the shapes it invalidated have no old side.  The
+	 * same key keeps its entry, set to the new shapes (unchanged: no write).
+	 */
+	if (key_changed)
+		r->nold = TakeMembers(rs, tm, SrStateKeyHash(data->state, oldkey),
+							  &r->oldids);
+	else
+	{
+		int			nstored;
+
+		r->nold = SrRelMembers(rs, SrStateKeyHash(data->state, oldkey),
+							   &r->oldids, &nstored);
+	}
 	SetMembers(rs, tm, SrStateKeyHash(data->state, newkey),
 			   r->newids, r->nnew);
-	if (oldkey != newkey && (oldkey->len != newkey->len ||
-							 memcmp(oldkey->data, newkey->data, oldkey->len) != 0))
+	if (key_changed)
 	{
 		r->kind = SR_ROUTE_KEY_CHANGE;
 		r->keyrow = r->oldout = &r->oldrow;

@@ -261,6 +261,7 @@ SrStateRelEntry(SrShapeState *st, Oid relid)
 		rs->full = true;
 		memset(&rs->keyinfo, 0, sizeof(rs->keyinfo));
 		rs->memb = NULL;
+		rs->memb_pending = false;
 		rs->unsynced_known = false;
 		rs->reported = false;
 		rs->unsynced = NULL;
@@ -1005,6 +1006,7 @@ SrStateGetRel(SrShapeState *st, Relation rel, List **events)
 	if (rs == NULL || rs->nshapes == 0)
 		return NULL;
 	SrStateEnsureRouter(st, rs, rel, events);
+	SrStateUseMembership(st, rs);
 	if (rs->memb || !rs->full)
 		SrStateReportUnsynced(st, rs, events);
 	return rs;

@@ -54,6 +54,7 @@ struct SrRelState
 	bool		full;			/* REPLICA IDENTITY FULL */
 	SrKeyInfo	keyinfo;		/* membership key columns (layoutcxt) */
 	SrTableMemb *memb;			/* NULL: none (FULL, never had one) */
+	bool		memb_pending;	/* memb to (re)attach before use */
 	uint64		synced_epoch;	/* of memb when unsynced was computed */
 	bool		unsynced_known;
 	bool		reported;		/* every unsynced shape has had its S */
@@ -112,6 +113,7 @@ extern void SrStateEnsureRouter(SrShapeState *st, SrRelState *rs,
 /* streammemb.c */
 extern void SrStateAttachMembership(SrShapeState *st, SrRelState *rs,
 									Relation rel, List **events);
+extern void SrStateUseMembership(SrShapeState *st, SrRelState *rs);
 extern void SrStateTaintMembers(SrShapeState *st, Oid relid);
 extern void SrStateReportUnsynced(SrShapeState *st, SrRelState *rs,
 								  List **events);

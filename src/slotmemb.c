@@ -51,6 +51,7 @@ struct SrTableMemb
 	XLogRecPtr	gen;			/* its LSN */
 	uint32		sig;			/* key and options signature in force */
 	bool		dirty;			/* changed by the current transaction */
+	bool		drops_pending;	/* dropped shapes not yet reclaimed */
 	const char *lost;
 	uint64		epoch;
 	int64	   *ids;
@@ -97,6 +98,8 @@ SrSlotMembCreate(MemoryContext parent, const char *slot_name,
 
 	sm->cxt = cxt;
 	sm->options_sig = options_sig;
+	/* fsync=off (test clusters) is honoured by the module's files too */
+	SrMembFsync = pg_fsync;
 	if (slot_name)
 	{
 		sm->slot_name = MemoryContextStrdup(cxt, slot_name);
@@ -469,6 +472,7 @@ SrTableMembDropShape(SrTableMemb *tm, int64 id)
 {
 	Check(tm, SrMembDropShape(tm->memb, id), "drop a shape");
 	tm->epoch++;
+	tm->drops_pending = true;
 	MarkDirty(tm);
 }
 
@@ -602,8 +606,12 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 			if (SrMembRedoSize(tm->redo) > st.bytes_total / 2)
 				NewGeneration(tm, lsn);
 		}
-		/* bounded background work: merge one partition's changes */
-		(void) SrMembMaintain(tm->memb);
+		/*
+		 * Bounded background work, only while dropped shapes await their
+		 * local numbers back: partitions merge their own changes (at 5 %).
+		 */
+		if (tm->drops_pending)
+			tm->drops_pending = SrMembMaintain(tm->memb);
 	}
 	list_free(sm->dirty);
 	sm->dirty = NIL;

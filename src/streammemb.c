@@ -57,26 +57,38 @@ SrStateKeyHash(SrShapeState *st, const SrKeyBuf *kb)
 }
 
 /*
- * After the table's relcache entry was (re)read: its identity, its key
- * columns, and the membership index that goes with them.
+ * After the table's relcache entry was (re)read: its identity and key
+ * columns.  The membership index that goes with them is attached at the
+ * table's first change (SrStateUseMembership): a stream loads the saved
+ * state of the tables it routes changes of, not of every table.
  */
 void
 SrStateAttachMembership(SrShapeState *st, SrRelState *rs, Relation rel,
 						List **events)
 {
-	uint32		keysig;
-
 	rs->full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
-	keysig = rs->keyinfo.nkeys > 0 ? rs->keyinfo.signature : SR_NO_KEY_SIGNATURE;
-	/* a catalog created anew hands out the same shape ids again */
-	keysig = (keysig ^ murmurhash32(st->shapes_relid)) | 1;
-	rs->memb = SrSlotMembTable(st->memb, rs->relid, keysig,
-							   !rs->full && rs->keyinfo.nkeys > 0);
+	rs->memb_pending = true;
 	rs->unsynced_known = false;
 	if (!rs->full && rs->keyinfo.nkeys == 0)
 		SrStateInvalidateRel(st, rs,
 							 "table has no replica identity key any more (REPLICA IDENTITY NOTHING, or no primary key)",
 							 events);
+}
+
+void
+SrStateUseMembership(SrShapeState *st, SrRelState *rs)
+{
+	uint32		keysig;
+
+	if (!rs->memb_pending)
+		return;
+	keysig = rs->keyinfo.nkeys > 0 ? rs->keyinfo.signature : SR_NO_KEY_SIGNATURE;
+	/* a catalog created anew hands out the same shape ids again */
+	keysig = (keysig ^ murmurhash32(st->shapes_relid)) | 1;
+	rs->memb = SrSlotMembTable(st->memb, rs->relid, keysig,
+							   !rs->full && rs->keyinfo.nkeys > 0);
+	rs->memb_pending = false;
+	rs->unsynced_known = false;
 }
 
 /* The table's valid shapes without members, if anything changed */
@@ -248,13 +260,15 @@ CurrentRel(SrShapeState *st, Oid relid, List **events)
 
 	if (rs == NULL || rs->nshapes == 0)
 		return NULL;
-	if (rs->valid && rs->router)
-		return rs;
-	rel = RelationIdGetRelation(relid);
-	if (!RelationIsValid(rel))
-		return NULL;
-	SrStateEnsureRouter(st, rs, rel, events);
-	RelationClose(rel);
+	if (!rs->valid || !rs->router)
+	{
+		rel = RelationIdGetRelation(relid);
+		if (!RelationIsValid(rel))
+			return NULL;
+		SrStateEnsureRouter(st, rs, rel, events);
+		RelationClose(rel);
+	}
+	SrStateUseMembership(st, rs);
 	return rs;
 }
 

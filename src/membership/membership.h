@@ -120,6 +120,8 @@ extern void SrMembGetStats(SrMemb *m, SrMembStats *st);
  * geometry before using it.  errbuf (256 bytes) gets a message on error.
  */
 #define SR_MEMB_ERRLEN 256
+/* how segment and redo files are fsynced: fsync(2) unless set otherwise */
+extern int	(*SrMembFsync) (int fd);
 extern SrMemStatus SrMembWriteSegment(SrMemb *m, const char *path,
 									  uint32_t table_oid, uint64_t lsn,
 									  char *errbuf);

@@ -35,6 +35,8 @@
 #define RDO_HEADER		32
 #define RDO_RECORD		40
 
+int			(*SrMembFsync) (int fd) = fsync;
+
 static SrMemStatus Fail(char *errbuf, SrMemStatus st, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 
@@ -108,7 +110,7 @@ SyncDir(const char *path)
 	fd = open(dirname(dir), O_RDONLY);
 	if (fd < 0)
 		return false;
-	ok = fsync(fd) == 0;
+	ok = SrMembFsync(fd) == 0;
 	close(fd);
 	return ok;
 }
@@ -219,7 +221,7 @@ SrMembWriteSegment(SrMemb *m, const char *path, uint32_t table_oid,
 		!WriteAll(fd, dict, dict_bytes, SEG_HEADER) ||
 		!WriteAll(fd, ptab, (size_t) nparts * SEG_PTAB_ENTRY + 8, ptab_off))
 		st = Fail(errbuf, SR_MEM_FAILED, "could not write \"%s\": %s", tmp, strerror(errno));
-	else if (fsync(fd) != 0)
+	else if (SrMembFsync(fd) != 0)
 		st = Fail(errbuf, SR_MEM_FAILED, "could not fsync \"%s\": %s", tmp, strerror(errno));
 	else if (close(fd) != 0)
 		st = Fail(errbuf, SR_MEM_FAILED, "could not close \"%s\": %s", tmp, strerror(errno));
@@ -814,7 +816,7 @@ SrMembRedoOpen(const char *path, uint32_t table_oid, const SrMemAllocator *alloc
 		PUT(h, 12, uint32_t, table_oid);
 		PUT(h, RDO_HEADER - 4, uint32_t, SrCrc32c(h, RDO_HEADER - 4));
 		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || !WriteAll(fd, h, RDO_HEADER, 0) || fsync(fd) != 0 ||
+		if (fd < 0 || !WriteAll(fd, h, RDO_HEADER, 0) || SrMembFsync(fd) != 0 ||
 			rename(tmp, path) != 0 || !SyncDir(path))
 		{
 			st = Fail(errbuf, SR_MEM_FAILED, "could not create \"%s\": %s", path, strerror(errno));
@@ -836,7 +838,7 @@ SrMembRedoOpen(const char *path, uint32_t table_oid, const SrMemAllocator *alloc
 		st = RedoWalk(f, flen, path, table_oid, NULL, 0, UINT64_MAX, &sc, errbuf);
 		SrMemFree(alloc, f);
 		if (st == SR_MEM_OK && (size_t) sc.end < flen &&
-			(ftruncate(fd, sc.end) != 0 || fsync(fd) != 0))
+			(ftruncate(fd, sc.end) != 0 || SrMembFsync(fd) != 0))
 			st = Fail(errbuf, SR_MEM_FAILED, "could not truncate \"%s\": %s", path, strerror(errno));
 		if (st != SR_MEM_OK)
 		{
@@ -875,7 +877,7 @@ SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf)
 	/* the COMMIT record carries its transaction's length (see RedoWalk) */
 	if (!RedoPut(redo, MREDO_COMMIT, lsn, (SrMembKey) {redo->len, 0}, NULL, 0))
 		st = Fail(errbuf, SR_MEM_NOMEM, "out of memory buffering membership changes for \"%s\"", redo->path);
-	else if (!WriteAll(redo->fd, redo->buf, redo->len, redo->end) || fsync(redo->fd) != 0)
+	else if (!WriteAll(redo->fd, redo->buf, redo->len, redo->end) || SrMembFsync(redo->fd) != 0)
 	{
 		st = Fail(errbuf, SR_MEM_FAILED, "could not write \"%s\": %s", redo->path, strerror(errno));
 		/* leave no partial transaction behind for the next append */
@@ -913,7 +915,7 @@ SrMemStatus
 SrMembRedoReset(SrMembRedo *redo, char *errbuf)
 {
 	redo->len = 0;
-	if (ftruncate(redo->fd, RDO_HEADER) != 0 || fsync(redo->fd) != 0)
+	if (ftruncate(redo->fd, RDO_HEADER) != 0 || SrMembFsync(redo->fd) != 0)
 		return Fail(errbuf, SR_MEM_FAILED, "could not truncate \"%s\": %s", redo->path, strerror(errno));
 	redo->end = RDO_HEADER;
 	return SR_MEM_OK;
@@ -948,7 +950,7 @@ SrMembRedoReplayTorn(const char *path, uint32_t table_oid, SrMemb *m,
 
 		if (discard_after && sc.cut >= 0)
 			cut = sc.cut;
-		if ((size_t) cut < flen && (ftruncate(fd, cut) != 0 || fsync(fd) != 0))
+		if ((size_t) cut < flen && (ftruncate(fd, cut) != 0 || SrMembFsync(fd) != 0))
 			st = Fail(errbuf, SR_MEM_FAILED, "could not truncate \"%s\": %s", path, strerror(errno));
 		if (last_lsn)
 			*last_lsn = sc.last_lsn;

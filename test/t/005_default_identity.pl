@@ -501,7 +501,8 @@ INSERT INTO pk_t SELECT g, g % 10, g FROM generate_series(1, 2000) g;
 	# enough redo for a new generation within the peeked changes, then
 	# changes whose old side needs the members
 	my $lo = q1('SELECT pg_current_wal_lsn()');
-	q1(join('', map { "UPDATE pk_t SET grp = (grp + 1) % 10;\n" } 1 .. 14) . q{
+	# (v = -v: every row leaves or enters the wide shapes, a whole set each)
+	q1(join('', map { "UPDATE pk_t SET grp = (grp + 1) % 10, v = -v;\n" } 1 .. 24) . q{
 DELETE FROM pk_t WHERE id % 4 = 0;
 UPDATE pk_t SET grp = 1 WHERE id % 7 = 0;
 UPDATE pk_t SET id = id + 10000 WHERE id % 9 = 0;
@@ -569,10 +570,12 @@ INSERT INTO big SELECT g, g % 10, g, 'p' FROM generate_series(1, 8000) g;
 	my ($max_n, $max_bytes, $written) = (0, 0, 0);
 	my %sizes;	# name => largest size seen (what the slot wrote, roughly)
 	my $t0 = time;
-	my $rounds = 13;
+	my $rounds = 18;
 	for my $r (1 .. $rounds)
 	{
-		my $sql = "UPDATE big SET grp = (grp + 1) % 10;\n";
+		# v = -v: every row leaves or enters the wide shapes, and logs its
+		# whole new set (a row whose shapes stay logs nothing)
+		my $sql = "UPDATE big SET grp = (grp + 1) % 10, v = -v;\n";
 		$sql .= "DELETE FROM big WHERE id % 13 = $r % 13;\n"
 		  . "INSERT INTO big SELECT 100000 * $r + g, g % 10, g, 'n' FROM generate_series(1, 200) g;\n"
 		  if $r % 4 == 0;
