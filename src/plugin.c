@@ -217,6 +217,7 @@ SrShutdown(LogicalDecodingContext *ctx)
 {
 	SrPluginData *data = ctx->output_plugin_private;
 
+	SrStateShutdown(data->state);
 	FreeExprContext(data->econtext, false);
 	MemoryContextDelete(data->context);
 	MemoryContextDelete(data->change_cxt);

@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 
+#include "slotmemb.h"
 #include "sqlfuncs.h"
 
 PG_MODULE_MAGIC;
@@ -19,4 +20,5 @@ void
 _PG_init(void)
 {
 	SrSqlFuncsInit();
+	SrSlotMembInit();
 }

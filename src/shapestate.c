@@ -1199,3 +1199,9 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	SrInvalLogFlush(st->invallog);
 	SrSlotMembCommit(st->memb, st->txn_lsn);
 }
+
+void
+SrStateShutdown(SrShapeState *st)
+{
+	SrSlotMembShutdown(st->memb);
+}

@@ -93,6 +93,8 @@ extern void SrStateInvalidateRel(SrShapeState *st, SrRelState *rs,
 extern void SrStateShapeFailed(SrShapeState *st, int64 shape_id,
 							   const char *reason, List **events);
 extern void SrStateCommitTxn(SrShapeState *st, List **events);
+/* the stream ends: what it saved goes to disk */
+extern void SrStateShutdown(SrShapeState *st);
 extern void SrStateMessage(SrShapeState *st, const char *prefix, Size size,
 						   const char *message);
 extern SrMembKey SrStateKeyHash(SrShapeState *st, const SrKeyBuf *kb);

@@ -19,7 +19,10 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -40,6 +43,32 @@
 #define MARK_REPORTED	'R'
 #define MARK_SIGNATURE	'K'
 
+/*
+ * Durability.  A transaction's redo reaches the file (write) at its commit,
+ * which survives any crash of PostgreSQL; it is fsynced at most a second
+ * later, at the stream's end, and with every new generation.
+ * shape_router.durable records, with the id of the machine's boot, the last
+ * fsync and whether writes followed it ("dirty", recorded durably before
+ * the first such write).  After a reboot (a new boot id), a stream trusts
+ * the files if they were clean, or if everything before its start was
+ * fsynced; otherwise it discards them.  Without a boot id every commit is
+ * fsynced.
+ */
+#define SR_DURABLE_FILE "shape_router.durable"
+#define SR_BOOT_ID_LEN	36
+#define SR_SYNC_EVERY_MS 1000
+
+typedef struct DurableRecord
+{
+	uint32		magic;
+	char		boot[SR_BOOT_ID_LEN];
+	uint64		lsn;			/* every transaction up to it is fsynced */
+	uint32		dirty;			/* writes after lsn may not be */
+	pg_crc32c	crc;
+} DurableRecord;
+
+#define SR_DURABLE_MAGIC 0x53524455	/* "SRDU" */
+
 struct SrTableMemb
 {
 	Oid			relid;			/* hash key */
@@ -52,6 +81,7 @@ struct SrTableMemb
 	uint32		sig;			/* key and options signature in force */
 	bool		dirty;			/* changed by the current transaction */
 	bool		drops_pending;	/* dropped shapes not yet reclaimed */
+	bool		unsynced;		/* in sm->unsynced */
 	const char *lost;
 	uint64		epoch;
 	int64	   *ids;
@@ -68,7 +98,14 @@ struct SrSlotMemb
 	XLogRecPtr	before;
 	const char *reset;			/* why the slot's files were discarded */
 	HTAB	   *tables;
-	List	   *dirty;			/* SrTableMemb * changed by the transaction */
+	char		boot[SR_BOOT_ID_LEN + 1];	/* this boot's id; "" unknown */
+	List	   *unsynced;		/* SrTableMemb * with unfsynced redo */
+	bool		rebooted;		/* the files were written before this boot */
+	bool		dirty;			/* recorded dirty: writes since the sync */
+	XLogRecPtr	synced_lsn;		/* the record's lsn */
+	TimestampTz last_sync;
+	XLogRecPtr	last_commit;
+	List	   *dirtytables;	/* SrTableMemb * changed by the transaction */
 };
 
 static void
@@ -185,12 +222,178 @@ CheckOptions(SrSlotMemb *sm)
 	durable_rename(tmp, path, ERROR);
 }
 
+/* where the boot id is read; a test may point it at a file of its own */
+static char *boot_id_path = "/proc/sys/kernel/random/boot_id";
+
+void
+SrSlotMembInit(void)
+{
+	DefineCustomStringVariable("shape_router.boot_id_path",
+							   "File holding the id of the machine's boot (for tests).",
+							   NULL, &boot_id_path,
+							   "/proc/sys/kernel/random/boot_id",
+							   PGC_SIGHUP, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+}
+
+static void
+ReadBootId(SrSlotMemb *sm)
+{
+	FILE	   *f = AllocateFile(boot_id_path, "r");
+
+	sm->boot[0] = '\0';
+	if (f == NULL)
+		return;
+	if (fread(sm->boot, 1, SR_BOOT_ID_LEN, f) != SR_BOOT_ID_LEN)
+		sm->boot[0] = '\0';
+	sm->boot[SR_BOOT_ID_LEN] = '\0';
+	FreeFile(f);
+}
+
+static pg_crc32c
+DurableCrc(const DurableRecord *r)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, r, offsetof(DurableRecord, crc));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/* Are the files before the start on disk as written (see above)? */
+static const char *
+CheckDurable(SrSlotMemb *sm)
+{
+	char	   *path = SrSlotDirFile(sm->dir, SR_DURABLE_FILE);
+	DurableRecord r;
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	bool		ok;
+
+	if (fd < 0 && errno == ENOENT && sm->boot[0] == '\0')
+		return NULL;			/* no boot id: every commit was fsynced */
+	if (fd < 0)
+		return errno == ENOENT ? "it has no record of what reached the disk" :
+			"its record of what reached the disk cannot be read";
+	ok = read(fd, &r, sizeof(r)) == sizeof(r) && r.magic == SR_DURABLE_MAGIC &&
+		r.crc == DurableCrc(&r);
+	CloseTransientFile(fd);
+	if (!ok)
+		return "its record of what reached the disk is damaged";
+	sm->synced_lsn = r.lsn;
+	if (sm->boot[0] && memcmp(r.boot, sm->boot, SR_BOOT_ID_LEN) == 0)
+		return NULL;			/* the same boot: every write is there */
+	sm->rebooted = true;
+	if (!r.dirty || sm->before - 1 <= r.lsn)
+		return NULL;			/* every transaction before the start was fsynced */
+	return "the machine restarted before the slot's latest membership changes reached the disk";
+}
+
+/* Remove every membership file of the slot; tables start unsynced */
+static void
+DiscardAll(SrSlotMemb *sm, const char *reason)
+{
+	DIR		   *d = AllocateDir(sm->dir);
+	struct dirent *de;
+
+	while ((de = ReadDir(d, sm->dir)) != NULL)
+	{
+		size_t		len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "shape_router.", 13) != 0 ||
+			!((len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0) ||
+			  (len > 5 && strcmp(de->d_name + len - 5, ".redo") == 0)))
+			continue;
+		if (!sm->reset)
+		{
+			ereport(LOG,
+					(errmsg("discarding the saved membership of slot \"%s\": %s",
+							sm->slot_name, reason)));
+			sm->reset = MemoryContextStrdup(sm->cxt, reason);
+		}
+		(void) unlink(SrSlotDirFile(sm->dir, de->d_name));
+	}
+	FreeDir(d);
+}
+
+/* Record, durably, that every transaction up to lsn is on disk */
+static void
+WriteDurable(SrSlotMemb *sm, XLogRecPtr lsn, bool dirty)
+{
+	char	   *path = SrSlotDirFile(sm->dir, SR_DURABLE_FILE);
+	char	   *tmp = psprintf("%s.tmp", path);
+	DurableRecord r;
+	int			fd;
+
+	memset(&r, 0, sizeof(r));
+	r.magic = SR_DURABLE_MAGIC;
+	memcpy(r.boot, sm->boot, SR_BOOT_ID_LEN);
+	r.lsn = lsn;
+	r.dirty = dirty;
+	r.crc = DurableCrc(&r);
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0 || write(fd, &r, sizeof(r)) != sizeof(r) ||
+		pg_fsync(fd) != 0 || CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp)));
+	durable_rename(tmp, path, ERROR);
+	sm->synced_lsn = lsn;
+	sm->dirty = dirty;
+}
+
+static void FileError(const char *errbuf);
+
+/* fsync every log written since the last time, then say so */
+static void
+SyncAll(SrSlotMemb *sm)
+{
+	ListCell   *lc;
+	char		errbuf[SR_MEMB_ERRLEN];
+
+	if (sm->dir == NULL || (!sm->dirty && sm->unsynced == NIL))
+		return;
+	foreach(lc, sm->unsynced)
+	{
+		SrTableMemb *tm = lfirst(lc);
+
+		if (tm->redo && SrMembRedoSync(tm->redo, errbuf) != SR_MEM_OK)
+			FileError(errbuf);
+		tm->unsynced = false;
+	}
+	list_free(sm->unsynced);
+	sm->unsynced = NIL;
+	if (sm->boot[0])
+		WriteDurable(sm, sm->last_commit, false);
+	sm->last_sync = GetCurrentTimestamp();
+}
+
 void
 SrSlotMembStart(SrSlotMemb *sm, XLogRecPtr before)
 {
+	const char *lost;
+
 	sm->before = before;
-	if (sm->dir)
-		CheckOptions(sm);
+	if (sm->dir == NULL)
+		return;
+	CheckOptions(sm);
+	ReadBootId(sm);
+	lost = CheckDurable(sm);
+	if (lost)
+	{
+		/* a slot's first stream has no record and no files yet */
+		DiscardAll(sm, lost);
+		if (sm->boot[0])
+			WriteDurable(sm, InvalidXLogRecPtr, false);
+		sm->rebooted = false;
+	}
+	sm->last_sync = GetCurrentTimestamp();
+}
+
+void
+SrSlotMembShutdown(SrSlotMemb *sm)
+{
+	SyncAll(sm);
 }
 
 static SrMembKey
@@ -213,7 +416,7 @@ MarkDirty(SrTableMemb *tm)
 		return;
 	old = MemoryContextSwitchTo(tm->sm->cxt);
 	tm->dirty = true;
-	tm->sm->dirty = lappend(tm->sm->dirty, tm);
+	tm->sm->dirtytables = lappend(tm->sm->dirtytables, tm);
 	MemoryContextSwitchTo(old);
 }
 
@@ -331,13 +534,13 @@ Load(SrTableMemb *tm)
 							  sm->before - 1, true, NULL, &torn, errbuf);
 
 	/*
-	 * A transaction's changes are fsynced before its commit is sent, so
-	 * one committed before the start cannot be torn: cut-off bytes that may
-	 * be such a transaction are damage.  (An OS crash during the write of
-	 * one after it, right behind a transaction before it, cannot be told
-	 * apart and costs a resync.)
+	 * Written in the same boot, a log is whole as written (the page cache
+	 * survives any crash of PostgreSQL): cut-off bytes that may be a
+	 * transaction before the start are damage.  After a reboot, every
+	 * transaction before the start was fsynced (CheckDurable), so bytes cut
+	 * off are of later ones.
 	 */
-	if (st == SR_MEM_OK && torn)
+	if (st == SR_MEM_OK && torn && !sm->rebooted)
 	{
 		snprintf(errbuf, sizeof(errbuf), "redo log \"%s\" ends inside a transaction that may have committed before the stream's start",
 				 path);
@@ -571,7 +774,12 @@ NewGeneration(SrTableMemb *tm, XLogRecPtr lsn)
 	if (st != SR_MEM_OK)
 		FileError(errbuf);
 	if (tm->redo)
+	{
+		/* the old log may still be read by a start before lsn */
+		if (tm->unsynced && SrMembRedoSync(tm->redo, errbuf) != SR_MEM_OK)
+			FileError(errbuf);
 		SrMembRedoClose(tm->redo);
+	}
 	tm->redo = redo;
 	tm->gen = lsn;
 	SrMembRedoAttach(tm->memb, redo);
@@ -583,7 +791,10 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 {
 	ListCell   *lc;
 
-	foreach(lc, sm->dirty)
+	/* writes that may not reach the disk are announced durably first */
+	if (sm->dir && sm->boot[0] && !sm->dirty && sm->dirtytables != NIL)
+		WriteDurable(sm, sm->synced_lsn, true);
+	foreach(lc, sm->dirtytables)
 	{
 		SrTableMemb *tm = lfirst(lc);
 		char		errbuf[SR_MEMB_ERRLEN];
@@ -596,8 +807,16 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 			NewGeneration(tm, lsn);
 			continue;
 		}
-		if (SrMembRedoCommit(tm->redo, lsn, errbuf) != SR_MEM_OK)
+		if (SrMembRedoWrite(tm->redo, lsn, errbuf) != SR_MEM_OK)
 			FileError(errbuf);
+		if (!tm->unsynced)
+		{
+			MemoryContext old = MemoryContextSwitchTo(sm->cxt);
+
+			sm->unsynced = lappend(sm->unsynced, tm);
+			tm->unsynced = true;
+			MemoryContextSwitchTo(old);
+		}
 		if (SrMembRedoSize(tm->redo) > SR_REDO_MIN_BYTES)
 		{
 			SrMembStats st;
@@ -613,6 +832,12 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 		if (tm->drops_pending)
 			tm->drops_pending = SrMembMaintain(tm->memb);
 	}
-	list_free(sm->dirty);
-	sm->dirty = NIL;
+	list_free(sm->dirtytables);
+	sm->dirtytables = NIL;
+	sm->last_commit = lsn;
+	if (sm->unsynced != NIL &&
+		(sm->boot[0] == '\0' ||
+		 TimestampDifferenceExceeds(sm->last_sync, GetCurrentTimestamp(),
+									SR_SYNC_EVERY_MS)))
+		SyncAll(sm);
 }

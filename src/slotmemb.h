@@ -27,6 +27,9 @@
 #include "membership/membership.h"
 
 typedef struct SrSlotMemb SrSlotMemb;
+
+/* _PG_init: the module's settings */
+extern void SrSlotMembInit(void);
 typedef struct SrTableMemb SrTableMemb;
 
 extern SrSlotMemb *SrSlotMembCreate(MemoryContext parent,
@@ -44,6 +47,8 @@ extern SrTableMemb *SrSlotMembTable(SrSlotMemb *sm, Oid relid, uint32 keysig,
 									bool create);
 /* write every table's changes of the transaction committed at lsn */
 extern void SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn);
+/* the stream ends: fsync what is not yet */
+extern void SrSlotMembShutdown(SrSlotMemb *sm);
 
 /* the identity of a canonical key in this slot's indexes */
 extern SrMembKey SrSlotMembKey(SrSlotMemb *sm, const void *canon, size_t len);

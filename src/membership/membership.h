@@ -145,6 +145,9 @@ extern SrMemStatus SrMembRedoOpen(const char *path, uint32_t table_oid,
 								  SrMembRedo **out, char *errbuf);
 extern void SrMembRedoAttach(SrMemb *m, SrMembRedo *redo);
 extern SrMemStatus SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf);
+/* SrMembRedoCommit in two steps: the write, and the fsync (of all so far) */
+extern SrMemStatus SrMembRedoWrite(SrMembRedo *redo, uint64_t lsn, char *errbuf);
+extern SrMemStatus SrMembRedoSync(SrMembRedo *redo, char *errbuf);
 /* forget the buffered changes of an aborted transaction */
 extern void SrMembRedoAbort(SrMembRedo *redo);
 extern void SrMembRedoClose(SrMembRedo *redo);

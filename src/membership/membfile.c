@@ -870,6 +870,24 @@ SrMembRedoAttach(SrMemb *m, SrMembRedo *redo)
 SrMemStatus
 SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf)
 {
+	SrMemStatus st = SrMembRedoWrite(redo, lsn, errbuf);
+
+	if (st == SR_MEM_OK)
+		st = SrMembRedoSync(redo, errbuf);
+	return st;
+}
+
+SrMemStatus
+SrMembRedoSync(SrMembRedo *redo, char *errbuf)
+{
+	if (SrMembFsync(redo->fd) != 0)
+		return Fail(errbuf, SR_MEM_FAILED, "could not fsync \"%s\": %s", redo->path, strerror(errno));
+	return SR_MEM_OK;
+}
+
+SrMemStatus
+SrMembRedoWrite(SrMembRedo *redo, uint64_t lsn, char *errbuf)
+{
 	SrMemStatus st = SR_MEM_OK;
 
 	if (redo->len == 0)
@@ -877,7 +895,7 @@ SrMembRedoCommit(SrMembRedo *redo, uint64_t lsn, char *errbuf)
 	/* the COMMIT record carries its transaction's length (see RedoWalk) */
 	if (!RedoPut(redo, MREDO_COMMIT, lsn, (SrMembKey) {redo->len, 0}, NULL, 0))
 		st = Fail(errbuf, SR_MEM_NOMEM, "out of memory buffering membership changes for \"%s\"", redo->path);
-	else if (!WriteAll(redo->fd, redo->buf, redo->len, redo->end) || SrMembFsync(redo->fd) != 0)
+	else if (!WriteAll(redo->fd, redo->buf, redo->len, redo->end))
 	{
 		st = Fail(errbuf, SR_MEM_FAILED, "could not write \"%s\": %s", redo->path, strerror(errno));
 		/* leave no partial transaction behind for the next append */

@@ -21,7 +21,9 @@
 #      the slot's position by the first), and again after a clean and after
 #      an immediate restart: identical output, and exact;
 #   5. a long stream consumed in batches: several generations, the slot's
-#      shape_router.* files stay bounded in number and size, exact routing.
+#      shape_router.* files stay bounded in number and size, exact routing;
+#   6. a reboot (another boot id) after everything was fsynced: trusted; a
+#      slot whose durability record is gone: discarded, S unsynced.
 use strict;
 use warnings;
 
@@ -628,6 +630,61 @@ INSERT INTO big SELECT g, g % 10, g, 'p' FROM generate_series(1, 8000) g;
 	sr_compare_records(\@got, $ref,
 		'the stream consumed in batches gets exactly what one session gives');
 	q1("SELECT pg_drop_replication_slot('$_')") for qw(long ref5);
+};
+
+# ---- 6. a reboot, and a slot without its durability record -----------------
+# The redo logs are fsynced at most a second after a commit (and at a
+# stream's end); shape_router.durable records the last fsync with the boot
+# id.  A stream after a "reboot" (another boot id, through
+# shape_router.boot_id_path) trusts the files only if everything before its
+# start was fsynced: here it was (each get_changes ends with a sync).  A
+# slot whose record is gone has its membership discarded (S unsynced).
+subtest 'reboot and the durability record' => sub {
+	my $bootf = "$tmp/boot_id";
+	my $set_boot = sub {
+		open my $fh, '>', $bootf or die $!;
+		print $fh $_[0];
+		close $fh;
+		q1("LOAD 'shape_router';\nALTER SYSTEM SET shape_router.boot_id_path = '$bootf'");
+		q1('SELECT pg_reload_conf()');
+	};
+	$set_boot->('aaaaaaaa-0000-0000-0000-000000000001');
+	create_slots(qw(rb rbref));
+	q1(q{
+CREATE TABLE rb_t (id int PRIMARY KEY, grp int);
+INSERT INTO rb_t SELECT g, g % 5 FROM generate_series(1, 500) g;
+});
+	my $s = q1("SELECT shape_router.add_shape('rb_t', 'grp = 1')");
+	q1('UPDATE rb_t SET grp = (grp + 1) % 5 WHERE id % 2 = 0');
+	changes('get', 'rb');
+	ok(-f $node->data_dir . '/pg_replslot/rb/shape_router.durable',
+		'the slot has its durability record');
+
+	# another boot: everything before the start was fsynced, so trusted
+	$set_boot->('bbbbbbbb-0000-0000-0000-000000000002');
+	my $lo = q1('SELECT pg_current_wal_lsn()');
+	q1('DELETE FROM rb_t WHERE id % 3 = 0');
+	my ($got) = changes('get', 'rb');
+	my $g = lines_of($got);
+	unlike(join("\n", @$g), qr/"event":"unsynced"/, 'after a reboot with everything fsynced: no unsynced');
+	like(join("\n", @$g), qr/"action":"D","shapes":\[$s\]/, 'and DELETEs routed by membership');
+
+	# the record removed while membership files exist: discarded
+	unlink($node->data_dir . '/pg_replslot/rb/shape_router.durable') or die $!;
+	q1('DELETE FROM rb_t WHERE id % 7 = 0');
+	($got) = changes('get', 'rb');
+	$g = lines_of($got);
+	like(join("\n", @$g), qr/"event":"unsynced","shape":$s,.*no record of what reached the disk/,
+		'without its record the slot\'s membership is discarded: S unsynced');
+	unlike(join("\n", @$g), qr/"action":"[IUDT]"/, 'and nothing routed for the shape');
+
+	my ($ref) = changes('get', 'rbref');
+	my @refd = grep { /"action":"D","shapes":\[$s\]/ } @{ lines_of($ref) };
+	my @gotd = grep { /"action":"D","shapes":\[$s\]/ } @{ lines_of(changes('peek', 'rbref')) // [] };
+	ok(@refd > 0, 'the reference routes those DELETEs');
+	q1("LOAD 'shape_router';\nALTER SYSTEM RESET shape_router.boot_id_path");
+	q1('SELECT pg_reload_conf()');
+	q1("SELECT pg_drop_replication_slot('$_')") for qw(rb rbref);
 };
 
 $node->stop;
