@@ -87,6 +87,16 @@ SrMembListGenerations(const char *dir, Oid relid, int *n)
 	return gens;
 }
 
+bool
+SrMembIsFile(const char *name)
+{
+	size_t		len = strlen(name);
+
+	return strncmp(name, SR_MEMB_PREFIX, strlen(SR_MEMB_PREFIX)) == 0 &&
+		((len > 4 && strcmp(name + len - 4, ".seg") == 0) ||
+		 (len > 5 && strcmp(name + len - 5, ".redo") == 0));
+}
+
 void
 SrMembRemoveGeneration(const char *dir, Oid relid, XLogRecPtr gen)
 {

@@ -29,6 +29,8 @@ extern char *SrMembFilePath(const char *dir, Oid relid, XLogRecPtr gen,
  * whether each has its segment.  Leftover temporary files are removed.
  */
 extern XLogRecPtr *SrMembListGenerations(const char *dir, Oid relid, int *n);
+/* is name a membership segment or redo log (of any table)? */
+extern bool SrMembIsFile(const char *name);
 /* remove a generation's files (those that exist) */
 extern void SrMembRemoveGeneration(const char *dir, Oid relid, XLogRecPtr gen);
 /*

@@ -165,6 +165,30 @@ SrSlotMembCreate(MemoryContext parent, const char *slot_name,
  */
 #define SR_OPTIONS_FILE "shape_router.options"
 
+/* Remove every membership file of the slot; tables start unsynced */
+static void
+DiscardAll(SrSlotMemb *sm, const char *reason)
+{
+	DIR		   *d = AllocateDir(sm->dir);
+	struct dirent *de;
+
+	while ((de = ReadDir(d, sm->dir)) != NULL)
+	{
+		if (!SrMembIsFile(de->d_name))
+			continue;
+		if (!sm->reset)
+		{
+			ereport(LOG,
+					(errmsg("discarding the saved membership of slot \"%s\": %s",
+							sm->slot_name, reason)));
+			sm->reset = MemoryContextStrdup(sm->cxt, reason);
+		}
+		(void) unlink(SrSlotDirFile(sm->dir, de->d_name));
+	}
+	FreeDir(d);
+}
+
+
 static void
 CheckOptions(SrSlotMemb *sm)
 {
@@ -174,8 +198,6 @@ CheckOptions(SrSlotMemb *sm)
 	uint32		want[2];
 	int			fd;
 	bool		same = false;
-	DIR		   *d;
-	struct dirent *de;
 
 	want[0] = sm->options_sig;
 	want[1] = want[0] ^ 0x5352534F;
@@ -193,25 +215,7 @@ CheckOptions(SrSlotMemb *sm)
 	if (same)
 		return;
 
-	d = AllocateDir(sm->dir);
-	while ((de = ReadDir(d, sm->dir)) != NULL)
-	{
-		size_t		len = strlen(de->d_name);
-
-		if (strncmp(de->d_name, "shape_router.", 13) != 0 ||
-			!((len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0) ||
-			  (len > 5 && strcmp(de->d_name + len - 5, ".redo") == 0)))
-			continue;
-		if (!sm->reset)
-		{
-			ereport(LOG,
-					(errmsg("discarding the saved membership of slot \"%s\": it was read with other shapes or shard options",
-							sm->slot_name)));
-			sm->reset = "the slot was last read with other shapes or shard options";
-		}
-		(void) unlink(SrSlotDirFile(sm->dir, de->d_name));
-	}
-	FreeDir(d);
+	DiscardAll(sm, "the slot was last read with other shapes or shard options");
 
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0 || write(fd, want, sizeof(want)) != sizeof(want) ||
@@ -287,33 +291,6 @@ CheckDurable(SrSlotMemb *sm)
 	if (!r.dirty || sm->before - 1 <= r.lsn)
 		return NULL;			/* every transaction before the start was fsynced */
 	return "the machine restarted before the slot's latest membership changes reached the disk";
-}
-
-/* Remove every membership file of the slot; tables start unsynced */
-static void
-DiscardAll(SrSlotMemb *sm, const char *reason)
-{
-	DIR		   *d = AllocateDir(sm->dir);
-	struct dirent *de;
-
-	while ((de = ReadDir(d, sm->dir)) != NULL)
-	{
-		size_t		len = strlen(de->d_name);
-
-		if (strncmp(de->d_name, "shape_router.", 13) != 0 ||
-			!((len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0) ||
-			  (len > 5 && strcmp(de->d_name + len - 5, ".redo") == 0)))
-			continue;
-		if (!sm->reset)
-		{
-			ereport(LOG,
-					(errmsg("discarding the saved membership of slot \"%s\": %s",
-							sm->slot_name, reason)));
-			sm->reset = MemoryContextStrdup(sm->cxt, reason);
-		}
-		(void) unlink(SrSlotDirFile(sm->dir, de->d_name));
-	}
-	FreeDir(d);
 }
 
 /* Record, durably, that every transaction up to lsn is on disk */
