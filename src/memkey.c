@@ -75,6 +75,8 @@ SrKeyInfoForRel(Relation rel, SrKeyInfo *info)
 		return;
 	info->attnums = palloc(sizeof(AttrNumber) * bms_num_members(key));
 	info->types = palloc(sizeof(Oid) * bms_num_members(key));
+	info->typlens = palloc(sizeof(int16) * bms_num_members(key));
+	info->typbyvals = palloc(sizeof(bool) * bms_num_members(key));
 	XXH64_reset(&hs, 0x5352);
 	while ((attno = bms_next_member(key, attno)) >= 0)
 	{
@@ -83,6 +85,8 @@ SrKeyInfoForRel(Relation rel, SrKeyInfo *info)
 
 		info->attnums[info->nkeys] = a;
 		info->types[info->nkeys] = type;
+		get_typlenbyval(type, &info->typlens[info->nkeys],
+						&info->typbyvals[info->nkeys]);
 		info->nkeys++;
 		XXH64_update(&hs, &a, sizeof(a));
 		XXH64_update(&hs, &type, sizeof(type));
@@ -92,11 +96,8 @@ SrKeyInfoForRel(Relation rel, SrKeyInfo *info)
 
 /* One column's canonical bytes; false for an on-disk TOAST pointer */
 static bool
-AddValue(SrKeyBuf *kb, Oid type, Datum v)
+AddValue(SrKeyBuf *kb, Oid type, int16 typlen, bool typbyval, Datum v)
 {
-	int16		typlen;
-	bool		typbyval;
-
 	switch (type)
 	{
 		case INT2OID:
@@ -135,7 +136,6 @@ AddValue(SrKeyBuf *kb, Oid type, Datum v)
 			break;
 	}
 
-	get_typlenbyval(type, &typlen, &typbyval);
 	if (typlen == -1)
 	{
 		struct varlena *p = (struct varlena *) DatumGetPointer(v);
@@ -181,7 +181,8 @@ SrKeyCanon(SrKeyBuf *kb, const SrKeyInfo *info, const Datum *values,
 
 		if (isnull[a])
 			SrKeyAddNull(kb);
-		else if (!AddValue(kb, info->types[i], values[a]))
+		else if (!AddValue(kb, info->types[i], info->typlens[i],
+						   info->typbyvals[i], values[a]))
 			return false;
 	}
 	return info->nkeys > 0 && !kb->failed;

@@ -24,6 +24,8 @@ typedef struct SrKeyInfo
 	int			nkeys;			/* 0: the table has no usable key */
 	AttrNumber *attnums;		/* 1-based, ascending */
 	Oid		   *types;			/* base types of the columns */
+	int16	   *typlens;		/* and their length and by-value flag, */
+	bool	   *typbyvals;		/* looked up once per relation */
 	uint32		signature;		/* of attnums and types; 0 if nkeys == 0 */
 } SrKeyInfo;
 
