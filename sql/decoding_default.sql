@@ -191,5 +191,32 @@ UPDATE docs SET status = 'open' WHERE id = 1;
 SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_default', NULL, NULL,
                                                    'shapes', (SELECT (base + 18)::text || ',' || (base + 19)::text FROM id_base));
 
+-- a clause that raises on an existing row fails add_shape (its own SQLSTATE)
+CREATE TABLE zd (id int PRIMARY KEY, d int);
+INSERT INTO zd VALUES (1, 0), (2, 1);
+-- (the context, "finding the rows of table "zd" in shape N (its initial
+-- members)", names an id that depends on the files run before this one)
+\set VERBOSITY sqlstate
+SELECT shape_router.add_shape('zd', '10 / d > 1');
+SELECT count(*) AS zd_shapes FROM shape_router.shapes WHERE relid = 'zd'::regclass;
+-- resync_shapes of another role's shape
+SELECT base + 16 AS sw_shape FROM id_base \gset
+CREATE ROLE sr_ddef_other;
+GRANT USAGE ON SCHEMA sr_ddef TO sr_ddef_other;
+GRANT SELECT ON sw TO sr_ddef_other;
+SET ROLE sr_ddef_other;
+SELECT shape_router.resync_shapes(ARRAY[:sw_shape]::bigint[]);
+\set VERBOSITY default
+SELECT shape_router.resync_shapes() AS none_of_mine;
+RESET ROLE;
+-- a message with our prefix that is not ours (no valid signature) is ignored
+SELECT count(*) >= 0 AS drained FROM pg_logical_slot_get_changes('regression_slot_decoding_default2', NULL, NULL);
+SELECT 'emitted' FROM pg_logical_emit_message(true, 'shape_router', 'SRM1 forged');
+INSERT INTO sw VALUES (7, 1);
+SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_decoding_default2', NULL, NULL);
+REVOKE ALL ON sw FROM sr_ddef_other;
+REVOKE USAGE ON SCHEMA sr_ddef FROM sr_ddef_other;
+DROP ROLE sr_ddef_other;
+
 SELECT pg_drop_replication_slot('regression_slot_decoding_default');
 SELECT pg_drop_replication_slot('regression_slot_decoding_default2');
