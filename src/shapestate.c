@@ -1190,6 +1190,9 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 		if (!RelationIsValid(rel))
 		{
 			SrStateInvalidateRel(st, rs, "table was dropped", events);
+			SrSlotMembForget(st->memb, rs->relid);
+			rs->memb = NULL;
+			rs->memb_pending = false;
 			continue;
 		}
 		SrStateEnsureRouter(st, rs, rel, events);

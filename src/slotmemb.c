@@ -106,6 +106,7 @@ struct SrSlotMemb
 	TimestampTz last_sync;
 	XLogRecPtr	last_commit;
 	List	   *dirtytables;	/* SrTableMemb * changed by the transaction */
+	List	   *forget;			/* relids whose index goes after the commit */
 };
 
 static void
@@ -764,6 +765,48 @@ NewGeneration(SrTableMemb *tm, XLogRecPtr lsn)
 }
 
 void
+SrSlotMembForget(SrSlotMemb *sm, Oid relid)
+{
+	MemoryContext old = MemoryContextSwitchTo(sm->cxt);
+
+	sm->forget = list_append_unique_oid(sm->forget, relid);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Free the indexes of dropped tables (a walsender lives for weeks).  Their
+ * files stay: a stream restarted before the DROP needs them, and they go
+ * with the slot.
+ */
+static void
+ForgetTables(SrSlotMemb *sm)
+{
+	ListCell   *lc;
+
+	foreach(lc, sm->forget)
+	{
+		Oid			relid = lfirst_oid(lc);
+		SrTableMemb *tm = hash_search(sm->tables, &relid, HASH_FIND, NULL);
+		char		errbuf[SR_MEMB_ERRLEN];
+
+		if (tm == NULL)
+			continue;
+		if (tm->unsynced)
+		{
+			if (tm->redo && SrMembRedoSync(tm->redo, errbuf) != SR_MEM_OK)
+				FileError(errbuf);
+			sm->unsynced = list_delete_ptr(sm->unsynced, tm);
+		}
+		SrMembRedoClose(tm->redo);
+		SrMembFree(tm->memb);
+		MemoryContextDelete(tm->cxt);
+		hash_search(sm->tables, &relid, HASH_REMOVE, NULL);
+	}
+	list_free(sm->forget);
+	sm->forget = NIL;
+}
+
+void
 SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 {
 	ListCell   *lc;
@@ -812,6 +855,7 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 	list_free(sm->dirtytables);
 	sm->dirtytables = NIL;
 	sm->last_commit = lsn;
+	ForgetTables(sm);
 	if (sm->unsynced != NIL &&
 		(sm->boot[0] == '\0' ||
 		 TimestampDifferenceExceeds(sm->last_sync, GetCurrentTimestamp(),

@@ -47,6 +47,8 @@ extern SrTableMemb *SrSlotMembTable(SrSlotMemb *sm, Oid relid, uint32 keysig,
 									bool create);
 /* write every table's changes of the transaction committed at lsn */
 extern void SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn);
+/* relid was dropped: free its index after the current commit */
+extern void SrSlotMembForget(SrSlotMemb *sm, Oid relid);
 /* the stream ends: fsync what is not yet */
 extern void SrSlotMembShutdown(SrSlotMemb *sm);
 
