@@ -4,6 +4,7 @@ MODULE_big = shape_router
 OBJS = \
 	src/shape_router.o \
 	src/catalog.o \
+	src/concurrent.o \
 	src/validate.o \
 	src/compile.o \
 	src/keys.o \

@@ -13,10 +13,13 @@ CREATE TABLE shape_router.shapes (
 	qual pg_node_tree,
 	columns int2[],
 	owner oid NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT now()
+	created_at timestamptz NOT NULL DEFAULT now(),
+	-- registered by add_shape_concurrently(), which has not finished yet
+	pending boolean NOT NULL DEFAULT false
 ) WITH (user_catalog_table = true);
 
 CREATE INDEX shapes_relid_idx ON shape_router.shapes (relid);
+CREATE INDEX shapes_pending_idx ON shape_router.shapes (shape_id) WHERE pending;
 
 REVOKE ALL ON shape_router.shapes FROM PUBLIC;
 GRANT SELECT ON shape_router.shapes TO PUBLIC;
@@ -43,6 +46,17 @@ CREATE FUNCTION shape_router.resync_shapes(shape_ids bigint[] DEFAULT NULL)
 RETURNS int
 AS 'MODULE_PATHNAME', 'resync_shapes'
 LANGUAGE C VOLATILE;
+
+-- Adds a shape without blocking writers (docs/concurrent.md): registers it,
+-- waits for the transactions that could not see the registration, finds its
+-- initial members, and waits again, committing in between.  Not inside a
+-- transaction block.
+CREATE PROCEDURE shape_router.add_shape_concurrently(rel regclass,
+													 where_clause text DEFAULT NULL,
+													 columns text[] DEFAULT NULL,
+													 INOUT shape_id bigint DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'add_shape_concurrently'
+LANGUAGE C;
 
 CREATE FUNCTION shape_router.matching_shapes(rel regclass, "row" jsonb)
 RETURNS bigint[]

@@ -45,6 +45,7 @@
 #define SR_SCHEMA			"shape_router"
 #define SR_SHAPES_PKEY		"shapes_pkey"
 #define SR_SHAPES_RELID_IDX	"shapes_relid_idx"
+#define SR_SHAPES_PENDING_IDX	"shapes_pending_idx"
 
 /* What add_shape() and add_shapes() share while writing rows */
 typedef struct ShapeWriter
@@ -55,6 +56,7 @@ typedef struct ShapeWriter
 	Bitmapset  *keyattrs;		/* key columns, emitted with every record */
 	bool		table_select;	/* caller has SELECT on the whole table */
 	bool		members;		/* send each shape's initial members */
+	bool		pending;		/* add_shape_concurrently(): register only */
 } ShapeWriter;
 
 static Oid
@@ -104,6 +106,18 @@ SrCheckShapesDesc(TupleDesc desc)
 	}
 }
 
+bool
+SrShapePending(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (desc->natts < Anum_shapes_pending)
+		return false;
+	d = heap_getattr(tup, Anum_shapes_pending, desc, &isnull);
+	return !isnull && DatumGetBool(d);
+}
+
 /* Decode one catalog row; pointers point into tup or palloc'd memory. */
 void
 SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
@@ -120,6 +134,7 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 		TextDatumGetCString(values[Anum_shapes_qual - 1]);
 	def->owner = nulls[Anum_shapes_owner - 1] ? InvalidOid :
 		DatumGetObjectId(values[Anum_shapes_owner - 1]);
+	def->pending = SrShapePending(tup, desc);
 	if (nulls[Anum_shapes_columns - 1])
 	{
 		def->ncolumns = -1;
@@ -389,8 +404,12 @@ CheckColumnPrivileges(ShapeWriter *w, Bitmapset *attnums)
 	}
 }
 
+/*
+ * concurrently: add_shape_concurrently() registers the shape as pending
+ * (if it needs initial members) and takes no lock that writers wait for.
+ */
 static void
-OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
+OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo, bool concurrently)
 {
 	Oid			relid;
 
@@ -417,6 +436,9 @@ OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo)
 	 * its initial members; writers wait from before the search to commit.
 	 */
 	w->members = SrMembersNeeded(w->rel);
+	w->pending = w->members && concurrently;
+	if (w->pending)
+		w->members = false;
 	if (w->members)
 		SrMembersLock(w->rel);
 }
@@ -489,6 +511,7 @@ AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
 	values[Anum_shapes_owner - 1] = ObjectIdGetDatum(GetUserId());
 	values[Anum_shapes_created_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[Anum_shapes_pending - 1] = BoolGetDatum(w->pending);
 
 	tup = heap_form_tuple(RelationGetDescr(w->shapes), values, nulls);
 	CatalogTupleInsert(w->shapes, tup);
@@ -507,12 +530,137 @@ add_shape(PG_FUNCTION_ARGS)
 	ShapeWriter w;
 	int64		shape_id;
 
-	OpenWriter(&w, fcinfo);
+	OpenWriter(&w, fcinfo, false);
 	shape_id = AddOneShape(&w,
 						   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
 	CloseWriter(&w);
 	PG_RETURN_INT64(shape_id);
+}
+
+/*
+ * add_shape_concurrently()'s first step, with its arguments: the shape's
+ * row, pending if streams must learn its members (*pending says).
+ */
+int64
+SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending)
+{
+	ShapeWriter w;
+	int64		shape_id;
+
+	OpenWriter(&w, fcinfo, true);
+	shape_id = AddOneShape(&w,
+						   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	*pending = w.pending;
+	CloseWriter(&w);
+	return shape_id;
+}
+
+/*
+ * add_shape_concurrently()'s second step: the pending shape's initial
+ * members under a snapshot taken now, and the row no longer pending, in one
+ * transaction.  False if the shape is gone (removed meanwhile).
+ */
+bool
+SrActivateShape(int64 shape_id, Oid *relid)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
+	SysScanDesc scan;
+	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
+	Datum		values[Natts_shapes] = {0};
+	bool		nulls[Natts_shapes] = {0};
+	bool		replace[Natts_shapes] = {0};
+	HeapTuple	newtup;
+	SrShapeDef	def;
+	Relation	rel;
+	bool		isnull;
+	Datum		d;
+	char	   *clause;
+
+	if (!HeapTupleIsValid(tup))
+	{
+		systable_endscan(scan);
+		table_close(shapes, RowExclusiveLock);
+		return false;
+	}
+	SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
+	*relid = def.relid;
+	d = heap_getattr(tup, Anum_shapes_where_clause, RelationGetDescr(shapes),
+					 &isnull);
+	clause = isnull ? NULL : TextDatumGetCString(d);
+	rel = try_relation_open(def.relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the table of shape " INT64_FORMAT " was dropped while the shape was being added",
+						shape_id)));
+	CheckTable(rel);
+
+	values[Anum_shapes_pending - 1] = BoolGetDatum(false);
+	replace[Anum_shapes_pending - 1] = true;
+	newtup = heap_modify_tuple(tup, RelationGetDescr(shapes), values, nulls,
+							   replace);
+	CatalogTupleUpdate(shapes, &newtup->t_self, newtup);
+	systable_endscan(scan);
+	/* a table switched to FULL meanwhile needs no members */
+	if (def.pending && SrMembersNeeded(rel))
+		SrMembersSend(rel, RelationGetRelid(shapes), shape_id, clause,
+					  SR_MEMBERS_CONCURRENT);
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(shapes));
+	relation_close(rel, AccessShareLock);
+	table_close(shapes, RowExclusiveLock);
+	CommandCounterIncrement();
+	return true;
+}
+
+/* Delete a shape's row without the owner check (the caller added it) */
+bool
+SrDeleteShape(int64 shape_id)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
+	SysScanDesc scan;
+	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
+	bool		found = HeapTupleIsValid(tup);
+
+	if (found)
+	{
+		CatalogTupleDelete(shapes, &tup->t_self);
+		CacheInvalidateRelcacheByRelid(RelationGetRelid(shapes));
+	}
+	systable_endscan(scan);
+	table_close(shapes, RowExclusiveLock);
+	CommandCounterIncrement();
+	return found;
+}
+
+/* The ids of pending shapes, through the partial index */
+int64 *
+SrPendingShapes(int *n)
+{
+	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			cap = 8;
+	int64	   *ids = palloc(sizeof(int64) * cap);
+
+	*n = 0;
+	scan = systable_beginscan(shapes, CatalogObject(SR_SHAPES_PENDING_IDX, false),
+							  true, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		if (!SrShapePending(tup, RelationGetDescr(shapes)))
+			continue;
+		if (*n >= cap)
+		{
+			cap *= 2;
+			ids = repalloc(ids, sizeof(int64) * cap);
+		}
+		ids[(*n)++] = SrShapesHead(tup)->shape_id;
+	}
+	systable_endscan(scan);
+	table_close(shapes, AccessShareLock);
+	return ids;
 }
 
 /* Which clause of add_shapes() an error is about */
@@ -540,7 +688,7 @@ add_shapes(PG_FUNCTION_ARGS)
 	ErrorContextCallback errcallback;
 	int			i;
 
-	OpenWriter(&w, fcinfo);
+	OpenWriter(&w, fcinfo, false);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -608,6 +756,7 @@ typedef struct ResyncItem
 	int64		shape_id;
 	Oid			owner;
 	char	   *where_clause;	/* NULL = every row */
+	bool		pending;		/* add_shape_concurrently() sends them */
 } ResyncItem;
 
 static int
@@ -683,6 +832,7 @@ ResyncItems(ArrayType *arr, int *nitems)
 		it->owner = isnull ? InvalidOid : DatumGetObjectId(d);
 		d = heap_getattr(tup, Anum_shapes_where_clause, desc, &isnull);
 		it->where_clause = isnull ? NULL : TextDatumGetCString(d);
+		it->pending = SrShapePending(tup, desc);
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
@@ -746,6 +896,16 @@ resync_shapes(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("must be owner of shape " INT64_FORMAT, it->shape_id),
 					 errdetail("Only the role that added a shape, its members, and superusers can resync it.")));
+		}
+		if (it->pending)
+		{
+			if (arr == NULL)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("shape " INT64_FORMAT " is being added by add_shape_concurrently()",
+							it->shape_id),
+					 errdetail("Its initial members are sent when it is done.")));
 		}
 		SrMembersSend(rel, catalog, it->shape_id, it->where_clause,
 					  SR_MEMBERS_RESYNC);

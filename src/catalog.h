@@ -12,6 +12,7 @@
 #include "access/htup.h"
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
 #include "utils/relcache.h"
@@ -27,7 +28,8 @@
 #define Anum_shapes_columns			5
 #define Anum_shapes_owner			6
 #define Anum_shapes_created_at		7
-#define Natts_shapes				7
+#define Anum_shapes_pending			8
+#define Natts_shapes				8
 
 /*
  * The leading columns of a shapes row, fixed-width and NOT NULL: read in
@@ -55,6 +57,7 @@ typedef struct SrShapeDef
 	int			ncolumns;		/* -1 = all columns */
 	AttrNumber *columns;		/* projected columns, ascending */
 	Oid			owner;
+	bool		pending;		/* add_shape_concurrently() is not done */
 } SrShapeDef;
 
 typedef void (*SrShapeCallback) (const SrShapeDef *def, void *arg);
@@ -63,9 +66,16 @@ typedef bool (*SrShapeIdFilter) (int64 shape_id, void *arg);
 extern Oid	SrShapesRelid(bool missing_ok);
 extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
+extern bool SrShapePending(HeapTuple tup, TupleDesc desc);
 extern void SrCatalogForEachShape(Oid relid, Snapshot snapshot,
 								  SrShapeIdFilter filter,
 								  SrShapeCallback callback, void *arg);
 extern bool SrCatalogGetShape(int64 shape_id, SrShapeDef *def);
+
+/* add_shape_concurrently()'s steps (concurrent.c), each in its transaction */
+extern int64 SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending);
+extern bool SrActivateShape(int64 shape_id, Oid *relid);
+extern bool SrDeleteShape(int64 shape_id);
+extern int64 *SrPendingShapes(int *n);
 
 #endif							/* SR_CATALOG_H */

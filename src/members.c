@@ -317,7 +317,8 @@ SrMembersParse(const char *data, Size len, SrMembersMsg *msg)
 		return false;
 	memcpy(&h, data, sizeof(MsgHeader));
 	if (h.magic != SR_MSG_MAGIC ||
-		(h.kind != SR_MEMBERS_ADDED && h.kind != SR_MEMBERS_RESYNC))
+		(h.kind != SR_MEMBERS_ADDED && h.kind != SR_MEMBERS_RESYNC &&
+		 h.kind != SR_MEMBERS_CONCURRENT))
 		return false;
 	msg->kind = h.kind;
 	msg->final = (h.flags & SR_MSG_FINAL) != 0;

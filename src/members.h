@@ -23,7 +23,9 @@
 typedef enum SrMembersKind
 {
 	SR_MEMBERS_ADDED = 1,		/* in the transaction that adds the shape */
-	SR_MEMBERS_RESYNC = 2		/* resync_shapes() */
+	SR_MEMBERS_RESYNC = 2,		/* resync_shapes() */
+	SR_MEMBERS_CONCURRENT = 3	/* add_shape_concurrently(), merged with
+								 * what streams saw since the registration */
 } SrMembersKind;
 
 /* Does a shape on rel need its initial members sent? */

@@ -156,36 +156,36 @@ MaintainedMemb(SrRelState *rs)
 }
 
 /*
- * Record that the row with this key is now in these shapes: the synced
- * ones among them (the others have no members in this stream).  On a FULL
- * table ids may hold unsynced shapes, which still get records.
+ * Record that the row with this key is now in the shapes ids (all that its
+ * new row matches): SrRelStoredSet keeps the synced ones (the others have
+ * no members in this stream) and the answers of tracked pending shapes.
  */
 static void
 SetMembers(SrRelState *rs, SrTableMemb *tm, SrMembKey key,
 		   const int64 *ids, int n)
 {
-	int64	   *kept = (int64 *) ids;
+	int64	   *set;
+	int			m = SrRelStoredSet(rs, ids, n, &set);
 
-	if (SrRelFull(rs))
-	{
-		kept = palloc(sizeof(int64) * Max(n, 1));
-		memcpy(kept, ids, sizeof(int64) * n);
-		n = SrRelKeepSynced(rs, kept, n);
-	}
-	SrTableMembSet(tm, key, kept, n);
+	SrTableMembSet(tm, key, set, m);
 }
 
 /*
  * The shapes the membership index has key in (in its lookup buffer); the
- * key leaves them
+ * key leaves them.  While shapes are pending it stays, with their
+ * tombstones: the row is gone since their registration.
  */
 static int
 TakeMembers(SrRelState *rs, SrTableMemb *tm, SrMembKey key, int64 **ids)
 {
 	int			nstored;
 	int			n = SrRelMembers(rs, key, ids, &nstored);
+	int64	   *gone;
+	int			ngone = SrRelGoneSet(rs, &gone);
 
-	if (nstored > 0)
+	if (ngone > 0)
+		SrTableMembSet(tm, key, gone, ngone);
+	else if (nstored > 0)
 		SrTableMembRemoveKey(tm, key);
 	return n;
 }
@@ -201,19 +201,20 @@ RouteInsert(SrRouteContext *data, SrRelState *rs, ReorderBufferChange *change,
 					  data->econtext, NULL, NULL, &r->newids, &r->nnew,
 					  ShapeFailed, fail);
 	r->kind = SR_ROUTE_INSERT;
+	if (tm)
+	{
+		if (!RowKey(rs, &r->newrow, &data->newkey))
+		{
+			SrStateInvalidateRel(data->state, rs,
+								 "an INSERT was logged without its key", fail->events);
+			r->kind = SR_ROUTE_NONE;
+			return;
+		}
+		SetMembers(rs, tm, SrStateKeyHash(data->state, &data->newkey),
+				   r->newids, r->nnew);
+	}
 	if (!SrRelFull(rs))
 		r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
-	if (tm == NULL)
-		return;
-	if (!RowKey(rs, &r->newrow, &data->newkey))
-	{
-		SrStateInvalidateRel(data->state, rs,
-							 "an INSERT was logged without its key", fail->events);
-		r->kind = SR_ROUTE_NONE;
-		return;
-	}
-	SetMembers(rs, tm, SrStateKeyHash(data->state, &data->newkey),
-			   r->newids, r->nnew);
 }
 
 static void
@@ -439,7 +440,6 @@ RouteUpdateByKey(SrRouteContext *data, SrRelState *rs,
 					  ShapeFailed, fail);
 	if (r->newrow.missing)
 		MatchUnknown(data, rs, r, fail);
-	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
 	key_changed = oldkey != newkey &&
 		(oldkey->len != newkey->len ||
 		 memcmp(oldkey->data, newkey->data, oldkey->len) != 0);
@@ -460,6 +460,7 @@ RouteUpdateByKey(SrRouteContext *data, SrRelState *rs,
 	}
 	SetMembers(rs, tm, SrStateKeyHash(data->state, newkey),
 			   r->newids, r->nnew);
+	r->nnew = SrRelKeepSynced(rs, r->newids, r->nnew);
 	if (key_changed)
 	{
 		r->kind = SR_ROUTE_KEY_CHANGE;
@@ -499,6 +500,12 @@ SrRouteChange(SrRouteContext *rc, SrRelState *rs, Relation relation,
 		default:
 			/* speculative insertion internals never reach plugins */
 			break;
+	}
+	/* without FULL the membership index has only the synced shapes */
+	if (SrRelFull(rs))
+	{
+		r->nnew = SrRelDropPending(rc->state, rs, r->newids, r->nnew);
+		r->nold = SrRelDropPending(rc->state, rs, r->oldids, r->nold);
 	}
 }
 

@@ -67,6 +67,9 @@ SrRelMaxAttno(const SrRelState *rs)
 }
 
 
+/* the reason of the S removed of a shape that never started */
+#define PENDING_REMOVED "add_shape_concurrently() did not finish"
+
 static void RemoveShape(SrShapeState *st, int64 shape_id, List **events);
 static int64 ShapeIdOf(HeapTuple tup, TupleDesc desc);
 static void ComputeMaxAttno(SrRelState *rs);
@@ -247,25 +250,9 @@ SrStateRelEntry(SrShapeState *st, Oid relid)
 
 	if (!found)
 	{
-		rs->nshapes = 0;
-		rs->valid = false;
-		rs->recheck = false;
-		rs->router = NULL;
-		rs->json = NULL;
-		rs->keyattrs = NULL;
-		rs->maxattno = 0;
-		rs->schema = rs->table = NULL;
-		rs->loading = NULL;
-		rs->gone = false;
-		rs->layoutcxt = NULL;
+		/* all zero but the key: no shapes, nothing built, FULL */
+		memset(((char *) rs) + sizeof(Oid), 0, sizeof(SrRelState) - sizeof(Oid));
 		rs->full = true;
-		memset(&rs->keyinfo, 0, sizeof(rs->keyinfo));
-		rs->memb = NULL;
-		rs->memb_pending = false;
-		rs->unsynced_known = false;
-		rs->reported = false;
-		rs->unsynced = NULL;
-		rs->nunsynced = 0;
 	}
 	return rs;
 }
@@ -359,6 +346,20 @@ SrStateShapeInvalid(SrShapeState *st, SrRelState *rs, int64 shape_id,
 						entry, reason, events);
 }
 
+/*
+ * Is an UPDATE that leaves (or a row version that had) this shape id the
+ * end of the shape's pending state?  The UPDATE's new row says pending no
+ * longer; the old row version, still pending, is the stream's own shape.
+ */
+static bool
+IsActivation(SrShapeState *st, HeapTuple tup, Relation shapes)
+{
+	ShapeEntry *entry = shapemap_lookup(st->shapes,
+										ShapeIdOf(tup, RelationGetDescr(shapes)));
+
+	return entry != NULL && entry->pending;
+}
+
 /* Did txn (or one of its committed subtransactions) delete this tuple? */
 static bool
 DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
@@ -396,8 +397,8 @@ DeletedBy(HeapTuple tup, ReorderBufferTXN *txn)
  * UPDATE or TRUNCATE by hand).
  */
 static bool
-LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
-				   bool top)
+LeavingFromChanges(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
+				   List **ids, bool top)
 {
 	dlist_iter	iter;
 	uint32		nseen = 0;
@@ -432,6 +433,11 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_INSERT)
 					break;
+				if (c->action == REORDER_BUFFER_CHANGE_UPDATE &&
+					!SrShapePending(&c->data.tp.newtuple->tuple,
+									RelationGetDescr(shapes)) &&
+					IsActivation(st, &c->data.tp.newtuple->tuple, shapes))
+					break;
 				if (c->action == REORDER_BUFFER_CHANGE_UPDATE ||
 					c->data.tp.oldtuple == NULL)
 					return false;
@@ -456,7 +462,7 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 			ReorderBufferTXN *sub = dlist_container(ReorderBufferTXN, node,
 													iter.cur);
 
-			if (!LeavingFromChanges(sub, shapes, ids, false))
+			if (!LeavingFromChanges(st, sub, shapes, ids, false))
 				return false;
 		}
 	}
@@ -465,8 +471,8 @@ LeavingFromChanges(ReorderBufferTXN *txn, Relation shapes, List **ids,
 
 /* The same, by scanning the catalog for rows whose xmax is txn's */
 static void
-LeavingFromCatalog(ReorderBufferTXN *txn, Relation shapes, Snapshot snapshot,
-				   List **ids)
+LeavingFromCatalog(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
+				   Snapshot snapshot, List **ids)
 {
 	SysScanDesc scan;
 	HeapTuple	tup;
@@ -478,6 +484,11 @@ LeavingFromCatalog(ReorderBufferTXN *txn, Relation shapes, Snapshot snapshot,
 
 		CHECK_FOR_INTERRUPTS();
 		if (!DeletedBy(tup, txn))
+			continue;
+		/* updated, not deleted: add_shape_concurrently()'s last step */
+		if (SrShapePending(tup, RelationGetDescr(shapes)) &&
+			!ItemPointerEquals(&tup->t_self, &tup->t_data->t_ctid) &&
+			IsActivation(st, tup, shapes))
 			continue;
 		id = palloc(sizeof(int64));
 		*id = ShapeIdOf(tup, RelationGetDescr(shapes));
@@ -645,13 +656,13 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 	if (!rbtxn_has_catalog_changes(txn))
 		return;
 	shapes = table_open(st->shapes_relid, AccessShareLock);
-	if (!LeavingFromChanges(txn, shapes, &ids, true))
+	if (!LeavingFromChanges(st, txn, shapes, &ids, true))
 	{
 		list_free_deep(ids);
 		ids = NIL;
 		/* the historic snapshot at its start still sees the rows */
 		CheckCatalogReadable(st);
-		LeavingFromCatalog(txn, shapes, st->snapshot, &ids);
+		LeavingFromCatalog(st, txn, shapes, st->snapshot, &ids);
 	}
 	table_close(shapes, AccessShareLock);
 
@@ -673,6 +684,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		if (rs)
 		{
 			rs->nshapes--;
+			rs->npending -= entry->pending;
 			if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 				ComputeMaxAttno(rs);
 		}
@@ -776,8 +788,10 @@ LoadShapes(SrShapeState *st)
 		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
 								 SrCompareInt64) != NULL;
+		entry->pending = SrShapePending(tup, RelationGetDescr(shapes));
 		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
+		rs->npending += entry->pending;
 		if (entry->invalid || rs->gone)
 			continue;
 		if (rs->router == NULL)
@@ -842,6 +856,7 @@ SrStateBeginTxn(SrShapeState *st, ReorderBufferTXN *txn,
 	}
 	MemoryContextReset(st->txncxt);
 	st->members = NIL;
+	st->activating = NIL;
 	SrInvalLogDiscard(st->invallog);
 	st->pending = NIL;
 	st->leaving = NIL;
@@ -1018,6 +1033,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 	ListCell   *lc;
 	ShapeEntry *entry;
 	SrRelState *rs;
+	bool		pending;
 
 	foreach(lc, st->pending)
 	{
@@ -1036,7 +1052,8 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 
 		if (left->shape_id == shape_id)
 		{
-			SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, left->relid, NULL);
+			SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, left->relid,
+							left->pending ? PENDING_REMOVED : NULL);
 			st->leaving = foreach_delete_current(st->leaving, lc);
 			return;
 		}
@@ -1045,6 +1062,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 	entry = shapemap_lookup(st->shapes, shape_id);
 	if (entry == NULL)
 		return;
+	pending = entry->pending;
 	rs = hash_search(st->rels, &entry->relid, HASH_FIND, NULL);
 	if (rs)
 	{
@@ -1053,12 +1071,16 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 
 		if (tm)
 			SrTableMembDropShape(tm, shape_id);
+		if (tm && pending)
+			SrTableMembDropShape(tm, SrMembTombstone(shape_id));
 		rs->nshapes--;
+		rs->npending -= pending;
 		rs->unsynced_known = false;
 		if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 			ComputeMaxAttno(rs);
 	}
-	SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid, NULL);
+	SrStateAddEvent(st, events, SR_EVENT_REMOVED, shape_id, entry->relid,
+					pending ? PENDING_REMOVED : NULL);
 	shapemap_delete(st->shapes, shape_id);
 }
 
@@ -1075,7 +1097,9 @@ AddPending(SrShapeState *st, HeapTuple tup, TupleDesc desc, List **events)
 	{
 		st->pending = lappend(st->pending, def);
 		MemoryContextSwitchTo(old);
-		SrStateAddEvent(st, events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
+		/* a concurrent add's S added comes when it stops being pending */
+		if (!def->pending)
+			SrStateAddEvent(st, events, SR_EVENT_ADDED, def->shape_id, def->relid, NULL);
 		return;
 	}
 	MemoryContextSwitchTo(old);
@@ -1088,6 +1112,35 @@ ShapeIdOf(HeapTuple tup, TupleDesc desc)
 	Datum		d = heap_getattr(tup, Anum_shapes_shape_id, desc, &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * add_shape_concurrently()'s last step sets pending to false: the shape
+ * starts at this commit (SrStateActivate), after its members are merged.
+ */
+static bool
+Activates(SrShapeState *st, ReorderBufferTupleBuf *oldt, HeapTuple newtup,
+		  TupleDesc desc)
+{
+	int64		shape_id = ShapeIdOf(newtup, desc);
+	ShapeEntry *entry;
+	MemoryContext old;
+	int64	   *id;
+
+	if ((oldt && ShapeIdOf(&oldt->tuple, desc) != shape_id) ||
+		SrShapePending(newtup, desc))
+		return false;
+	entry = shapemap_lookup(st->shapes, shape_id);
+	if (entry == NULL)
+		return !SrStateSelected(&st->filter, shape_id);
+	if (!entry->pending)
+		return false;
+	old = MemoryContextSwitchTo(st->txncxt);
+	id = palloc(sizeof(int64));
+	*id = shape_id;
+	st->activating = lappend(st->activating, id);
+	MemoryContextSwitchTo(old);
+	return true;
 }
 
 /* A decoded change to shape_router.shapes itself */
@@ -1109,6 +1162,8 @@ SrStateCatalogChange(SrShapeState *st, Relation rel,
 				RemoveShape(st, ShapeIdOf(&oldt->tuple, desc), events);
 			break;
 		case REORDER_BUFFER_CHANGE_UPDATE:
+			if (Activates(st, oldt, &newt->tuple, desc))
+				break;
 			/* Only a superuser's direct UPDATE gets here: remove, re-add. */
 			RemoveShape(st, ShapeIdOf(oldt ? &oldt->tuple : &newt->tuple, desc),
 						events);
@@ -1125,6 +1180,7 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	ListCell   *lc;
 	HASH_SEQ_STATUS status;
 	SrRelState *rs;
+	List	   *registered = NIL;	/* pending SrShapeDef *, in txncxt */
 
 	/* created and dropped by this one transaction: it ends here too */
 	if (st->taken_up && st->builder_snapshot &&
@@ -1149,8 +1205,12 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 
 		entry->relid = def->relid;
 		entry->invalid = false;
+		entry->pending = def->pending;
+		if (def->pending)
+			registered = lappend(registered, def);
 		rs = SrStateRelEntry(st, def->relid);
 		rs->nshapes++;
+		rs->npending += def->pending;
 		rs->unsynced_known = false;
 
 		/*
@@ -1174,6 +1234,7 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	st->pending = NIL;
 	st->leaving = NIL;
 	SrStateApplyMembers(st, events);
+	SrStateActivate(st, events);
 
 	/* Tables whose definition changed: invalidate what no longer fits now. */
 	hash_seq_init(&status, st->rels);
@@ -1197,6 +1258,15 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 		}
 		SrStateEnsureRouter(st, rs, rel, events);
 		RelationClose(rel);
+	}
+	/* routers are current now; the changes after this commit are tracked */
+	foreach(lc, registered)
+	{
+		SrShapeDef *def = lfirst(lc);
+		ShapeEntry *entry = shapemap_lookup(st->shapes, def->shape_id);
+
+		if (entry && !entry->invalid)
+			SrStateTrackPending(st, def->shape_id, def->relid, events);
 	}
 	/* what the transaction invalidated, in one write */
 	SrInvalLogFlush(st->invallog);

@@ -69,6 +69,16 @@ extern const SrKeyInfo *SrRelKeyInfo(const SrRelState *rs);
 /* drop from ids (ascending) the shapes the stream has no members of */
 extern int	SrRelKeepSynced(SrRelState *rs, int64 *ids, int n);
 /*
+ * What the membership index is to hold for a row whose new version is in
+ * the shapes ids (ascending, all of them): the synced ones, and for each
+ * shape pending in add_shape_concurrently() that the stream tracks, its id
+ * or its tombstone.  *out is ids or a buffer of the change.
+ */
+extern int	SrRelStoredSet(SrRelState *rs, const int64 *ids, int n,
+						   int64 **out);
+/* ... for a row key that is gone (0: remove the key) */
+extern int	SrRelGoneSet(SrRelState *rs, int64 **out);
+/*
  * key's shapes in the membership index that still route, ascending, in a
  * buffer valid until the next lookup; *nstored: how many the index holds
  * (0: the key is not a member)
@@ -77,6 +87,10 @@ extern int	SrRelMembers(SrRelState *rs, SrMembKey key, int64 **ids,
 						 int *nstored);
 
 typedef struct SrShapeState SrShapeState;
+
+/* drop from ids the shapes still pending (they get no records yet) */
+extern int	SrRelDropPending(SrShapeState *st, SrRelState *rs, int64 *ids,
+							 int n);
 
 extern SrShapeState *SrStateCreate(MemoryContext parent,
 								   const SrShapeFilter *filter,

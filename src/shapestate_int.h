@@ -21,6 +21,7 @@ typedef struct ShapeEntry
 	int64		shape_id;		/* hash key */
 	Oid			relid;
 	bool		invalid;
+	bool		pending;		/* add_shape_concurrently() is not done */
 	char		status;			/* simplehash's */
 } ShapeEntry;
 
@@ -60,6 +61,9 @@ struct SrRelState
 	bool		reported;		/* every unsynced shape has had its S */
 	int64	   *unsynced;		/* valid shapes without members, sorted */
 	int			nunsynced;
+	int64	   *tracking;		/* of those, pending and tracked */
+	int			ntracking;
+	int			npending;		/* shapes pending on the table */
 };
 
 /* Initial members of a shape, from this transaction's messages */
@@ -101,6 +105,8 @@ struct SrShapeState
 	SrSlotMemb *memb;			/* the stream's membership indexes */
 	bool		started;		/* a transaction was decoded */
 	List	   *members;		/* PendingMembers *, in txncxt */
+	List	   *activating;		/* int64 *: shapes the transaction took out
+								 * of pending, in txncxt */
 };
 
 extern SrRelState *SrStateRelEntry(SrShapeState *st, Oid relid);
@@ -118,5 +124,8 @@ extern void SrStateTaintMembers(SrShapeState *st, Oid relid);
 extern void SrStateReportUnsynced(SrShapeState *st, SrRelState *rs,
 								  List **events);
 extern void SrStateApplyMembers(SrShapeState *st, List **events);
+extern void SrStateTrackPending(SrShapeState *st, int64 shape_id, Oid relid,
+								List **events);
+extern void SrStateActivate(SrShapeState *st, List **events);
 
 #endif							/* SR_SHAPESTATE_INT_H */

@@ -42,6 +42,7 @@
 #define MARK_SYNCED		'S'
 #define MARK_REPORTED	'R'
 #define MARK_SIGNATURE	'K'
+#define MARK_TRACKED	'T'
 
 /*
  * Durability.  A transaction's redo reaches the file (write) at its commit,
@@ -670,6 +671,8 @@ SrTableMembTruncate(SrTableMemb *tm, const int64 *ids, int n)
 	}
 	Check(tm, SrMembClear(tm->memb), "empty the index");
 	SetSignature(tm, tm->sig);
+	/* pending shapes are no longer tracked: what was seen is gone */
+	tm->epoch++;
 	for (int i = 0; i < n; i++)
 	{
 		if (synced[i])
@@ -705,6 +708,25 @@ void
 SrTableMembSetReported(SrTableMemb *tm, int64 id)
 {
 	SrTableMembAdd(tm, MarkKey(tm->sm, MARK_REPORTED, id), id);
+}
+
+/*
+ * Held as the tombstone id, so that dropping the tombstone when the shape
+ * stops being pending also ends its tracking.
+ */
+bool
+SrTableMembTracked(SrTableMemb *tm, int64 id)
+{
+	return LookupMark(tm, MARK_TRACKED, id) > 0;
+}
+
+void
+SrTableMembSetTracked(SrTableMemb *tm, int64 id)
+{
+	int64		tomb = SrMembTombstone(id);
+
+	SrTableMembSet(tm, MarkKey(tm->sm, MARK_TRACKED, id), &tomb, 1);
+	tm->epoch++;
 }
 
 const char *

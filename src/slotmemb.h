@@ -66,6 +66,20 @@ extern void SrTableMembTruncate(SrTableMemb *tm, const int64 *ids, int n);
 
 extern bool SrTableMembSynced(SrTableMemb *tm, int64 id);
 extern void SrTableMembSetSynced(SrTableMemb *tm, int64 id);
+/*
+ * A shape pending in add_shape_concurrently() is "tracked" if the stream
+ * has seen every change since its registration: each row key a change
+ * touched holds the shape's id if the new row is in the shape, else its
+ * tombstone, an id no shape has (the signature marker's ids are above
+ * -2^32).
+ */
+static inline int64
+SrMembTombstone(int64 id)
+{
+	return PG_INT64_MIN + id;
+}
+extern bool SrTableMembTracked(SrTableMemb *tm, int64 id);
+extern void SrTableMembSetTracked(SrTableMemb *tm, int64 id);
 extern bool SrTableMembReported(SrTableMemb *tm, int64 id);
 extern void SrTableMembSetReported(SrTableMemb *tm, int64 id);
 /* why the saved state was discarded at load (corrupt, missing), or NULL */

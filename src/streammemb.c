@@ -30,6 +30,7 @@
 #define SR_NO_KEY_SIGNATURE 2
 
 #define UNSYNCED_REASON "the slot has no members of the shape (the slot was created after it, its saved state was lost, or the table had REPLICA IDENTITY FULL when it was added); run shape_router.resync_shapes()"
+#define UNTRACKED_REASON "the stream did not see every change since the shape was registered by add_shape_concurrently() (the slot was created meanwhile, its saved state was lost, or the table was truncated); run shape_router.resync_shapes()"
 #define TAINTED_REASON "the transaction that sent the shape's members changed the table afterwards; run shape_router.resync_shapes() in a transaction of its own"
 
 bool
@@ -91,7 +92,18 @@ SrStateUseMembership(SrShapeState *st, SrRelState *rs)
 	rs->unsynced_known = false;
 }
 
-/* The table's valid shapes without members, if anything changed */
+static bool
+IsPending(SrShapeState *st, int64 shape_id)
+{
+	ShapeEntry *entry = shapemap_lookup(st->shapes, shape_id);
+
+	return entry != NULL && entry->pending;
+}
+
+/*
+ * The table's valid shapes without members, and which of them are pending
+ * and tracked, if anything changed
+ */
 static void
 RefreshUnsynced(SrShapeState *st, SrRelState *rs)
 {
@@ -103,7 +115,11 @@ RefreshUnsynced(SrShapeState *st, SrRelState *rs)
 		return;
 	if (rs->unsynced)
 		pfree(rs->unsynced);
+	if (rs->tracking)
+		pfree(rs->tracking);
 	rs->unsynced = MemoryContextAlloc(st->cxt, sizeof(int64) * Max(count, 1));
+	rs->tracking = MemoryContextAlloc(st->cxt, sizeof(int64) * Max(count, 1));
+	rs->ntracking = 0;
 	for (int i = 0; i < count; i++)
 	{
 		SrShape    *shape = SrRouterShapeAt(rs->router, i);
@@ -111,7 +127,12 @@ RefreshUnsynced(SrShapeState *st, SrRelState *rs)
 		if (shape->removed || shape->prog == NULL)
 			continue;
 		if (rs->memb == NULL || !SrTableMembSynced(rs->memb, shape->shape_id))
+		{
 			rs->unsynced[n++] = shape->shape_id;
+			if (rs->memb && IsPending(st, shape->shape_id) &&
+				SrTableMembTracked(rs->memb, shape->shape_id))
+				rs->tracking[rs->ntracking++] = shape->shape_id;
+		}
 	}
 	rs->nunsynced = n;
 	rs->synced_epoch = rs->memb ? SrTableMembEpoch(rs->memb) : 0;
@@ -134,7 +155,9 @@ SrStateReportUnsynced(SrShapeState *st, SrRelState *rs, List **events)
 		int64		id = rs->unsynced[i];
 		const char *lost = rs->memb ? SrTableMembLost(rs->memb) : NULL;
 
-		if (rs->memb && SrTableMembReported(rs->memb, id))
+		/* reported when it stops being pending, if need be */
+		if ((rs->memb && SrTableMembReported(rs->memb, id)) ||
+			IsPending(st, id))
 			continue;
 		SrStateAddEvent(st, events, SR_EVENT_UNSYNCED, id, rs->relid,
 						lost ? psprintf("the slot's saved membership of the table was discarded (%s); run shape_router.resync_shapes()", lost) :
@@ -157,6 +180,56 @@ SrRelKeepSynced(SrRelState *rs, int64 *ids, int n)
 					SrCompareInt64) == NULL)
 			ids[kept++] = ids[i];
 	return kept;
+}
+
+int
+SrRelStoredSet(SrRelState *rs, const int64 *ids, int n, int64 **out)
+{
+	int64	   *set;
+	int			m;
+
+	if (rs->nunsynced == 0)
+	{
+		*out = (int64 *) ids;
+		return n;
+	}
+	set = palloc(sizeof(int64) * (n + rs->ntracking + 1));
+	memcpy(set, ids, sizeof(int64) * n);
+	m = SrRelKeepSynced(rs, set, n);
+	/* SrMembSet takes ids in any order */
+	for (int i = 0; i < rs->ntracking; i++)
+		set[m++] = bsearch(&rs->tracking[i], ids, n, sizeof(int64),
+						   SrCompareInt64) ? rs->tracking[i] :
+			SrMembTombstone(rs->tracking[i]);
+	*out = set;
+	return m;
+}
+
+int
+SrRelDropPending(SrShapeState *st, SrRelState *rs, int64 *ids, int n)
+{
+	int			kept = 0;
+
+	if (rs->npending == 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (!IsPending(st, ids[i]))
+			ids[kept++] = ids[i];
+	return kept;
+}
+
+int
+SrRelGoneSet(SrRelState *rs, int64 **out)
+{
+	int64	   *set;
+
+	if (rs->ntracking == 0 || rs->nunsynced == 0)
+		return 0;
+	set = palloc(sizeof(int64) * rs->ntracking);
+	for (int i = 0; i < rs->ntracking; i++)
+		set[i] = SrMembTombstone(rs->tracking[i]);
+	*out = set;
+	return rs->ntracking;
 }
 
 int
@@ -291,6 +364,18 @@ CompareKeyShape(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Tombstones are negative: they lead a set (ascending) */
+static bool
+HasTombstone(const int64 *cur, int ncur, int64 id)
+{
+	int64		tomb = SrMembTombstone(id);
+
+	for (int i = 0; i < ncur && cur[i] < 0; i++)
+		if (cur[i] == tomb)
+			return true;
+	return false;
+}
+
 /*
  * The members of this transaction's sets for tm, key by key: one new set
  * per key (the redo log holds whole sets, so adding shape by shape would
@@ -347,6 +432,12 @@ AddMembers(SrTableMemb *tm, List *sets)
 
 			if (c < ncur && (k >= j || cur[c] <= pairs[k].id))
 				next = cur[c++];
+			else if (HasTombstone(cur, ncur, pairs[k].id))
+			{
+				/* a change since the registration decided (concurrent) */
+				k++;
+				continue;
+			}
 			else
 				next = pairs[k++].id;
 			if (m == 0 || merged[m - 1] != next)
@@ -375,6 +466,10 @@ TargetOf(SrShapeState *st, PendingMembers *pm, List **events)
 	if (rs == NULL || rs->memb == NULL || rs->keyinfo.nkeys == 0 ||
 		rs->keyinfo.signature != pm->keysig ||
 		SrTableMembSynced(rs->memb, pm->shape_id))
+		return NULL;
+	/* SrStateActivate reports a shape that was not tracked */
+	if (pm->kind == SR_MEMBERS_CONCURRENT &&
+		!SrTableMembTracked(rs->memb, pm->shape_id))
 		return NULL;
 	if (pm->tainted)
 	{
@@ -428,4 +523,65 @@ SrStateApplyMembers(SrShapeState *st, List **events)
 							pm->relid, NULL);
 	}
 	st->members = NIL;
+}
+
+/*
+ * The transaction registered shape_id as pending: from its commit on, the
+ * changes decoded record the shape's answer for each row they touch.
+ */
+void
+SrStateTrackPending(SrShapeState *st, int64 shape_id, Oid relid,
+					List **events)
+{
+	SrRelState *rs = CurrentRel(st, relid, events);
+
+	if (rs == NULL || rs->full || rs->memb == NULL || rs->keyinfo.nkeys == 0)
+		return;
+	SrTableMembSetTracked(rs->memb, shape_id);
+	rs->unsynced_known = false;
+}
+
+/*
+ * After SrStateApplyMembers: the shapes this transaction took out of
+ * pending start here (S added).  One that got no members (not tracked, or
+ * the table changed its key) is reported unsynced at once.  The
+ * tombstones go, and with them the tracking.
+ */
+void
+SrStateActivate(SrShapeState *st, List **events)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->activating)
+	{
+		int64		id = *(int64 *) lfirst(lc);
+		ShapeEntry *entry = shapemap_lookup(st->shapes, id);
+		Oid			relid;
+		SrRelState *rs;
+
+		if (entry == NULL || !entry->pending)
+			continue;
+		entry->pending = false;
+		relid = entry->relid;
+		rs = SrStateRelEntry(st, relid);
+		rs->npending--;
+		rs = CurrentRel(st, relid, events);
+		if (rs)
+			rs->unsynced_known = false;
+		/* one that failed meanwhile already had its S invalidated */
+		if (entry->invalid)
+			continue;
+		SrStateAddEvent(st, events, SR_EVENT_ADDED, id, relid, NULL);
+		if (rs == NULL || rs->memb == NULL)
+			continue;
+		if (!rs->full && !SrTableMembSynced(rs->memb, id) &&
+			!SrTableMembReported(rs->memb, id))
+		{
+			SrStateAddEvent(st, events, SR_EVENT_UNSYNCED, id, relid,
+							UNTRACKED_REASON);
+			SrTableMembSetReported(rs->memb, id);
+		}
+		SrTableMembDropShape(rs->memb, SrMembTombstone(id));
+	}
+	st->activating = NIL;
 }

@@ -1,0 +1,196 @@
+/*-------------------------------------------------------------------------
+ *
+ * concurrent.c
+ *	  CALL shape_router.add_shape_concurrently(): adding a shape without a
+ *	  lock that writers wait for, as CREATE INDEX CONCURRENTLY builds an
+ *	  index (docs/concurrent.md, and the proof in docs/design-decisions.md).
+ *
+ * 1. A transaction registers the shape as pending.  From its commit on,
+ *	  every stream records, for each row a decoded change touches, whether
+ *	  the new row is in the shape, and writes no records for it.
+ * 2. It waits for every transaction that held a write lock on the table
+ *	  at that commit: after that, a new snapshot sees every change that
+ *	  committed before the registration.
+ * 3. One transaction finds the shape's rows under a new snapshot, writes
+ *	  their keys into the WAL and marks the shape no longer pending.  At its
+ *	  commit a stream merges: rows touched since the registration keep what
+ *	  it recorded, the others take the search's answer.  It writes S added
+ *	  there and routes from then on.
+ * 4. It waits again for the writers of that moment, so that a snapshot
+ *	  taken after the CALL sees every change committed before S added (the
+ *	  consumer's first rows, docs/concurrent.md).
+ *
+ * A table with REPLICA IDENTITY FULL needs no members: its shape is
+ * registered routing at once, and only step 4 is done.  If a step fails
+ * the shape is removed before the error is raised again; a shape left
+ * pending by a session that died is removed by the next call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "catalog.h"
+
+/*
+ * Held by the adding session from the registration to the end, at session
+ * level: a pending shape whose lock is free was left by a session that
+ * died.  pg_locks shows it as an "object" lock on shape_router.shapes.
+ */
+static void
+ShapeLockTag(LOCKTAG *tag, int64 shape_id)
+{
+	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, SrShapesRelid(false),
+					   (uint32) shape_id, (uint16) (shape_id >> 32));
+}
+
+/* Remove the shapes that sessions which died left pending */
+static void
+RemoveAbandoned(void)
+{
+	int			n;
+	int64	   *ids = SrPendingShapes(&n);
+
+	for (int i = 0; i < n; i++)
+	{
+		LOCKTAG		tag;
+
+		ShapeLockTag(&tag, ids[i]);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+			continue;
+		if (SrDeleteShape(ids[i]))
+			ereport(NOTICE,
+					(errmsg("removed shape " INT64_FORMAT ", which an add_shape_concurrently() that did not finish left pending",
+							ids[i])));
+		LockRelease(&tag, ExclusiveLock, false);
+	}
+	pfree(ids);
+}
+
+typedef enum Step
+{
+	STEP_WAIT,					/* for the table's writers of this moment */
+	STEP_ACTIVATE				/* initial members; no longer pending */
+} Step;
+
+static void
+WaitForWriters(Oid relid)
+{
+	LOCKTAG		tag;
+
+	/* every lock a write takes conflicts with SHARE, as for CIC */
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	WaitForLockers(tag, ShareLock, false);
+}
+
+/*
+ * Run a step in a subtransaction.  If it fails, the shape's row is deleted
+ * and that committed before the error is raised again: nothing is left
+ * half-done for the next session to find.
+ */
+static void
+RunStep(Step step, int64 shape_id, Oid *relid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (step == STEP_WAIT)
+			WaitForWriters(*relid);
+		else if (!SrActivateShape(shape_id, relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("shape " INT64_FORMAT " was removed while it was being added",
+							shape_id)));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		LOCKTAG		tag;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		SrDeleteShape(shape_id);
+		SPI_commit();
+		ShapeLockTag(&tag, shape_id);
+		LockRelease(&tag, ExclusiveLock, true);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+static Datum
+CallResult(FunctionCallInfo fcinfo, int64 shape_id)
+{
+	TupleDesc	desc;
+	Datum		value = Int64GetDatum(shape_id);
+	bool		isnull = false;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		return value;
+	desc = BlessTupleDesc(desc);
+	return HeapTupleGetDatum(heap_form_tuple(desc, &value, &isnull));
+}
+
+PG_FUNCTION_INFO_V1(add_shape_concurrently);
+Datum
+add_shape_concurrently(PG_FUNCTION_ARGS)
+{
+	CallContext *call = (CallContext *) fcinfo->context;
+	bool		pending;
+	int64		shape_id;
+	Oid			relid;
+	LOCKTAG		tag;
+
+	if (call == NULL || !IsA(call, CallContext) || call->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("shape_router.add_shape_concurrently() cannot run inside a transaction block"),
+				 errdetail("It commits between its steps, as CREATE INDEX CONCURRENTLY does."),
+				 errhint("CALL it on its own, or use shape_router.add_shape().")));
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* 1: the registration, with the session lock taken before it commits */
+	RemoveAbandoned();
+	shape_id = SrAddShapeConcurrently(fcinfo, &pending);
+	relid = PG_GETARG_OID(0);
+	ShapeLockTag(&tag, shape_id);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	SPI_commit();
+
+	if (pending)
+	{
+		/* 2 and 3 */
+		RunStep(STEP_WAIT, shape_id, &relid);
+		RunStep(STEP_ACTIVATE, shape_id, &relid);
+		SPI_commit();
+	}
+	/* 4 */
+	RunStep(STEP_WAIT, shape_id, &relid);
+	LockRelease(&tag, ExclusiveLock, true);
+
+	SPI_finish();
+	/* in the caller's context, which outlives the commits (a portal's) */
+	PG_RETURN_DATUM(CallResult(fcinfo, shape_id));
+}
