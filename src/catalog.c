@@ -864,6 +864,15 @@ resync_shapes(PG_FUNCTION_ARGS)
 	int32		count = 0;
 	Relation	rel = NULL;
 
+	/* before any lock: a pending shape gets its members when it is done */
+	for (int i = 0; arr && i < nitems; i++)
+		if (items[i].pending)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("shape " INT64_FORMAT " is being added by add_shape_concurrently()",
+							items[i].shape_id),
+					 errdetail("Its initial members are sent when it is done.")));
+
 	for (int i = 0; i < nitems; i++)
 	{
 		ResyncItem *it = &items[i];
@@ -898,15 +907,7 @@ resync_shapes(PG_FUNCTION_ARGS)
 					 errdetail("Only the role that added a shape, its members, and superusers can resync it.")));
 		}
 		if (it->pending)
-		{
-			if (arr == NULL)
-				continue;
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("shape " INT64_FORMAT " is being added by add_shape_concurrently()",
-							it->shape_id),
-					 errdetail("Its initial members are sent when it is done.")));
-		}
+			continue;
 		SrMembersSend(rel, catalog, it->shape_id, it->where_clause,
 					  SR_MEMBERS_RESYNC);
 		count++;

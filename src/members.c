@@ -43,6 +43,35 @@
 #define SR_FETCH_ROWS		1000
 
 /*
+ * For tests: an advisory lock (bigint key) the search takes, shared, just
+ * after its snapshot, so that a test can commit changes the search cannot
+ * see (the window add_shape_concurrently()'s merge is for).  0: none.
+ */
+static int	search_wait_lock = 0;
+
+void
+SrMembersInit(void)
+{
+	DefineCustomIntVariable("shape_router.search_wait_lock",
+							"Advisory lock the initial-members search waits for after its snapshot (for tests).",
+							NULL, &search_wait_lock, 0, 0, INT_MAX,
+							PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
+}
+
+static void
+SearchWait(void)
+{
+	LOCKTAG		tag;
+
+	if (search_wait_lock == 0)
+		return;
+	/* as pg_advisory_xact_lock_shared(bigint) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, (uint32) search_wait_lock, 1);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+}
+
+/*
  * Anyone may write a logical message with any prefix
  * (pg_logical_emit_message), so ours carry an HMAC-SHA256 under a key only
  * the server's processes can read: a forged message cannot give a stream
@@ -251,6 +280,7 @@ SrMembersSend(Relation rel, Oid catalog, int64 shape_id,
 		elog(ERROR, "SPI_connect failed");
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetLatestSnapshot());
+	SearchWait();
 	plan = SPI_prepare(SearchQuery(rel, &info, where_clause), 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the search for shape " INT64_FORMAT ": %s",

@@ -28,6 +28,8 @@ typedef enum SrMembersKind
 								 * what streams saw since the registration */
 } SrMembersKind;
 
+/* _PG_init: the module's settings */
+extern void SrMembersInit(void);
 /* Does a shape on rel need its initial members sent? */
 extern bool SrMembersNeeded(Relation rel);
 /* Take the lock the search needs (held to commit) */

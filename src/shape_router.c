@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 
+#include "members.h"
 #include "slotmemb.h"
 #include "sqlfuncs.h"
 
@@ -21,4 +22,5 @@ _PG_init(void)
 {
 	SrSqlFuncsInit();
 	SrSlotMembInit();
+	SrMembersInit();
 }

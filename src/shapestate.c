@@ -276,8 +276,10 @@ InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 	}
 	if (shape)
 		SrRouterDisableShape(rs->router, shape, reason);
-	SrStateAddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id, entry->relid,
-			 reason);
+	/* a pending shape has had no S added yet: SrStateActivate says it */
+	if (!entry->pending)
+		SrStateAddEvent(st, events, SR_EVENT_INVALIDATED, entry->shape_id,
+						entry->relid, reason);
 }
 
 /* Every still-valid shape on the table becomes invalid. */

@@ -31,6 +31,7 @@
 
 #define UNSYNCED_REASON "the slot has no members of the shape (the slot was created after it, its saved state was lost, or the table had REPLICA IDENTITY FULL when it was added); run shape_router.resync_shapes()"
 #define UNTRACKED_REASON "the stream did not see every change since the shape was registered by add_shape_concurrently() (the slot was created meanwhile, its saved state was lost, or the table was truncated); run shape_router.resync_shapes()"
+#define PENDING_INVALID_REASON "the shape's WHERE clause could not be evaluated on a row changed while add_shape_concurrently() was adding it (an error, or an unchanged TOASTed column it reads)"
 #define TAINTED_REASON "the transaction that sent the shape's members changed the table afterwards; run shape_router.resync_shapes() in a transaction of its own"
 
 bool
@@ -568,20 +569,20 @@ SrStateActivate(SrShapeState *st, List **events)
 		rs = CurrentRel(st, relid, events);
 		if (rs)
 			rs->unsynced_known = false;
-		/* one that failed meanwhile already had its S invalidated */
-		if (entry->invalid)
-			continue;
+		if (rs && rs->memb)
+			SrTableMembDropShape(rs->memb, SrMembTombstone(id));
 		SrStateAddEvent(st, events, SR_EVENT_ADDED, id, relid, NULL);
-		if (rs == NULL || rs->memb == NULL)
-			continue;
-		if (!rs->full && !SrTableMembSynced(rs->memb, id) &&
-			!SrTableMembReported(rs->memb, id))
+		if (entry->invalid)
+			SrStateAddEvent(st, events, SR_EVENT_INVALIDATED, id, relid,
+							PENDING_INVALID_REASON);
+		else if (rs && rs->memb && !rs->full &&
+				 !SrTableMembSynced(rs->memb, id) &&
+				 !SrTableMembReported(rs->memb, id))
 		{
 			SrStateAddEvent(st, events, SR_EVENT_UNSYNCED, id, relid,
 							UNTRACKED_REASON);
 			SrTableMembSetReported(rs->memb, id);
 		}
-		SrTableMembDropShape(rs->memb, SrMembTombstone(id));
 	}
 	st->activating = NIL;
 }
