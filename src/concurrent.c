@@ -121,7 +121,6 @@ RunStep(Step step, int64 shape_id, Oid *relid)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		LOCKTAG		tag;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -132,8 +131,6 @@ RunStep(Step step, int64 shape_id, Oid *relid)
 
 		SrDeleteShape(shape_id);
 		SPI_commit();
-		ShapeLockTag(&tag, shape_id);
-		LockRelease(&tag, ExclusiveLock, true);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -177,17 +174,30 @@ add_shape_concurrently(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	ShapeLockTag(&tag, shape_id);
 	(void) LockAcquire(&tag, ExclusiveLock, true, false);
-	SPI_commit();
-
-	if (pending)
+	PG_TRY();
 	{
-		/* 2 and 3 */
-		RunStep(STEP_WAIT, shape_id, &relid);
-		RunStep(STEP_ACTIVATE, shape_id, &relid);
 		SPI_commit();
+		if (pending)
+		{
+			/* 2 and 3 */
+			RunStep(STEP_WAIT, shape_id, &relid);
+			RunStep(STEP_ACTIVATE, shape_id, &relid);
+			SPI_commit();
+		}
+		/* 4 */
+		RunStep(STEP_WAIT, shape_id, &relid);
 	}
-	/* 4 */
-	RunStep(STEP_WAIT, shape_id, &relid);
+	PG_CATCH();
+	{
+		/*
+		 * A commit that failed (RunStep's own failures have removed the
+		 * shape already): whatever is left pending is the next call's to
+		 * remove, once the lock is free.
+		 */
+		LockRelease(&tag, ExclusiveLock, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	LockRelease(&tag, ExclusiveLock, true);
 
 	SPI_finish();
