@@ -9,13 +9,13 @@
 CREATE TABLE shape_router.shapes (
 	shape_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	relid oid NOT NULL,
+	-- registered by add_shape_concurrently(), which has not finished yet
+	pending boolean NOT NULL DEFAULT false,
 	where_clause text,
 	qual pg_node_tree,
 	columns int2[],
 	owner oid NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT now(),
-	-- registered by add_shape_concurrently(), which has not finished yet
-	pending boolean NOT NULL DEFAULT false
+	created_at timestamptz NOT NULL DEFAULT now()
 ) WITH (user_catalog_table = true);
 
 CREATE INDEX shapes_relid_idx ON shape_router.shapes (relid);

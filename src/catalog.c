@@ -80,15 +80,15 @@ SrShapesRelid(bool missing_ok)
 }
 
 /*
- * SrShapesHead() reads shape_id and relid in place, which is right only if
- * they are the first two columns, bigint and oid, NOT NULL and not dropped:
- * checked once per stream start against the catalog's descriptor (a
+ * SrShapesHead() reads shape_id, relid and pending in place, which is right
+ * only if they are the first three columns, bigint, oid and bool, NOT NULL
+ * and not dropped: checked once per stream start against the catalog's descriptor (a
  * superuser's ALTER TABLE could change it).
  */
 void
 SrCheckShapesDesc(TupleDesc desc)
 {
-	static const Oid types[] = {INT8OID, OIDOID};
+	static const Oid types[] = {INT8OID, OIDOID, BOOLOID};
 
 	for (int i = 0; i < lengthof(types); i++)
 	{
@@ -101,21 +101,16 @@ SrCheckShapesDesc(TupleDesc desc)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("catalog %s.%s has been altered", SR_SCHEMA,
 							SR_SHAPES_TABLE),
-					 errdetail("Its first two columns must be shape_id bigint NOT NULL and relid oid NOT NULL."),
+					 errdetail("Its first three columns must be shape_id bigint NOT NULL, relid oid NOT NULL and pending boolean NOT NULL."),
 					 errhint("Recreate the extension with DROP EXTENSION shape_router and CREATE EXTENSION shape_router.")));
 	}
 }
 
+/* in place, like shape_id and relid (SrCheckShapesDesc) */
 bool
-SrShapePending(HeapTuple tup, TupleDesc desc)
+SrShapePending(HeapTuple tup)
 {
-	bool		isnull;
-	Datum		d;
-
-	if (desc->natts < Anum_shapes_pending)
-		return false;
-	d = heap_getattr(tup, Anum_shapes_pending, desc, &isnull);
-	return !isnull && DatumGetBool(d);
+	return SrShapesHead(tup)->pending;
 }
 
 /* Decode one catalog row; pointers point into tup or palloc'd memory. */
@@ -134,7 +129,7 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 		TextDatumGetCString(values[Anum_shapes_qual - 1]);
 	def->owner = nulls[Anum_shapes_owner - 1] ? InvalidOid :
 		DatumGetObjectId(values[Anum_shapes_owner - 1]);
-	def->pending = SrShapePending(tup, desc);
+	def->pending = SrShapePending(tup);
 	if (nulls[Anum_shapes_columns - 1])
 	{
 		def->ncolumns = -1;
@@ -649,7 +644,7 @@ SrPendingShapes(int *n)
 							  true, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		if (!SrShapePending(tup, RelationGetDescr(shapes)))
+		if (!SrShapePending(tup))
 			continue;
 		if (*n >= cap)
 		{
@@ -832,7 +827,7 @@ ResyncItems(ArrayType *arr, int *nitems)
 		it->owner = isnull ? InvalidOid : DatumGetObjectId(d);
 		d = heap_getattr(tup, Anum_shapes_where_clause, desc, &isnull);
 		it->where_clause = isnull ? NULL : TextDatumGetCString(d);
-		it->pending = SrShapePending(tup, desc);
+		it->pending = SrShapePending(tup);
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);

@@ -23,12 +23,12 @@
 /* Columns of shape_router.shapes */
 #define Anum_shapes_shape_id		1
 #define Anum_shapes_relid			2
-#define Anum_shapes_where_clause	3
-#define Anum_shapes_qual			4
-#define Anum_shapes_columns			5
-#define Anum_shapes_owner			6
-#define Anum_shapes_created_at		7
-#define Anum_shapes_pending			8
+#define Anum_shapes_pending			3
+#define Anum_shapes_where_clause	4
+#define Anum_shapes_qual			5
+#define Anum_shapes_columns			6
+#define Anum_shapes_owner			7
+#define Anum_shapes_created_at		8
 #define Natts_shapes				8
 
 /*
@@ -39,6 +39,7 @@ typedef struct FormData_sr_shapes_head
 {
 	int64		shape_id;
 	Oid			relid;
+	bool		pending;
 } FormData_sr_shapes_head;
 
 typedef FormData_sr_shapes_head *Form_sr_shapes_head;
@@ -66,7 +67,7 @@ typedef bool (*SrShapeIdFilter) (int64 shape_id, void *arg);
 extern Oid	SrShapesRelid(bool missing_ok);
 extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
-extern bool SrShapePending(HeapTuple tup, TupleDesc desc);
+extern bool SrShapePending(HeapTuple tup);
 extern void SrCatalogForEachShape(Oid relid, Snapshot snapshot,
 								  SrShapeIdFilter filter,
 								  SrShapeCallback callback, void *arg);

@@ -436,8 +436,7 @@ LeavingFromChanges(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
 				if (c->action == REORDER_BUFFER_CHANGE_INSERT)
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_UPDATE &&
-					!SrShapePending(&c->data.tp.newtuple->tuple,
-									RelationGetDescr(shapes)) &&
+					!SrShapePending(&c->data.tp.newtuple->tuple) &&
 					IsActivation(st, &c->data.tp.newtuple->tuple, shapes))
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_UPDATE ||
@@ -488,7 +487,7 @@ LeavingFromCatalog(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
 		if (!DeletedBy(tup, txn))
 			continue;
 		/* updated, not deleted: add_shape_concurrently()'s last step */
-		if (SrShapePending(tup, RelationGetDescr(shapes)) &&
+		if (SrShapePending(tup) &&
 			!ItemPointerEquals(&tup->t_self, &tup->t_data->t_ctid) &&
 			IsActivation(st, tup, shapes))
 			continue;
@@ -790,7 +789,7 @@ LoadShapes(SrShapeState *st)
 		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
 								 SrCompareInt64) != NULL;
-		entry->pending = SrShapePending(tup, RelationGetDescr(shapes));
+		entry->pending = SrShapePending(tup);
 		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
 		rs->npending += entry->pending;
@@ -1130,7 +1129,7 @@ Activates(SrShapeState *st, ReorderBufferTupleBuf *oldt, HeapTuple newtup,
 	int64	   *id;
 
 	if ((oldt && ShapeIdOf(&oldt->tuple, desc) != shape_id) ||
-		SrShapePending(newtup, desc))
+		SrShapePending(newtup))
 		return false;
 	entry = shapemap_lookup(st->shapes, shape_id);
 	if (entry == NULL)
