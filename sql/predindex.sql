@@ -71,8 +71,13 @@ INSERT INTO clauses (label, clause) VALUES
 	('infix C',         't LIKE ''%bc'' COLLATE "C"'),
 	('or eq, ilike',    'n = 1 OR t ILIKE ''%b%'''),
 	('scan: wildcards', 't LIKE ''%_%'''),
-	('scan: regex',     't ~ ''b'''),
-	('scan: or',        'n = 1 OR t ~ ''b'''),
+	('regex',           't ~ ''b'''),
+	('regex runs',      't ~ ''^ab+c(de)?fgh'''),
+	('or eq, regex',    'n = 1 OR t ~ ''b'''),
+	('scan: regex alternatives', 't ~ ''ab|cd'''),
+	('scan: regex icase', 't ~* ''abc'''),
+	('scan: regex code escape', 't ~ ''\x41bc'''),
+	('scan: or',        'n = 1 OR t ~* ''b'''),
 	('scan: not eq',    'n <> 3'),
 	('scan: expr',      'n + 1 = 4');
 -- a long pattern keeps 32 of its n-grams; values longer than 4 KB skip the

@@ -159,24 +159,119 @@ PrefixKey(OpExpr *op, Var *var, Const *c)
  */
 #define SR_MAX_NGRAMS	32
 
+/* Literal runs of a pattern: each a byte substring of every match */
+typedef struct Runs
+{
+	char	   *buf;			/* the runs, one after the other */
+	int		   *len;			/* length of each */
+	int			n;
+	int			used;			/* bytes of buf */
+} Runs;
+
+static void
+RunsInit(Runs *r, int patlen)
+{
+	r->buf = palloc(patlen + 1);
+	r->len = palloc(sizeof(int) * (patlen + 1));
+	r->n = 0;
+	r->used = 0;
+}
+
+/* a byte of the current run; RunEnd closes it */
+static void
+RunAdd(Runs *r, char c, bool *open)
+{
+	if (!*open)
+	{
+		r->len[r->n++] = 0;
+		*open = true;
+	}
+	r->buf[r->used++] = c;
+	r->len[r->n - 1]++;
+}
+
+static void
+RunEnd(bool *open)
+{
+	*open = false;
+}
+
+/*
+ * The INFIX key of the runs: the n-grams of the longest (trigrams when a
+ * run has three bytes or more), the first SR_MAX_NGRAMS distinct ones: any
+ * subset is still necessary for a match, and a long pattern must not cost
+ * its length squared.  The index files the shape under one of them.  NULL
+ * if no run has a byte.
+ */
+static SrIndexKey *
+InfixKeyOfRuns(OpExpr *op, Var *var, const Runs *r, bool icase)
+{
+	int			gram = 0,
+				ncodes = 0;
+	uint32	   *codes = palloc(sizeof(uint32) * (r->used + 1));
+	const char *run = r->buf;
+	SrIndexKey *key;
+
+	for (int i = 0; i < r->n; i++)
+		gram = Max(gram, Min(r->len[i], 3));
+	for (int i = 0; i < r->n; run += r->len[i], i++)
+	{
+		if (r->len[i] < gram || gram == 0)
+			continue;
+		for (int s = 0; s + gram <= r->len[i]; s++)
+		{
+			uint32		code = SrNgramCode(run + s, gram);
+			int			j;
+
+			for (j = 0; j < ncodes && codes[j] != code; j++)
+				;
+			if (j == ncodes && ncodes < SR_MAX_NGRAMS)
+				codes[ncodes++] = code;
+		}
+	}
+	if (ncodes == 0)
+	{
+		pfree(codes);
+		return NULL;
+	}
+	key = NewKey(SR_KEY_INFIX, var->varattno);
+	key->icase = icase;
+	key->collation = op->inputcollid;
+	key->opno = op->opno;
+	key->nvalues = ncodes;
+	key->hashes = codes;
+	return key;
+}
+
+/* text under a deterministic collation: byte substrings are substrings */
+static bool
+SubstringColumn(OpExpr *op, Var *var)
+{
+	return SrColTypeOf(var->vartype) == SR_COL_TEXT &&
+		OidIsValid(op->inputcollid) &&
+		get_collation_isdeterministic(op->inputcollid);
+}
+
+/*
+ * "column [I]LIKE '%infix%'" on text under a deterministic collation: every
+ * literal run of the pattern (between unescaped '%' and '_') is a byte
+ * substring of any value that matches.  ILIKE in a multibyte encoding
+ * matches lower(value) against lower(pattern) bytewise (like.c,
+ * Generic_Text_IC_like), so the key holds n-grams of the lowered pattern
+ * and the index lowers the value the same way.  Single-byte encodings fold
+ * per character instead: no key there.
+ */
 static SrIndexKey *
 InfixKey(OpExpr *op, Var *var, Const *c)
 {
 	Oid			func = get_opcode(op->opno);
 	text	   *pat;
 	const char *p;
-	int			len,
-				gram = 0,
-				ncodes = 0;
-	char	   *run;
-	int			runlen = 0;
-	uint32	   *codes;
-	SrIndexKey *key;
+	int			len;
+	Runs		runs;
+	bool		open = false;
 
-	if ((func != F_TEXTLIKE && func != F_TEXTICLIKE) ||
-		SrColTypeOf(var->vartype) != SR_COL_TEXT ||
-		!OidIsValid(op->inputcollid) ||
-		!get_collation_isdeterministic(op->inputcollid))
+	if ((func != F_TEXTLIKE && func != F_TEXTICLIKE) || !SubstringColumn(op, var))
 		return NULL;
 	if (func == F_TEXTICLIKE && pg_database_encoding_max_length() == 1)
 		return NULL;
@@ -186,59 +281,298 @@ InfixKey(OpExpr *op, Var *var, Const *c)
 													 PointerGetDatum(pat)));
 	p = VARDATA_ANY(pat);
 	len = VARSIZE_ANY_EXHDR(pat);
-
-	/* the longest literal run decides the n-gram length */
-	run = palloc(len + 1);
-	codes = palloc(sizeof(uint32) * (len + 1));
-	for (int pass = 0; pass < 2; pass++)
+	RunsInit(&runs, len);
+	for (int i = 0; i < len; i++)
 	{
-		runlen = 0;
-		for (int i = 0; i <= len; i++)
+		if (p[i] == '%' || p[i] == '_')
 		{
-			bool		end = (i == len || p[i] == '%' || p[i] == '_');
-
-			if (!end)
-			{
-				if (p[i] == '\\')
-				{
-					/* PostgreSQL refuses a trailing escape: leave it to it */
-					if (++i == len)
-						return NULL;
-				}
-				run[runlen++] = p[i];
-				continue;
-			}
-			if (pass == 0)
-				gram = Max(gram, Min(runlen, 3));
-			else if (runlen >= gram && gram > 0)
-			{
-				for (int s = 0; s + gram <= runlen; s++)
-				{
-					uint32		code = SrNgramCode(run + s, gram);
-					int			j;
-
-					for (j = 0; j < ncodes && codes[j] != code; j++)
-						;
-					if (j == ncodes && ncodes < SR_MAX_NGRAMS)
-						codes[ncodes++] = code;
-				}
-			}
-			runlen = 0;
+			RunEnd(&open);
+			continue;
 		}
+		/* PostgreSQL refuses a trailing escape: leave it to it */
+		if (p[i] == '\\' && ++i == len)
+			return NULL;
+		RunAdd(&runs, p[i], &open);
 	}
-	pfree(run);
-	if (ncodes == 0)
+	return InfixKeyOfRuns(op, var, &runs, func == F_TEXTICLIKE);
+}
+
+/*
+ * Regular expressions (regex.c, the ARE flavour).  RegexRuns finds literal
+ * runs that every match contains, conservatively: anything it does not
+ * know for certain ends the current run, and anything it cannot parse for
+ * certain (an escape that enters a character by code, a back reference,
+ * lookaround, embedded options, a director) gives up on the whole pattern,
+ * which then stays on the scan list.  Since ~ is a search, a value matches
+ * only if some substring matches the pattern, so it contains the runs.
+ */
+typedef struct RegexScan
+{
+	const char *p;
+	int			len;
+	int			i;
+	Runs	   *runs;
+	int			depth;
+} RegexScan;
+
+static bool RegexAlternatives(RegexScan *rs, bool keep, bool *open);
+
+/* at '[': past the bracket expression's ']' */
+static bool
+SkipBracket(RegexScan *rs)
+{
+	const char *p = rs->p;
+	int			i = rs->i + 1;
+
+	if (i < rs->len && p[i] == '^')
+		i++;
+	if (i < rs->len && p[i] == ']')
+		i++;
+	while (i < rs->len && p[i] != ']')
 	{
-		pfree(codes);
-		return NULL;
+		if (p[i] == '[' && i + 1 < rs->len &&
+			(p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '='))
+		{
+			char		close = p[i + 1];
+
+			for (i += 2; i + 1 < rs->len && !(p[i] == close && p[i + 1] == ']'); i++)
+				;
+			if (i + 1 >= rs->len)
+				return false;
+			i += 2;
+		}
+		else if (p[i] == '\\')
+			i += 1 + (i + 1 < rs->len ? pg_mblen(p + i + 1) : 1);
+		else
+			i += pg_mblen(p + i);
 	}
-	key = NewKey(SR_KEY_INFIX, var->varattno);
-	key->icase = (func == F_TEXTICLIKE);
-	key->collation = op->inputcollid;
-	key->opno = op->opno;
-	key->nvalues = ncodes;
-	key->hashes = codes;
-	return key;
+	if (i >= rs->len)
+		return false;
+	rs->i = i + 1;
+	return true;
+}
+
+/*
+ * At a quantifier or not: past it, and whether the atom before it is
+ * required at least once (false: it may be absent).  Gives up on a
+ * malformed bound.
+ */
+static bool
+Quantifier(RegexScan *rs, bool *quantified, bool *required)
+{
+	const char *p = rs->p;
+	int			i = rs->i;
+
+	*quantified = true;
+	*required = true;
+	if (i >= rs->len)
+	{
+		*quantified = false;
+		return true;
+	}
+	if (p[i] == '*' || p[i] == '?')
+	{
+		*required = false;
+		i++;
+	}
+	else if (p[i] == '+')
+		i++;
+	else if (p[i] == '{')
+	{
+		int			lo = 0;
+		bool		digits = false;
+
+		for (i++; i < rs->len && p[i] >= '0' && p[i] <= '9'; i++)
+		{
+			lo = Min(lo * 10 + (p[i] - '0'), 1000);
+			digits = true;
+		}
+		if (!digits)
+			return false;
+		if (i < rs->len && p[i] == ',')
+			for (i++; i < rs->len && p[i] >= '0' && p[i] <= '9'; i++)
+				;
+		if (i >= rs->len || p[i] != '}')
+			return false;
+		i++;
+		*required = lo > 0;
+	}
+	else
+	{
+		*quantified = false;
+		return true;
+	}
+	/* non-greedy */
+	if (i < rs->len && p[i] == '?')
+		i++;
+	rs->i = i;
+	return true;
+}
+
+/*
+ * One branch (up to '|' or ')' or the end).  keep: runs found are kept
+ * (false inside an optional or alternated part, which only needs parsing).
+ */
+static bool
+RegexBranch(RegexScan *rs, bool keep, bool *open)
+{
+	const char *p = rs->p;
+
+	while (rs->i < rs->len && p[rs->i] != '|' && p[rs->i] != ')')
+	{
+		char		c = p[rs->i];
+		const char *ch = p + rs->i;	/* the literal character, if any */
+		int			chlen = 1;
+		bool		literal = false;
+		bool		quantified,
+					required;
+
+		CHECK_FOR_INTERRUPTS();
+		if (c == '(')
+		{
+			bool		inner = false;
+			Size		used = rs->runs->used;
+			int			n = rs->runs->n;
+
+			if (rs->i + 1 < rs->len && p[rs->i + 1] == '?')
+			{
+				/* only (?:...): lookaround and options give up */
+				if (rs->i + 2 >= rs->len || p[rs->i + 2] != ':')
+					return false;
+				rs->i += 3;
+			}
+			else
+				rs->i++;
+			if (++rs->depth > 100)
+				return false;
+			RunEnd(open);
+			if (!RegexAlternatives(rs, keep, &inner))
+				return false;
+			rs->depth--;
+			if (rs->i >= rs->len || p[rs->i] != ')')
+				return false;
+			rs->i++;
+			if (!Quantifier(rs, &quantified, &required))
+				return false;
+			if (!required)
+			{
+				/* the group may be absent: forget what it added */
+				rs->runs->used = used;
+				rs->runs->n = n;
+			}
+			RunEnd(open);
+			continue;
+		}
+		if (c == '[')
+		{
+			if (!SkipBracket(rs))
+				return false;
+		}
+		else if (c == '\\')
+		{
+			char		e;
+
+			if (rs->i + 1 >= rs->len)
+				return false;
+			e = p[rs->i + 1];
+			if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') ||
+				(e >= '0' && e <= '9'))
+			{
+				/* classes and constraints are one letter; the rest give up */
+				if (strchr("dswDSWAmMyYZ", e) == NULL)
+					return false;
+			}
+			else
+			{
+				literal = true;
+				ch = p + rs->i + 1;
+				chlen = Min(pg_mblen(ch), rs->len - rs->i - 1);
+			}
+			rs->i += 1 + chlen;
+		}
+		else if (c == '*' || c == '+' || c == '?' || c == '{')
+			return false;		/* a quantifier with nothing before it */
+		else
+		{
+			/* a character is one atom, however many bytes it has */
+			literal = (c != '.' && c != '^' && c != '$');
+			chlen = Min(pg_mblen(ch), rs->len - rs->i);
+			rs->i += chlen;
+		}
+		if (!Quantifier(rs, &quantified, &required))
+			return false;
+		if (literal && keep && required)
+			for (int b = 0; b < chlen; b++)
+				RunAdd(rs->runs, ch[b], open);
+		/* a repeated or optional atom: what follows is not adjacent */
+		if (!literal || quantified || !keep)
+			RunEnd(open);
+	}
+	return true;
+}
+
+/* Branches separated by '|': runs are kept only if there is one */
+static bool
+RegexAlternatives(RegexScan *rs, bool keep, bool *open)
+{
+	Size		used = rs->runs->used;
+	int			n = rs->runs->n;
+	bool		alternated = false;
+
+	for (;;)
+	{
+		if (!RegexBranch(rs, keep, open))
+			return false;
+		if (rs->i >= rs->len || rs->p[rs->i] != '|')
+			break;
+		alternated = true;
+		rs->i++;
+		RunEnd(open);
+	}
+	if (alternated)
+	{
+		/* a run of one branch is not needed by the others */
+		rs->runs->used = used;
+		rs->runs->n = n;
+	}
+	RunEnd(open);
+	return true;
+}
+
+static bool
+RegexRuns(const char *p, int len, Runs *runs)
+{
+	RegexScan	rs = {p, len, 0, runs, 0};
+	bool		open = false;
+
+	/* directors (***: ***= ***?) and embedded options: not ours to read */
+	if ((len >= 3 && strncmp(p, "***", 3) == 0) ||
+		(len >= 2 && p[0] == '(' && p[1] == '?' && (len < 3 || p[2] != ':')))
+		return false;
+	if (!RegexAlternatives(&rs, true, &open))
+		return false;
+	/* a ')' without its '(': PostgreSQL's error to give */
+	return rs.i == len;
+}
+
+/*
+ * "column ~ 'regex'" on text under a deterministic collation.  ~* stays on
+ * the scan list: its case folding is the regex engine's, per character and
+ * collation, which lower() of the value need not reproduce.
+ */
+static SrIndexKey *
+RegexKey(OpExpr *op, Var *var, Const *c)
+{
+	text	   *pat;
+	Runs		runs;
+
+	if (get_opcode(op->opno) != F_TEXTREGEXEQ || !SubstringColumn(op, var))
+		return NULL;
+	pat = DatumGetTextPP(c->constvalue);
+	RunsInit(&runs, VARSIZE_ANY_EXHDR(pat));
+	if (!RegexRuns(VARDATA_ANY(pat), VARSIZE_ANY_EXHDR(pat), &runs))
+		return NULL;
+	return InfixKeyOfRuns(op, var, &runs, false);
 }
 
 /* "column < > <= >= constant" under a btree operator family */
@@ -361,6 +695,7 @@ OpKey(OpExpr *op)
 		if ((key = EqKey(op, var, (Const *) r, true)) != NULL ||
 			(key = PrefixKey(op, var, (Const *) r)) != NULL ||
 			(key = InfixKey(op, var, (Const *) r)) != NULL ||
+			(key = RegexKey(op, var, (Const *) r)) != NULL ||
 			(key = ElemKey(op, var, (Const *) r, true)) != NULL ||
 			(key = RangeKey(op, var, (Const *) r, true)) != NULL)
 			return key;
@@ -786,7 +1121,9 @@ SrExplainKeys(const SrIndexKey *keys, int nkeys, TupleDesc desc,
 				break;
 			case SR_KEY_INFIX:
 				appendStringInfo(buf, "(%s %s, substring: %d n-gram%s of %d byte%s)",
-								 col, k->icase ? "ILIKE" : "LIKE", k->nvalues,
+								 col, k->icase ? "ILIKE" :
+								 get_opcode(k->opno) == F_TEXTREGEXEQ ? "~" : "LIKE",
+								 k->nvalues,
 								 k->nvalues == 1 ? "" : "s",
 								 (int) (k->hashes[0] >> 24),
 								 (k->hashes[0] >> 24) == 1 ? "" : "s");

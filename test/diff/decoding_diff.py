@@ -956,6 +956,11 @@ class Gen(CrowdedKeys):
                                  q(self.pick(['%bc%', '%ABC%', '%b%', '%1s%',
                                               '%hort%', '%本%', '%Hé%', '%x%',
                                               '%p1%'])))
+        if k == 8 and self.chance(0.5):
+            # regular expressions with literal runs (n-gram index)
+            return '%s ~ %s' % (self.pick(txt), q(self.pick(
+                ['bc', 'ab+c', 'hor?t', 'p1', '(?:p1|p2)x', '本', 'Hé+',
+                 '^ab', 'x(yz)?1', 'b\\.', '[ab]c'])))
         if k == 8 and 'f' not in avoid:
             return self.pick(['f', 'NOT f', 'f IS TRUE', 'f IS FALSE',
                               'f = true', 'f = false'])

@@ -241,7 +241,15 @@ JSON_KEYS = ['a', 'b', 'c', 'A', 'é']
 JSON_STRINGS = ['', 'x', 'X', '1', 'abc', 'é']
 
 REGEXES = ['^a', '^ab', 'c$', '^[a-c]+$', '^$', 'É', 'é', '[[:upper:]]',
-           '^.{3}$', 'b|z', ' ', '^[0-9]+$', 'ß', 'a.c']
+           '^.{3}$', 'b|z', ' ', '^[0-9]+$', 'ß', 'a.c',
+           # literal runs (n-gram index): quantified, optional and
+           # repeated atoms and groups, escapes, brackets, multibyte
+           # characters, and what must stay on the scan list
+           'abc', 'bc', 'ab+c', 'ab*c', 'a(bc)?d', 'l(lo)+', 'hel|wor',
+           '^hello$', 'll.', 'é*l', 'b\\.c', '[abc]bc', 'l{2}o', 'l{0,2}o',
+           '\\x41', '(?:ab|bc)c', '(ab)*c', 'ab\\dc', '日本', 'ß+',
+           'a{1,}bc', 'x?abc', '\\mab', 'c\\y', 'straße', 'é+l', '(?:ll)o',
+           'A(BC)+D', 'a\\%c', "it's", 'ta tb', 'x(y|z)?y']
 
 LIKES = ['ab%', 'abc%', 'a%', '%c', '%c %', 'a_c', '%', '', 'A%', 'h%',
          'H_LLO', '%ß%', 'a\\%c', 'a\\_c', 'abc', '_', '__', '%é%', 'z%',
@@ -782,6 +790,15 @@ class Gen(CrowdedKeys):
         op = self.pick(['~', '~', '~*', '!~', '!~*'])
         return '%s %s %s' % (col, op, q(self.pick(REGEXES)))
 
+    # regular expressions the n-gram index has no key for
+    def a_regex_scan(self):
+        col = self.pick(['t', 'vc', 'tc'])
+        if self.chance(0.5):
+            return '%s %s %s' % (col, self.pick(['~*', '!~', '!~*']),
+                                 q(self.pick(REGEXES)))
+        return '%s ~ %s' % (col, q(self.pick(['^.{3}$', 'b|z', '[[:upper:]]',
+                                              '\\x41', '(?:ab|bc)c', '.'])))
+
     # comparisons under explicit or column collations
     def a_collate(self):
         k = self.r.randint(0, 4)
@@ -1239,6 +1256,9 @@ class Gen(CrowdedKeys):
         if k == 11 and 'ta' not in avoid:
             lit = self.text_array_lit(with_null=False, maxlen=2)
             return self.pick(['ta @> %s', 'ta && %s']) % lit
+        if k == 12 and self.chance(0.5):
+            # literal runs of a regular expression (n-gram index)
+            return '%s ~ %s' % (self.pick(txt), q(self.pick(REGEXES[14:])))
         col = self.pick([c for c in ('e', 'u', 'dm') if c not in avoid] or eq)
         return '%s = %s' % (col, self.const_for(col))
 
@@ -1326,7 +1346,7 @@ class Gen(CrowdedKeys):
             a = self.pick([self.a_text_func, self.a_jsonb, self.a_arith,
                            self.a_col_col, self.a_coalesce, self.a_case_value,
                            self.a_greatest_least,
-                           self.a_regex, self.a_nullif])()
+                           self.a_regex_scan, self.a_nullif])()
             # j <op> constant is a range on an ordered type
             if not a.startswith(tuple('j %s ' % op for op in OPS)):
                 return a
@@ -1383,6 +1403,11 @@ def build_predicates(gen, args):
         for v in variants[1:]:
             put(gen.r.uniform(pos, 1), v, ('perm', groups))
         groups += 1
+    # every regular expression alone on a text column: the n-gram index's
+    # keys of each pattern meet every row value
+    for pat in REGEXES:
+        put(gen.r.uniform(0, 1), '%s ~ %s' % (gen.pick(['t', 'vc']), q(pat)),
+            None)
     crowd_meta = []
     for g in range(args.crowd_groups):
         size = gen.r.randint(args.crowd_min, args.crowd_max)
