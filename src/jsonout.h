@@ -9,6 +9,7 @@
 #define SR_JSONOUT_H
 
 #include "access/tupdesc.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 
@@ -16,8 +17,11 @@
 typedef struct SrJsonColumn
 {
 	char	   *name;			/* JSON-escaped, with quotes */
+	int			namelen;
 	Oid			typoutput;
+	FmgrInfo	flinfo;			/* of typoutput */
 	char		kind;			/* 'n' number, 'b' bool, 'j' json, 's' string */
+	char		fast;			/* written without fmgr (jsonout.c), or 0 */
 	bool		dropped;
 } SrJsonColumn;
 

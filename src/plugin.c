@@ -439,20 +439,32 @@ WriteRecords(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		MaybeWriteBegin(ctx, txn);
 		OutputPluginPrepareWrite(ctx, true);
 		out = ctx->out;
-		appendStringInfo(out, "{\"action\":\"%c\"", spec->action);
+		appendStringInfoString(out, "{\"action\":\"");
+		appendStringInfoCharMacro(out, spec->action);
+		appendStringInfoCharMacro(out, '"');
 		if (spec->move)
-			appendStringInfo(out, ",\"move\":\"%s\"", spec->move);
+		{
+			appendStringInfoString(out, ",\"move\":\"");
+			appendStringInfoString(out, spec->move);
+			appendStringInfoCharMacro(out, '"');
+		}
 		appendStringInfoString(out, ",\"shapes\":[");
 		for (int j = i; j < n; j++)
 		{
+			char		num[MAXINT8LEN + 1];
+
 			if (done[j] || !bms_equal(cols, colsof[j]))
 				continue;
 			done[j] = true;
-			appendStringInfo(out, "%s" INT64_FORMAT, comma ? "," : "", ids[j]);
+			if (comma)
+				appendStringInfoCharMacro(out, ',');
+			appendBinaryStringInfo(out, num, pg_lltoa(ids[j], num));
 			comma = true;
 		}
-		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
-						 SrRelJson(rs)->schema, SrRelJson(rs)->table);
+		appendStringInfoString(out, "],\"schema\":");
+		appendStringInfoString(out, SrRelJson(rs)->schema);
+		appendStringInfoString(out, ",\"table\":");
+		appendStringInfoString(out, SrRelJson(rs)->table);
 		if (spec->keyrow)
 		{
 			appendStringInfoString(out, ",\"key\":");

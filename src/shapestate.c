@@ -948,6 +948,15 @@ BuildShapeCallback(const SrShapeDef *def, void *arg)
 	}
 }
 
+static int
+CompareEventIds(const ListCell *a, const ListCell *b)
+{
+	const SrShapeEvent *x = lfirst(a);
+	const SrShapeEvent *y = lfirst(b);
+
+	return (x->shape_id > y->shape_id) - (x->shape_id < y->shape_id);
+}
+
 static void
 ComputeMaxAttno(SrRelState *rs)
 {
@@ -970,7 +979,9 @@ SrStateEnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **event
 
 	if (rs->router == NULL || !equalTupleDescs(SrRouterDesc(rs->router), desc))
 	{
-		BuildContext bc = {st, rs, events, CurrentMemoryContext, NULL};
+		List	   *built = NIL;
+		BuildContext bc = {st, rs, events ? &built : NULL,
+		CurrentMemoryContext, NULL};
 
 		CheckCatalogReadable(st);
 		if (rs->router)
@@ -978,6 +989,12 @@ SrStateEnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **event
 		rs->router = SrRouterCreate(rs->relid, desc, rs->nshapes, st->cxt);
 		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeFilter,
 							  BuildShapeCallback, &bc);
+		/* the catalog's order is its rows' places on disk: by id instead */
+		if (events)
+		{
+			list_sort(built, CompareEventIds);
+			*events = list_concat(*events, built);
+		}
 	}
 
 	/*

@@ -37,6 +37,11 @@ if [ -f test/diff/decoding_diff.py ]; then
 	sr_virtualenv /usr/bin/python3 test/diff/decoding_diff.py --identity index ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
 fi
 
+echo "== differential test: add_shape_concurrently() and a consumer's first rows, under concurrent writers"
+sr_virtualenv /usr/bin/python3 test/diff/concurrent_diff.py ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+echo "== differential test: the same, REPLICA IDENTITY FULL"
+sr_virtualenv /usr/bin/python3 test/diff/concurrent_diff.py --identity full ${SR_DIFF_SEED:+--seed "$SR_DIFF_SEED"}
+
 echo "== replication client: stream, acknowledge, resume"
 sr_virtualenv /usr/bin/python3 test/client/test_consumer.py
 

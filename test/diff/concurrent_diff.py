@@ -1187,9 +1187,9 @@ def main():
                 raised = '%s %s' % (ex.pgcode, ex.diag.message_primary)
         for name, xid, reason in where:
             if raised is None:
-                sh.mismatch('[%s] shape %d (%s): S invalidated at xid %s (%s), '
-                            'but PostgreSQL raises on no row version of the '
-                            'run' % (name, sid, clause, xid, reason))
+                sh.mismatch('[%s] shape %d (%s): S invalidated at xid %s '
+                            '(%s), but PostgreSQL raises on no row version '
+                            'of the run' % (name, sid, clause, xid, reason))
             elif not (reason or '').startswith('evaluation failed') and \
                     PENDING_EVAL_REASON not in (reason or ''):
                 sh.mismatch('[%s] shape %d (%s): S invalidated with reason %r'
