@@ -518,38 +518,39 @@ AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
 	return shape_id;
 }
 
-PG_FUNCTION_INFO_V1(add_shape);
-Datum
-add_shape(PG_FUNCTION_ARGS)
-{
-	ShapeWriter w;
-	int64		shape_id;
-
-	OpenWriter(&w, fcinfo, false);
-	shape_id = AddOneShape(&w,
-						   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
-						   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
-	CloseWriter(&w);
-	PG_RETURN_INT64(shape_id);
-}
-
 /*
- * add_shape_concurrently()'s first step, with its arguments: the shape's
- * row, pending if streams must learn its members (*pending says).
+ * One shape from the arguments (rel, where_clause, columns), the common
+ * part of add_shape() and add_shape_concurrently()'s first step; *pending:
+ * registered pending (concurrently, on a table that needs members).
  */
-int64
-SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending)
+static int64
+AddShapeOfArgs(FunctionCallInfo fcinfo, bool concurrently, bool *pending)
 {
 	ShapeWriter w;
 	int64		shape_id;
 
-	OpenWriter(&w, fcinfo, true);
+	OpenWriter(&w, fcinfo, concurrently);
 	shape_id = AddOneShape(&w,
 						   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
 	*pending = w.pending;
 	CloseWriter(&w);
 	return shape_id;
+}
+
+PG_FUNCTION_INFO_V1(add_shape);
+Datum
+add_shape(PG_FUNCTION_ARGS)
+{
+	bool		pending;
+
+	PG_RETURN_INT64(AddShapeOfArgs(fcinfo, false, &pending));
+}
+
+int64
+SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending)
+{
+	return AddShapeOfArgs(fcinfo, true, pending);
 }
 
 /*
