@@ -610,14 +610,18 @@ SrActivateShape(int64 shape_id, Oid *relid)
 	return true;
 }
 
-/* Delete a shape's row without the owner check (the caller added it) */
+/*
+ * Delete a shape's row without the owner check (the caller added it, or
+ * holds its lock: concurrent.c), if it is there (and pending, if asked)
+ */
 bool
-SrDeleteShape(int64 shape_id)
+SrDeleteShape(int64 shape_id, bool only_pending)
 {
 	Relation	shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
 	SysScanDesc scan;
 	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
-	bool		found = HeapTupleIsValid(tup);
+	bool		found = HeapTupleIsValid(tup) &&
+		(!only_pending || SrShapePending(tup));
 
 	if (found)
 	{
@@ -630,19 +634,22 @@ SrDeleteShape(int64 shape_id)
 	return found;
 }
 
-/* The ids of pending shapes, through the partial index */
+/* The ids of pending shapes, through their index */
 int64 *
 SrPendingShapes(int *n)
 {
 	Relation	shapes = table_open(SrShapesRelid(false), AccessShareLock);
 	SysScanDesc scan;
 	HeapTuple	tup;
+	ScanKeyData key;
 	int			cap = 8;
 	int64	   *ids = palloc(sizeof(int64) * cap);
 
 	*n = 0;
+	ScanKeyInit(&key, Anum_shapes_pending, BTEqualStrategyNumber, F_BOOLEQ,
+				BoolGetDatum(true));
 	scan = systable_beginscan(shapes, CatalogObject(SR_SHAPES_PENDING_IDX, false),
-							  true, NULL, 0, NULL);
+							  true, NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		if (!SrShapePending(tup))

@@ -76,7 +76,7 @@ extern bool SrCatalogGetShape(int64 shape_id, SrShapeDef *def);
 /* add_shape_concurrently()'s steps (concurrent.c), each in its transaction */
 extern int64 SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending);
 extern bool SrActivateShape(int64 shape_id, Oid *relid);
-extern bool SrDeleteShape(int64 shape_id);
+extern bool SrDeleteShape(int64 shape_id, bool only_pending);
 extern int64 *SrPendingShapes(int *n);
 
 #endif							/* SR_CATALOG_H */

@@ -36,8 +36,10 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 
 #include "catalog.h"
 
@@ -53,7 +55,12 @@ ShapeLockTag(LOCKTAG *tag, int64 shape_id)
 					   (uint32) shape_id, (uint16) (shape_id >> 32));
 }
 
-/* Remove the shapes that sessions which died left pending */
+/*
+ * Remove the shapes that sessions which died left pending.  A free lock
+ * also means a call that has just finished: the row is read again once the
+ * lock is ours, and left alone unless it is still pending.  The lock is
+ * kept to commit, so that no other session removes the row too.
+ */
 static void
 RemoveAbandoned(void)
 {
@@ -67,11 +74,12 @@ RemoveAbandoned(void)
 		ShapeLockTag(&tag, ids[i]);
 		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 			continue;
-		if (SrDeleteShape(ids[i]))
+		/* what its owner committed before letting the lock go */
+		InvalidateCatalogSnapshot();
+		if (SrDeleteShape(ids[i], true))
 			ereport(NOTICE,
 					(errmsg("removed shape " INT64_FORMAT ", which an add_shape_concurrently() that did not finish left pending",
 							ids[i])));
-		LockRelease(&tag, ExclusiveLock, false);
 	}
 	pfree(ids);
 }
@@ -129,7 +137,7 @@ RunStep(Step step, int64 shape_id, Oid *relid)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 
-		SrDeleteShape(shape_id);
+		SrDeleteShape(shape_id, false);
 		SPI_commit();
 		ReThrowError(edata);
 	}
@@ -174,6 +182,15 @@ add_shape_concurrently(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	ShapeLockTag(&tag, shape_id);
 	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	/*
+	 * The registration need not wait for its WAL flush: the search's commit
+	 * flushes it, and a crash before that ends the call with nothing
+	 * decoded (streams read flushed WAL only).
+	 */
+	if (pending)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+								 false);
 	PG_TRY();
 	{
 		SPI_commit();

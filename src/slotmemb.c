@@ -58,6 +58,8 @@
 #define SR_DURABLE_FILE "shape_router.durable"
 #define SR_BOOT_ID_LEN	36
 #define SR_SYNC_EVERY_MS 1000
+/* a maintenance step may take this share of a stream's time, at most */
+#define SR_MAINTAIN_SHARE 10
 
 typedef struct DurableRecord
 {
@@ -82,6 +84,7 @@ struct SrTableMemb
 	uint32		sig;			/* key and options signature in force */
 	bool		dirty;			/* changed by the current transaction */
 	bool		drops_pending;	/* dropped shapes not yet reclaimed */
+	TimestampTz maintain_after; /* no maintenance step before */
 	bool		unsynced;		/* in sm->unsynced */
 	const char *lost;
 	uint64		epoch;
@@ -828,6 +831,26 @@ ForgetTables(SrSlotMemb *sm)
 	sm->forget = NIL;
 }
 
+/*
+ * Bounded background work, only while dropped shapes await their local
+ * numbers back (partitions merge their own changes at 5 % anyway): one
+ * partition rebuilt, then none for SR_MAINTAIN_SHARE times as long as it
+ * took, so that a stream committing thousands of transactions a second
+ * while shapes come and go does not spend itself rebuilding.
+ */
+static void
+Maintain(SrTableMemb *tm)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz end;
+
+	if (start < tm->maintain_after)
+		return;
+	tm->drops_pending = SrMembMaintain(tm->memb);
+	end = GetCurrentTimestamp();
+	tm->maintain_after = end + (end - start) * (SR_MAINTAIN_SHARE - 1);
+}
+
 void
 SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 {
@@ -867,12 +890,8 @@ SrSlotMembCommit(SrSlotMemb *sm, XLogRecPtr lsn)
 			if (SrMembRedoSize(tm->redo) > st.bytes_total / 2)
 				NewGeneration(tm, lsn);
 		}
-		/*
-		 * Bounded background work, only while dropped shapes await their
-		 * local numbers back: partitions merge their own changes (at 5 %).
-		 */
 		if (tm->drops_pending)
-			tm->drops_pending = SrMembMaintain(tm->memb);
+			Maintain(tm);
 	}
 	list_free(sm->dirtytables);
 	sm->dirtytables = NIL;

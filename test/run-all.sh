@@ -45,6 +45,9 @@ sr_virtualenv /usr/bin/python3 test/diff/concurrent_diff.py --identity full ${SR
 echo "== replication client: stream, acknowledge, resume"
 sr_virtualenv /usr/bin/python3 test/client/test_consumer.py
 
+echo "== add_shape_concurrently() calls side by side remove nothing of each other's"
+sr_virtualenv /usr/bin/python3 test/client/concurrent_calls.py
+
 if [ -f test/tap.sh ]; then
 	echo "== TAP tests (test/t)"
 	bash test/tap.sh

@@ -33,7 +33,8 @@ import psycopg2.errors
 
 # Scenario order = residue of their shape ids modulo NSCEN (the plugin's
 # "shard" option then selects exactly one scenario's shapes).
-SCENARIOS = ["none", "one", "eq", "mix", "exact", "eq2", "eq2rev", "rng2", "rng2rev"]
+SCENARIOS = ["none", "one", "eq", "mix", "exact", "eq2", "eq2rev", "rng2", "rng2rev",
+             "rx"]
 NSCEN = len(SCENARIOS)
 
 BIG_USER = 1_000_000        # user ids of the 99% (no eq shape reaches them)
@@ -56,12 +57,13 @@ class Params:
         self.shapes = a.shapes                  # S: pool size, eq/exact shape count
         self.hits = self.shapes // 100          # pool values inside 1..S
         self.nranges = a.shapes // 100          # range shapes of "mix"
-        self.ntags = a.shapes // 100            # ILIKE shapes of "mix"
+        self.ntags = a.shapes // 100            # ILIKE shapes of "mix", regexes of "rx"
         self.range_step = SCORE_SPAN // self.nranges
         self.range_width = max(1, self.range_step // 100)   # 1% of scores
         self.preload = a.preload
         self.runs = a.runs
         self.timeout = a.timeout
+        self.startup_shapes = a.startup_shapes
         if self.changes % self.txn_size:
             fail("--changes must be a multiple of --txn-size")
         if self.shapes < 100 or self.shapes % 100:
@@ -189,7 +191,32 @@ def scenario_clauses(p, name):
     if name == "rng2rev":
         return ["user_id < %d AND score > %d" % (k, (k % 7) * (SCORE_SPAN // 7))
                 for k in range(1, p.nranges + 1)]
+    if name == "rx":
+        return ["title ~ '%s'" % pat for pat in rx_patterns(p)]
     raise ValueError(name)
+
+
+# The regular expressions of "rx" (issue 13): pattern j matches the titles
+# carrying " #tag<j>#", like mix's ILIKE shape j, written eight ways so that
+# the literal-run reader (docs/predicate-index.md) meets plain runs, an
+# anchor, optional and required groups, alternatives inside an optional
+# group, a class escape, + and a bound.  Every pattern has literal runs (so
+# an n-gram key) and a required literal '#': a title without '#' ("task "
+# and 16 hex digits) matches none of them, which expected_counts relies on.
+RX_FORMS = [
+    "#tag%d#",
+    "tag%d#$",
+    "#tag%d(x)?#",
+    r"\s#tag%d#",
+    "#ta+g%d#",
+    "(?:#tag%d)#",
+    "#tag%d(x|yz)?#",
+    "#tag%d#{1,2}",
+]
+
+
+def rx_patterns(p):
+    return [RX_FORMS[j % len(RX_FORMS)] % j for j in range(p.ntags)]
 
 
 def register_shapes(cur, p):
@@ -231,7 +258,7 @@ def explain_samples(cur):
     """explain_shape of the first shape of each kind: shows the access path."""
     out = []
     for label, pat in [("equality", "%user_id%"), ("range", "%score%"),
-                       ("ILIKE", "%title%")]:
+                       ("ILIKE", "%ILIKE%"), ("regex", "%~%")]:
         r = q(cur, "SELECT shape_id, where_clause FROM shape_router.shapes "
               "WHERE where_clause LIKE %s ORDER BY shape_id LIMIT 1", (pat,))
         if r:
@@ -443,10 +470,35 @@ def expected_counts(p, upto):
         c = min(7, sum(1 for res in range(7) if res * step < sc))
         return all_k & ~((1 << (uid + 1)) - 1) & by_res[c]
 
+    # rx is counted after the pass (its matches come from PostgreSQL)
     matchers = {"none": lambda r: set(), "one": m_one, "eq": m_eq, "mix": m_mix,
                 "exact": m_exact, "eq2": m_eq2, "eq2rev": m_eq2,
                 "rng2": m_rng2, "rng2rev": m_rng2}
     exp = {sc: {"I": 0, "U": 0, "D": 0, "B": 0} for sc in SCENARIOS}
+    rx_log = []     # (transaction, action, old title, new title) if one has '#'
+
+    def account(e, a, m, old, new):
+        """Adds one change's records to e; returns how many it writes."""
+        if a == "I":
+            n = 1 if m(new) else 0
+            e["I"] += n
+        elif a == "D":
+            n = 1 if m(old) else 0
+            e["D"] += n
+        else:
+            mo, mn = m(old), m(new)
+            n = 0
+            if mo & mn:
+                e["U"] += 1
+                n += 1
+            if (mn & ~mo) if isinstance(mn, int) else (mn - mo):
+                e["I"] += 1
+                n += 1
+            if (mo & ~mn) if isinstance(mo, int) else (mo - mn):
+                e["D"] += 1
+                n += 1
+        return n
+
     changes = {"I": 0, "U": 0, "D": 0}
     ntxn = 0
     conn = connect()
@@ -476,29 +528,46 @@ def expected_counts(p, upto):
         new = w2j_row(rec["columns"]) if "columns" in rec else None
         old = w2j_row(rec["identity"]) if "identity" in rec else None
         for sc, m in matchers.items():
-            e = exp[sc]
-            if a == "I":
-                n = 1 if m(new) else 0
-                e["I"] += n
-            elif a == "D":
-                n = 1 if m(old) else 0
-                e["D"] += n
-            else:
-                mo, mn = m(old), m(new)
-                n = 0
-                if mo & mn:
-                    e["U"] += 1
-                    n += 1
-                if (mn & ~mo) if isinstance(mn, int) else (mn - mo):
-                    e["I"] += 1
-                    n += 1
-                if (mo & ~mn) if isinstance(mo, int) else (mo - mn):
-                    e["D"] += 1
-                    n += 1
-            if n:
+            if account(exp[sc], a, m, old, new):
                 txn_has[sc] = True
+        t_old = old and old["title"]
+        t_new = new and new["title"]
+        if (t_old and "#" in t_old) or (t_new and "#" in t_new):
+            rx_log.append((ntxn, a, t_old, t_new))
     cur.close()
     conn.close()
+
+    # rx: which titles each regular expression matches, as PostgreSQL's ~
+    # decides it.  Only titles with a '#' can match (see RX_FORMS); each
+    # pattern is compiled once and run over all of them (the correlated
+    # subquery runs per pattern).
+    titles = sorted({t for _, _, to, tn in rx_log for t in (to, tn) if t and "#" in t})
+    pats = rx_patterns(p)
+    rx_match = {}
+    conn = connect()
+    try:
+        rows = q(conn.cursor(), """
+            WITH t AS MATERIALIZED (
+                SELECT k::int, title FROM unnest(%s::text[]) WITH ORDINALITY u(title, k))
+            SELECT p.i::int, (SELECT array_agg(t.k) FROM t WHERE t.title ~ p.pat)
+              FROM unnest(%s::text[]) WITH ORDINALITY p(pat, i)""", (titles, pats))
+    finally:
+        conn.close()
+    for i, ks in rows:
+        for k in ks or ():
+            rx_match.setdefault(titles[k - 1], set()).add(i)
+    log("   rx: %d distinct titles with '#' in the stream, %d of them matched by "
+        "some pattern (PostgreSQL's ~, %d patterns)" % (len(titles), len(rx_match), len(pats)))
+    none = frozenset()
+
+    def m_rx(r):
+        return rx_match.get(r["title"], none)
+
+    rx_txns = set()
+    for txn, a, t_old, t_new in rx_log:
+        if account(exp["rx"], a, m_rx, {"title": t_old}, {"title": t_new}):
+            rx_txns.add(txn)
+    exp["rx"]["B"] = len(rx_txns)
     for sc in SCENARIOS:
         exp[sc]["C"] = exp[sc]["B"]
     return changes, ntxn, exp

@@ -131,6 +131,44 @@ ok(@lock > 0, 'the locked shape has records');
 sr_compare_records(\@conc, \@lock,
 	"shape $sc (concurrently) routes exactly what shape $sl (add_shape) routes");
 
+# ---- calls side by side remove nothing of each other's ---------------------
+
+# each finished call releases its lock a moment after its shape stops being
+# pending: another call's clean-up must not take that for a dead session
+q1(q{
+CREATE TABLE many (id bigint PRIMARY KEY, v int NOT NULL);
+INSERT INTO many SELECT g, g % 400 FROM generate_series(1, 20000) g;
+CREATE INDEX ON many (v);
+});
+my @h;
+my $per = 150;
+for my $k (0 .. 3)
+{
+	my $sql = join('', map {
+		"CALL shape_router.add_shape_concurrently('many', 'v = "
+		  . (($k * $per + $_) % 400) . "');\n"
+	} 1 .. $per);
+	my ($o, $e) = ('', '');
+	push @h, [ IPC::Run::start(
+		[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=0', '-d', $node->connstr('postgres') ],
+		'<', \$sql, '>', \$o, '2>', \$e), \$o, \$e ];
+}
+my (@ids, $errs);
+for my $x (@h)
+{
+	$x->[0]->finish;
+	push @ids, grep { /^\d+$/ } split /\n/, ${ $x->[1] };
+	$errs .= ${ $x->[2] };
+}
+is(scalar @ids, 4 * $per, 'every call side by side returned an id');
+is($errs, '', 'no error and no NOTICE of a removed shape');
+my $present = q1("SELECT count(*) FROM shape_router.shapes WHERE shape_id IN ("
+	  . join(',', @ids) . ") AND NOT pending");
+is($present, 4 * $per, 'every returned shape is in the catalog');
+q1("SELECT shape_router.remove_shape(shape_id) FROM shape_router.shapes WHERE shape_id IN ("
+	  . join(',', @ids) . "); DROP TABLE many");
+changes();
+
 # ---- 2. a crash while a call waits -------------------------------------------
 
 $writer = $node->background_psql('postgres');
