@@ -58,8 +58,8 @@
 #define SR_DURABLE_FILE "shape_router.durable"
 #define SR_BOOT_ID_LEN	36
 #define SR_SYNC_EVERY_MS 1000
-/* a maintenance step may take this share of a stream's time, at most */
-#define SR_MAINTAIN_SHARE 10
+/* a maintenance step may take 1/SR_MAINTAIN_SHARE of a stream's time */
+#define SR_MAINTAIN_SHARE 50
 
 typedef struct DurableRecord
 {
@@ -834,9 +834,10 @@ ForgetTables(SrSlotMemb *sm)
 /*
  * Bounded background work, only while dropped shapes await their local
  * numbers back (partitions merge their own changes at 5 % anyway): one
- * partition rebuilt, then none for SR_MAINTAIN_SHARE times as long as it
- * took, so that a stream committing thousands of transactions a second
- * while shapes come and go does not spend itself rebuilding.
+ * partition rebuilt, then none for SR_MAINTAIN_SHARE - 1 times as long as
+ * it took, so that a stream committing thousands of transactions a second
+ * while shapes come and go does not spend itself rebuilding; reclaiming
+ * is not urgent (lookups skip dropped ids).
  */
 static void
 Maintain(SrTableMemb *tm)
