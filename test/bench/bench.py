@@ -15,7 +15,9 @@ Outline:
      against counts computed here from the wal2json stream of the same WAL;
   4. timed passes, round robin over the decoders, each in a fresh backend
      whose memory (/proc/<pid>/status) is sampled while it decodes;
-  5. the table.
+  5. the table;
+  6. with --startup-shapes N (1,000,000 in a full run), the stream start
+     with N equality shapes, in a database of its own.
 """
 
 import argparse
@@ -79,8 +81,10 @@ class Params:
         return 42 + 100 * p if p < self.hits else BIG_USER + p
 
 
-def connect():
-    conn = psycopg2.connect("")
+def connect(dbname=None):
+    """A connection to the bench database (pg_virtualenv's PGDATABASE), or to
+    dbname."""
+    conn = psycopg2.connect("dbname=%s" % dbname if dbname else "")
     conn.autocommit = True
     return conn
 
@@ -255,14 +259,14 @@ def register_shapes(cur, p):
 
 
 def explain_samples(cur):
-    """explain_shape of the first shape of each kind: shows the access path."""
+    """explain_shape of the first shape of each kind, and of rx's first shape
+    of each form: shows the access path."""
     out = []
-    for label, pat in [("equality", "%user_id%"), ("range", "%score%"),
-                       ("ILIKE", "%ILIKE%"), ("regex", "%~%")]:
-        r = q(cur, "SELECT shape_id, where_clause FROM shape_router.shapes "
-              "WHERE where_clause LIKE %s ORDER BY shape_id LIMIT 1", (pat,))
-        if r:
-            sid, clause = r[0]
+    for label, pat, n in [("equality", "%user_id%", 1), ("range", "%score%", 1),
+                          ("ILIKE", "%~~*%", 1), ("regex", "% ~ %", len(RX_FORMS))]:
+        for sid, clause in q(cur, "SELECT shape_id, where_clause FROM shape_router.shapes "
+                             "WHERE where_clause LIKE %s ORDER BY shape_id LIMIT %s",
+                             (pat, n)):
             txt = q(cur, "SELECT shape_router.explain_shape(%s)", (sid,))[0][0] or ""
             out.append((label, clause, " | ".join(txt.splitlines()[:2])))
     return out
@@ -281,6 +285,7 @@ class Decoder:
         self.binary = binary
         self.options = options
         self.nshapes = nshapes
+        self.dbname = None      # None: the bench database
         self.times = []
         self.startup = []
         self.startup_anon = []  # peak RssAnon (kB) of each startup decode
@@ -349,7 +354,7 @@ class Sampler(threading.Thread):
 
 def run_once(d, upto, timeout, measure_memory):
     """One decode in a fresh backend.  Returns (seconds, count, peak_anon, hwm, base)."""
-    conn = connect()
+    conn = connect(d.dbname)
     try:
         cur = conn.cursor()
         pid = q(cur, "SELECT pg_backend_pid()")[0][0]
@@ -376,7 +381,7 @@ def run_once(d, upto, timeout, measure_memory):
 def profile_once(d, upto, timeout, what):
     """One decode of d with perf sampling its backend; prints perf's report."""
     out = "/tmp/sr_bench_perf_%s_%s.data" % (d.slot, what)
-    conn = connect()
+    conn = connect(d.dbname)
     try:
         cur = conn.cursor()
         pid = q(cur, "SELECT pg_backend_pid()")[0][0]
@@ -544,6 +549,7 @@ def expected_counts(p, upto):
     titles = sorted({t for _, _, to, tn in rx_log for t in (to, tn) if t and "#" in t})
     pats = rx_patterns(p)
     rx_match = {}
+    t0 = time.perf_counter()
     conn = connect()
     try:
         rows = q(conn.cursor(), """
@@ -557,7 +563,8 @@ def expected_counts(p, upto):
         for k in ks or ():
             rx_match.setdefault(titles[k - 1], set()).add(i)
     log("   rx: %d distinct titles with '#' in the stream, %d of them matched by "
-        "some pattern (PostgreSQL's ~, %d patterns)" % (len(titles), len(rx_match), len(pats)))
+        "some pattern (PostgreSQL's ~, %d patterns, %.1fs)"
+        % (len(titles), len(rx_match), len(pats), time.perf_counter() - t0))
     none = frozenset()
 
     def m_rx(r):
@@ -595,6 +602,103 @@ def check_actions(d, upto, timeout):
 
 
 # --------------------------------------------------------------------------
+# stream start at scale (--startup-shapes): its own database
+
+
+STARTUP_DB = "bench_startup"
+STARTUP_SQL = """
+CREATE EXTENSION shape_router;
+CREATE TABLE todos (
+    id bigint PRIMARY KEY,
+    user_id int,
+    status text,
+    title text,
+    score int,
+    updated_at timestamptz
+);
+ALTER TABLE todos REPLICA IDENTITY FULL;
+CREATE TABLE bench_marker (x int);
+ALTER TABLE shape_router.shapes ALTER COLUMN shape_id SET INCREMENT BY 2;
+ALTER TABLE shape_router.shapes ALTER COLUMN shape_id RESTART WITH 2;
+"""
+
+
+def startup_at_scale(n, runs, timeout):
+    """Stream start with n equality shapes, in a database of its own (so the
+    main scenarios' catalog does not grow, and the n shapes' catalog holds
+    nothing else): n shapes user_id = k with even ids, registered in
+    add_shapes calls of 10,000; then two slots, a marker transaction, and
+    `runs` startup decodes of each slot, round robin: shard 0/2 selects the
+    n shapes, shard 1/2 none (the same catalog read, nothing compiled)."""
+    admin = connect()
+    q(admin.cursor(), "CREATE DATABASE %s" % STARTUP_DB)
+    admin.close()
+    conn = connect(STARTUP_DB)
+    cur = conn.cursor()
+    q(cur, STARTUP_SQL)
+    t0 = time.perf_counter()
+    batch = 10_000
+    for off in range(1, n + 1, batch):
+        ids = q(cur, "SELECT shape_router.add_shapes('todos', %s)",
+                (["user_id = %d" % k for k in range(off, min(n, off + batch - 1) + 1)],))[0][0]
+        if any(x % 2 for x in ids):
+            fail("startup database: odd shape ids")
+    t_reg = time.perf_counter() - t0
+    got = q(cur, "SELECT count(*), count(*) FILTER (WHERE shape_id % 2 = 0) "
+            "FROM shape_router.shapes")[0]
+    if tuple(got) != (n, n):
+        fail("startup database: %s shapes (%s even), expected %d" % (got[0], got[1], n))
+    q(cur, "VACUUM ANALYZE")
+    q(cur, "CHECKPOINT")
+    ds = []
+    for label, shard in (("%d shapes" % n, "0/2"), ("no shape selected", "1/2")):
+        d = Decoder("startup: " + label, None, "shape_router",
+                    "bench_start_" + shard.replace("/", "_"), False, ["shard", shard], n)
+        d.dbname = STARTUP_DB
+        q(cur, "SELECT pg_create_logical_replication_slot(%s, 'shape_router')", (d.slot,))
+        ds.append(d)
+    q(cur, "SET synchronous_commit = on")
+    q(cur, "INSERT INTO bench_marker VALUES (1)")
+    marker = q(cur, "SELECT pg_current_wal_lsn()")[0][0]
+    conn.close()
+    for r in range(runs):
+        for d in ds:
+            try:
+                el, cnt, peak, hwm, _ = run_once(d, marker, timeout, True)
+            except psycopg2.Error as e:
+                fail("%s: decode failed: %s" % (d.name, str(e).strip()))
+            if cnt != 0:
+                fail("%s: %d records up to the marker, expected 0" % (d.name, cnt))
+            d.startup.append(el)
+            d.startup_anon.append(peak)
+            d.startup_hwm.append(hwm)
+            log("   run %d %-34s %8.3fs  peak RssAnon %7.1f MB"
+                % (r + 1, d.name, el, peak / 1024))
+    # the slots hold back WAL and catalog rows: drop them
+    conn = connect(STARTUP_DB)
+    for d in ds:
+        q(conn.cursor(), "SELECT pg_drop_replication_slot(%s)", (d.slot,))
+    conn.close()
+    return {"shapes": n, "register_seconds": t_reg,
+            "selected": ds[0], "none": ds[1]}
+
+
+def print_startup_at_scale(st):
+    n = st["shapes"]
+    sel, none = st["selected"], st["none"]
+    t, t0 = statistics.median(sel.startup), statistics.median(none.startup)
+    per = 100_000 / n
+    print("stream start at %d equality shapes (database %s of its own, %d runs):"
+          % (n, STARTUP_DB, len(sel.startup)))
+    print("   add_shapes: %d shapes in %.1fs = %.0f shapes/s (calls of 10,000)"
+          % (n, st["register_seconds"], n / st["register_seconds"]))
+    print("   startup decode %.3fs = %.1f ms per 100,000 shapes (target <= 50 ms); "
+          "runs %s" % (t, t * 1000 * per, " ".join("%.3f" % x for x in sel.startup)))
+    print("   same catalog, shard selecting no shape: %.3fs (the catalog read); "
+          "loading and compiling: %.1f ms per 100,000 shapes" % (t0, (t - t0) * 1000 * per))
+    a, a0 = statistics.median(sel.startup_anon), statistics.median(none.startup_anon)
+    print("   peak RssAnon %.1f MB (no shape selected: %.1f MB) = %.0f bytes per shape"
+          % (a / 1024, a0 / 1024, (a - a0) * 1024 / n))
 
 
 def fmt_s(d):
@@ -626,6 +730,10 @@ def main():
     ap.add_argument("--check-limit", type=float, default=120,
                     help="per-action record check (one more decode) only for "
                     "decoders whose median is below this many seconds")
+    ap.add_argument("--startup-shapes", type=int, metavar="N",
+                    help="after the table, measure the stream start with N equality "
+                    "shapes in a database of their own (default 1,000,000; 0 in "
+                    "--quick; 0 = off)")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--profile", metavar="NAMES",
                     help="after the table, decode once more under 'perf record' for "
@@ -639,14 +747,19 @@ def main():
         a.preload = a.preload or 20_000
         a.timeout = a.timeout or 120
         a.budget = a.budget or 60
+        a.startup_shapes = a.startup_shapes or 0
     else:
         a.changes = a.changes or 1_000_000
         a.shapes = a.shapes or 100_000
         a.preload = a.preload or 200_000
         a.timeout = a.timeout or 1200
         a.budget = a.budget or 600
+        if a.startup_shapes is None:
+            a.startup_shapes = 1_000_000
     if a.runs < 1:
         fail("--runs must be at least 1")
+    if a.startup_shapes < 0:
+        fail("--startup-shapes must not be negative")
     p = Params(a)
     t_start = time.perf_counter()
 
@@ -794,6 +907,7 @@ def main():
     # ---- the table
     by = {d.name: d for d in decoders}
     pgo = by["pgoutput (row filter user_id=42)"]
+    pgo_all = by["pgoutput (no filter)"]
     w2j = by["wal2json v2"]
 
     def med(d):
@@ -819,28 +933,34 @@ def main():
             return "-"
         return "%.2f" % (a_ / b_)
 
-    hdr = "%-34s %7s %13s %9s %9s %10s %10s %9s %11s" % (
+    hdr = "%-34s %7s %13s %9s %9s %10s %10s %10s %9s %11s" % (
         "plugin / scenario", "shapes", "median s", "startup s", "records",
-        "/pgoutput", "/wal2json", "-startup", "peak anonMB")
+        "/pgoutput", "/pgo-all", "/wal2json", "-startup", "peak anonMB")
     print(hdr)
     print("-" * len(hdr))
     for d in decoders:
-        print("%-34s %7s %13s %9.3f %9s %10s %10s %9s %11s" % (
+        print("%-34s %7s %13s %9.3f %9s %10s %10s %10s %9s %11s" % (
             d.name, "-" if d.nshapes is None else d.nshapes, fmt_s(d),
             statistics.median(d.startup), "-" if d.records is None else d.records,
-            ratio(d, pgo), ratio(d, w2j), steady_ratio(d, pgo),
+            ratio(d, pgo), ratio(d, pgo_all), ratio(d, w2j), steady_ratio(d, pgo),
             "%.1f" % (statistics.median(d.anon) / 1024) if d.anon else "-"))
-    print("/pgoutput, /wal2json: median time / median time of pgoutput with the row "
-          "filter (user_id = 42), of wal2json.")
+    print("/pgoutput, /pgo-all, /wal2json: median time / median time of pgoutput with "
+          "the row filter (user_id = 42), of pgoutput without a filter, of wal2json.")
     print("startup: median time to decode only up to a marker transaction before the "
           "workload (shape_router: loads and compiles its shapes there).")
     print("-startup: (median - startup) / (median - startup) of pgoutput with the row "
           "filter: the decode without the one-time load at stream start.")
     print("peak anonMB: the decoding backend's peak RssAnon, sampled every 10 ms.")
     one, eq = by["shape_router: one"], by["shape_router: eq"]
+    exact, rx = by["shape_router: exact"], by["shape_router: rx"]
     if med(one) and med(eq):
         print("100,000 shapes / 1 shape (eq / one): %.2f; without startup: %s"
               % (med(eq) / med(one), steady_ratio(eq, one)))
+    print("targets: eq / pgoutput (row filter), stream start included: %s (<= 1.2; "
+          "without startup %s); exact / pgoutput (no filter): %s (<= 1.0); "
+          "rx / eq: %s (<= 2.0; without startup %s)"
+          % (ratio(eq, pgo), steady_ratio(eq, pgo), ratio(exact, pgo_all),
+             ratio(rx, eq), steady_ratio(rx, eq)))
 
     print()
     n, s = reg["eq"]
@@ -848,6 +968,9 @@ def main():
           % (n, s, n / s))
     n, s = reg["mix"]
     print("add_shapes: %d eq + range + ILIKE shapes in %.2fs = %.0f shapes/s"
+          % (n, s, n / s))
+    n, s = reg["rx"]
+    print("add_shapes: %d regular expressions in %.2fs = %.0f shapes/s"
           % (n, s, n / s))
     base = by["shape_router: one"]
     if base.startup_anon:
@@ -886,6 +1009,13 @@ def main():
                      (statistics.median(d.anon) - b_anon) / 1024 * per,
                      statistics.median(d.hwm) / 1024, b_hwm / 1024,
                      (statistics.median(d.hwm) - b_hwm) / 1024 * per))
+    st = None
+    if p.startup_shapes:
+        print()
+        log("== stream start at %d shapes, database %s (after the table: the main "
+            "scenarios' catalog and numbers are not affected)" % (p.startup_shapes, STARTUP_DB))
+        st = startup_at_scale(p.startup_shapes, p.runs, p.timeout)
+        print_startup_at_scale(st)
     print("total bench time %.0fs" % (time.perf_counter() - t_start))
 
     if a.json:
@@ -903,6 +1033,14 @@ def main():
                 "timed_out": d.timed_out, "error": d.error} for d in decoders],
             "problems": problems,
         }
+        if st:
+            out["startup_at_scale"] = {
+                "shapes": st["shapes"], "register_seconds": st["register_seconds"],
+                "startup": st["selected"].startup,
+                "startup_peak_rss_anon_kb": st["selected"].startup_anon,
+                "startup_vmhwm_kb": st["selected"].startup_hwm,
+                "none_selected_startup": st["none"].startup,
+                "none_selected_peak_rss_anon_kb": st["none"].startup_anon}
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
 

@@ -4,7 +4,8 @@
 # test/bench/README.md.
 #
 #   test/bench/run.sh --quick         # ~100,000 changes, 10,000 shapes
-#   test/bench/run.sh                 # 1,000,000 changes, 100,000 shapes
+#   test/bench/run.sh                 # 1,000,000 changes, 100,000 shapes, then
+#                                     # the stream start at 1,000,000 shapes
 #   test/bench/run.sh --no-build ...  # skip make && make install
 #
 # Every other option goes to test/bench/bench.py (--help lists them).
