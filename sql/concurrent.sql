@@ -85,12 +85,16 @@ SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_concurrent',
 -- A shape left pending by a session that died (here: a row written by
 -- hand, whose session lock nobody holds).  Streams track it and write
 -- nothing for it; the next call removes it, with a NOTICE (not shown:
--- it names the absolute id) and S removed.
+-- it names the absolute id) and S removed.  Each session looks for such
+-- shapes at most once a second.
 --
 INSERT INTO shape_router.shapes (relid, where_clause, owner, pending)
   VALUES ('todos'::regclass, NULL, 10, true);
 INSERT INTO todos VALUES (20, 5, 'tracked');
 SELECT show(data) FROM pg_logical_slot_get_changes('regression_slot_concurrent', NULL, NULL);
+-- (a session looks at most once a second: a new one)
+\c
+SET search_path = sr_conc, public;
 SET client_min_messages = warning;
 CALL shape_router.add_shape_concurrently('todos', 'user_id = 5', NULL, NULL) \gset
 RESET client_min_messages;

@@ -40,8 +40,11 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "catalog.h"
+
+#define SR_CLEANUP_EVERY_MS 1000
 
 /*
  * Held by the adding session from the registration to the end, at session
@@ -64,8 +67,20 @@ ShapeLockTag(LOCKTAG *tag, int64 shape_id)
 static void
 RemoveAbandoned(void)
 {
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
 	int			n;
-	int64	   *ids = SrPendingShapes(&n);
+	int64	   *ids;
+
+	/*
+	 * At most once a second per session: each look scans the pending
+	 * index, with the dead entries every started shape leaves, and a call
+	 * every 10 ms (a sync engine's) would spend a tenth of itself on it.
+	 */
+	if (!TimestampDifferenceExceeds(last, now, SR_CLEANUP_EVERY_MS))
+		return;
+	last = now;
+	ids = SrPendingShapes(&n);
 
 	for (int i = 0; i < n; i++)
 	{
