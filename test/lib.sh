@@ -48,3 +48,32 @@ sr_free_port() {
 sr_virtualenv() {
 	pg_virtualenv -t -v 15 -c "-p $(sr_free_port)" "${SR_GUCS[@]}" "$@"
 }
+
+# The benchmarks' common start (test/bench/*.sh): packages, the build
+# unless --no-build is among the arguments, and the other arguments, for
+# the bench's own driver, in SR_BENCH_ARGS.  SR_BENCH_GUCS: the settings
+# every benchmark cluster shares (a large WAL budget and reorder buffer, no
+# checkpoint or autovacuum in the middle of a measurement); each script adds
+# its own (shared_buffers, fsync).
+SR_BENCH_GUCS=(
+	-o max_wal_size=8GB
+	-o checkpoint_timeout=30min
+	-o logical_decoding_work_mem=256MB
+	-o autovacuum=off
+	-o max_replication_slots=20
+)
+
+sr_bench_prepare() {
+	local build=1 a
+	SR_BENCH_ARGS=()
+	for a in "$@"; do
+		case "$a" in
+			--no-build) build=0 ;;
+			*) SR_BENCH_ARGS+=("$a") ;;
+		esac
+	done
+	sr_install_packages
+	if [ "$build" = 1 ]; then
+		sr_build_install
+	fi
+}

@@ -16,19 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
 
-build=1
-args=()
-for a in "$@"; do
-	case "$a" in
-		--no-build) build=0 ;;
-		*) args+=("$a") ;;
-	esac
-done
-
-sr_install_packages
-if [ "$build" = 1 ]; then
-	sr_build_install
-fi
+sr_bench_prepare "$@"
 
 # The settings of identity.sh: fsync ON (and full_page_writes,
 # synchronous_commit at their defaults), since writer commit latency is
@@ -36,15 +24,10 @@ fi
 # adder's clients, the bench's own sessions and the walsender.
 bench_gucs=(
 	-o shared_buffers=1GB
-	-o max_wal_size=8GB
-	-o checkpoint_timeout=30min
-	-o logical_decoding_work_mem=256MB
-	-o autovacuum=off
 	-o fsync=on
 	-o full_page_writes=on
-	-o max_replication_slots=20
 	-o max_connections=100
 )
 
 echo "== concurrent add_shape benchmark cluster (pg_virtualenv, fsync=on)"
-sr_virtualenv "${bench_gucs[@]}" /usr/bin/python3 test/bench/concurrent_bench.py ${args[@]+"${args[@]}"}
+sr_virtualenv "${SR_BENCH_GUCS[@]}" "${bench_gucs[@]}" /usr/bin/python3 test/bench/concurrent_bench.py ${SR_BENCH_ARGS[@]+"${SR_BENCH_ARGS[@]}"}

@@ -14,19 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
 
-build=1
-args=()
-for a in "$@"; do
-	case "$a" in
-		--no-build) build=0 ;;
-		*) args+=("$a") ;;
-	esac
-done
-
-sr_install_packages
-if [ "$build" = 1 ]; then
-	sr_build_install
-fi
+sr_bench_prepare "$@"
 
 # Unlike run.sh, fsync stays ON (and full_page_writes, synchronous_commit at
 # their defaults): the membership redo log's fsync, once per decoded
@@ -36,14 +24,9 @@ fi
 # with fsync=off (a reload) to show what the plugin's own fsyncs cost.
 bench_gucs=(
 	-o shared_buffers=1GB
-	-o max_wal_size=8GB
-	-o checkpoint_timeout=30min
-	-o logical_decoding_work_mem=256MB
-	-o autovacuum=off
 	-o fsync=on
 	-o full_page_writes=on
-	-o max_replication_slots=20
 )
 
 echo "== identity benchmark cluster (pg_virtualenv, fsync=on)"
-sr_virtualenv "${bench_gucs[@]}" /usr/bin/python3 test/bench/identity_bench.py ${args[@]+"${args[@]}"}
+sr_virtualenv "${SR_BENCH_GUCS[@]}" "${bench_gucs[@]}" /usr/bin/python3 test/bench/identity_bench.py ${SR_BENCH_ARGS[@]+"${SR_BENCH_ARGS[@]}"}

@@ -13,33 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
 
-build=1
-args=()
-for a in "$@"; do
-	case "$a" in
-		--no-build) build=0 ;;
-		*) args+=("$a") ;;
-	esac
-done
-
-sr_install_packages
-if [ "$build" = 1 ]; then
-	sr_build_install
-fi
+sr_bench_prepare "$@"
 
 # Settings for measuring decoding, not durability: a large WAL budget and
 # reorder buffer, no checkpoints or autovacuum in the middle of the timed
 # decodes, no fsync (the cluster is thrown away).
 bench_gucs=(
 	-o shared_buffers=512MB
-	-o max_wal_size=8GB
-	-o checkpoint_timeout=30min
-	-o logical_decoding_work_mem=256MB
-	-o autovacuum=off
 	-o fsync=off
 	-o full_page_writes=off
-	-o max_replication_slots=20
 )
 
 echo "== benchmark cluster (pg_virtualenv)"
-sr_virtualenv "${bench_gucs[@]}" /usr/bin/python3 test/bench/bench.py ${args[@]+"${args[@]}"}
+sr_virtualenv "${SR_BENCH_GUCS[@]}" "${bench_gucs[@]}" /usr/bin/python3 test/bench/bench.py ${SR_BENCH_ARGS[@]+"${SR_BENCH_ARGS[@]}"}
