@@ -48,6 +48,9 @@ sr_virtualenv /usr/bin/python3 test/client/test_consumer.py
 echo "== add_shape_concurrently() calls side by side remove nothing of each other's"
 sr_virtualenv /usr/bin/python3 test/client/concurrent_calls.py
 
+echo "== the demo: each statement's records under it, labels true to the rows"
+sr_virtualenv bash test/client/demo_output.sh
+
 if [ -f test/tap.sh ]; then
 	echo "== TAP tests (test/t)"
 	bash test/tap.sh

@@ -16,6 +16,7 @@
 # test fails, or always with SR_TAP_KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. test/lib.sh    # SR_LOCALE: the locale of the tests and of their clusters
 
 PGBIN=/usr/lib/postgresql/15/bin
 PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
@@ -51,6 +52,7 @@ mkdir -p "$portdir" && chmod 1777 "$portdir" 2>/dev/null || true
 
 run_prove=(env
 	"PATH=$PGBIN:$PATH"
+	"SR_LOCALE=$SR_LOCALE" "LANG=$SR_LOCALE" "LC_ALL=$SR_LOCALE"
 	"TESTDIR=$work"
 	"PG_TEST_PORT_DIR=$portdir"
 	"PG_REGRESS=$PGXS_DIR/src/test/regress/pg_regress"

@@ -173,8 +173,10 @@ vg_opts=(--tool=memcheck --trace-children=yes
 pg_opts=(-D "$work/data" -p "$port" -k "$work/sock"
 	-c listen_addresses= -c huge_pages=off -c fsync=off
 	-c log_connections=on -c "log_line_prefix=%m [%p] %a "
-	-c wal_level=logical -c "output_plugin_libraries=$SR_PLUGINS"
-	-c max_replication_slots=20 -c max_wal_senders=20)
+	-c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20)
+if sr_has_guc output_plugin_libraries; then
+	pg_opts+=(-c "output_plugin_libraries=$SR_PLUGINS")
+fi
 
 pm_pid=
 stop_server() {

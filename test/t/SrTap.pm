@@ -16,21 +16,38 @@ use Test::More;
 our @EXPORT = qw(sr_node sr_peek sr_get sr_last_lsn sr_lsn_cmp sr_txns
   sr_txns_from sr_compare_records sr_short sr_save);
 
+# Whether the server has PostgreSQL 15.20's output_plugin_libraries (a patch
+# of some builds; a server without it refuses to start with it set, and
+# allows every plugin).
+my $has_plugin_list;
+
+sub _has_plugin_list
+{
+	$has_plugin_list //=
+	  (grep { /^output_plugin_libraries\t/ } `postgres --describe-config`) ? 1 : 0;
+	return $has_plugin_list;
+}
+
 # A started cluster with wal_level = logical and shape_router allowed as an
-# output plugin (PostgreSQL 15.20's output_plugin_libraries), the extension
-# created in database postgres.
+# output plugin (output_plugin_libraries, where the server has it), UTF8 in
+# the locale test/tap.sh chose (SR_LOCALE), the extension created in
+# database postgres.
 sub sr_node
 {
 	my ($name, $extra_conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
+	$node->init(
+		allows_streaming => 'logical',
+		extra => [ '--locale=' . ($ENV{SR_LOCALE} // 'C.UTF-8'), '--encoding=UTF8' ]);
 	$node->append_conf('postgresql.conf', qq{
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
-output_plugin_libraries = 'pgoutput, test_decoding, wal2json, shape_router'
 log_min_messages = info
 });
+	$node->append_conf('postgresql.conf',
+		"output_plugin_libraries = 'pgoutput, test_decoding, wal2json, shape_router'\n")
+	  if _has_plugin_list();
 	$node->append_conf('postgresql.conf', $extra_conf) if defined $extra_conf;
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION shape_router');
