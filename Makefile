@@ -4,6 +4,8 @@ MODULE_big = shape_router
 OBJS = \
 	src/shape_router.o \
 	src/catalog.o \
+	src/restore.o \
+	src/subxact.o \
 	src/concurrent.o \
 	src/validate.o \
 	src/compile.o \
@@ -29,7 +31,7 @@ OBJS = \
 	src/jsonout.o \
 	src/plugin.o
 
-DATA = sql/shape_router--0.1.sql
+DATA = sql/shape_router--0.1.sql sql/shape_router--0.1--0.2.sql
 PGFILEDESC = "shape_router - route logical decoding changes to shapes"
 
 REGRESS = registration refusals privileges matching_types null_semantics predindex access_paths decoding_records decoding_options decoding_shapes decoding_ddl decoding_churn decoding_errors decoding_catalog decoding_default concurrent

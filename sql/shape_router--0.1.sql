@@ -9,8 +9,6 @@
 CREATE TABLE shape_router.shapes (
 	shape_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	relid oid NOT NULL,
-	-- registered by add_shape_concurrently(), which has not finished yet
-	pending boolean NOT NULL DEFAULT false,
 	where_clause text,
 	qual pg_node_tree,
 	columns int2[],
@@ -19,9 +17,6 @@ CREATE TABLE shape_router.shapes (
 ) WITH (user_catalog_table = true);
 
 CREATE INDEX shapes_relid_idx ON shape_router.shapes (relid);
--- not partial: the catalog tuple routines that write the catalog keep
--- every index of a row, predicate or not (deduplication keeps it small)
-CREATE INDEX shapes_pending_idx ON shape_router.shapes (pending);
 
 REVOKE ALL ON shape_router.shapes FROM PUBLIC;
 GRANT SELECT ON shape_router.shapes TO PUBLIC;
@@ -43,22 +38,6 @@ CREATE FUNCTION shape_router.remove_shape(shape_id bigint)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'remove_shape'
 LANGUAGE C VOLATILE STRICT;
-
-CREATE FUNCTION shape_router.resync_shapes(shape_ids bigint[] DEFAULT NULL)
-RETURNS int
-AS 'MODULE_PATHNAME', 'resync_shapes'
-LANGUAGE C VOLATILE;
-
--- Adds a shape without blocking writers (docs/concurrent.md): registers it,
--- waits for the transactions that could not see the registration, finds its
--- initial members, and waits again, committing in between.  Not inside a
--- transaction block.
-CREATE PROCEDURE shape_router.add_shape_concurrently(rel regclass,
-													 where_clause text DEFAULT NULL,
-													 columns text[] DEFAULT NULL,
-													 INOUT shape_id bigint DEFAULT NULL)
-AS 'MODULE_PATHNAME', 'add_shape_concurrently'
-LANGUAGE C;
 
 CREATE FUNCTION shape_router.matching_shapes(rel regclass, "row" jsonb)
 RETURNS bigint[]

@@ -35,6 +35,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -57,7 +58,13 @@ typedef struct ShapeWriter
 	bool		table_select;	/* caller has SELECT on the whole table */
 	bool		members;		/* send each shape's initial members */
 	bool		pending;		/* add_shape_concurrently(): register only */
+	int64		restored_id;	/* restore: the shape's id, owner and time */
+	Oid			restored_owner;
+	TimestampTz restored_at;
 } ShapeWriter;
+
+static void OpenWriterRel(ShapeWriter *w, Oid relid, bool concurrently,
+						  bool restoring);
 
 static Oid
 CatalogObject(const char *name, bool missing_ok)
@@ -80,20 +87,20 @@ SrShapesRelid(bool missing_ok)
 }
 
 /*
- * SrShapesHead() reads shape_id, relid and pending in place, which is right
- * only if they are the first three columns, bigint, oid and bool, NOT NULL
- * and not dropped: checked once per stream start against the catalog's descriptor (a
- * superuser's ALTER TABLE could change it).
+ * SrShapesHead() reads shape_id and relid in place, which is right only if
+ * they are the first two columns, bigint and oid, NOT NULL and not dropped;
+ * pending, since 0.2, is the last column (where ALTER EXTENSION UPDATE from
+ * 0.1 adds it).  Checked once per stream start against the catalog's
+ * descriptor (a superuser's ALTER TABLE could change it).
  */
 void
 SrCheckShapesDesc(TupleDesc desc)
 {
-	static const Oid types[] = {INT8OID, OIDOID, BOOLOID};
+	static const Oid types[] = {INT8OID, OIDOID};
+	Form_pg_attribute att;
 
 	for (int i = 0; i < lengthof(types); i++)
 	{
-		Form_pg_attribute att;
-
 		if (i >= desc->natts ||
 			(att = TupleDescAttr(desc, i))->attisdropped ||
 			att->atttypid != types[i] || !att->attnotnull)
@@ -101,16 +108,47 @@ SrCheckShapesDesc(TupleDesc desc)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("catalog %s.%s has been altered", SR_SCHEMA,
 							SR_SHAPES_TABLE),
-					 errdetail("Its first three columns must be shape_id bigint NOT NULL, relid oid NOT NULL and pending boolean NOT NULL."),
+					 errdetail("Its first two columns must be shape_id bigint NOT NULL and relid oid NOT NULL."),
 					 errhint("Recreate the extension with DROP EXTENSION shape_router and CREATE EXTENSION shape_router.")));
 	}
+	if (desc->natts >= Anum_shapes_pending &&
+		((att = TupleDescAttr(desc, Anum_shapes_pending - 1))->attisdropped ||
+		 att->atttypid != BOOLOID || !att->attnotnull))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("catalog %s.%s has been altered", SR_SCHEMA,
+						SR_SHAPES_TABLE),
+				 errdetail("Its column %d must be pending boolean NOT NULL.",
+						   Anum_shapes_pending),
+				 errhint("Recreate the extension with DROP EXTENSION shape_router and CREATE EXTENSION shape_router.")));
 }
 
-/* in place, like shape_id and relid (SrCheckShapesDesc) */
+/* false in a 0.1 catalog, which has no such column (nor pending shapes) */
 bool
-SrShapePending(HeapTuple tup)
+SrShapePending(HeapTuple tup, TupleDesc desc)
 {
-	return SrShapesHead(tup)->pending;
+	bool		isnull;
+
+	if (desc->natts < Anum_shapes_pending)
+		return false;
+	return DatumGetBool(heap_getattr(tup, Anum_shapes_pending, desc, &isnull)) &&
+		!isnull;
+}
+
+/*
+ * A shape's WHERE clause with today's names, deparsed from its qual: the
+ * where_clause column keeps the text as it was added, and a column renamed
+ * since would make it name another column or none.  NULL = every row.
+ */
+char *
+SrQualClause(const char *qual, Relation rel)
+{
+	if (qual == NULL)
+		return NULL;
+	return deparse_expression(stringToNode(qual),
+							  deparse_context_for(RelationGetRelationName(rel),
+												  RelationGetRelid(rel)),
+							  false, false);
 }
 
 /* Decode one catalog row; pointers point into tup or palloc'd memory. */
@@ -129,7 +167,9 @@ SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def)
 		TextDatumGetCString(values[Anum_shapes_qual - 1]);
 	def->owner = nulls[Anum_shapes_owner - 1] ? InvalidOid :
 		DatumGetObjectId(values[Anum_shapes_owner - 1]);
-	def->pending = SrShapePending(tup);
+	def->pending = desc->natts >= Anum_shapes_pending &&
+		!nulls[Anum_shapes_pending - 1] &&
+		DatumGetBool(values[Anum_shapes_pending - 1]);
 	if (nulls[Anum_shapes_columns - 1])
 	{
 		def->ncolumns = -1;
@@ -293,7 +333,7 @@ CheckReplicaIdentity(Relation rel)
  * without row level security.
  */
 static void
-CheckTable(Relation rel)
+CheckTable(Relation rel, bool identity)
 {
 	const char *relname = RelationGetRelationName(rel);
 	Oid			relid = RelationGetRelid(rel);
@@ -333,7 +373,8 @@ CheckTable(Relation rel)
 				 errmsg("cannot add a shape on table \"%s\"", relname),
 				 errdetail("Row level security applies to the current user on this table, and a shape would route rows its policies hide."),
 				 errhint("Add the shape as a role that bypasses row level security, or disable row level security on the table.")));
-	CheckReplicaIdentity(rel);
+	if (identity)
+		CheckReplicaIdentity(rel);
 }
 
 /* Columns named in add_shape()'s columns argument, ascending, no repeats */
@@ -406,19 +447,31 @@ CheckColumnPrivileges(ShapeWriter *w, Bitmapset *attnums)
 static void
 OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo, bool concurrently)
 {
-	Oid			relid;
-
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the table of a shape must not be null")));
-	relid = PG_GETARG_OID(0);
+	OpenWriterRel(w, PG_GETARG_OID(0), concurrently, false);
+}
+
+/*
+ * restoring: pg_restore loads the dumped shapes before the post-data
+ * section gives the tables their primary keys, so the replica identity is
+ * not checked (a table that never gets one is what a table whose key was
+ * dropped is to its shapes) and no members are sent: streams created
+ * after a restore learn them from resync_shapes(), as for any shape older
+ * than the slot.
+ */
+static void
+OpenWriterRel(ShapeWriter *w, Oid relid, bool concurrently, bool restoring)
+{
+	memset(w, 0, sizeof(ShapeWriter));
 	w->rel = try_relation_open(relid, AccessShareLock);
 	if (w->rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	CheckTable(w->rel);
+	CheckTable(w->rel, !restoring);
 	w->shapes = table_open(SrShapesRelid(false), RowExclusiveLock);
 	w->seqoid = getIdentitySequence(RelationGetRelid(w->shapes),
 									Anum_shapes_shape_id, false);
@@ -430,7 +483,7 @@ OpenWriter(ShapeWriter *w, FunctionCallInfo fcinfo, bool concurrently)
 	 * Without the old row in the WAL, streams learn a new shape's rows from
 	 * its initial members; writers wait from before the search to commit.
 	 */
-	w->members = SrMembersNeeded(w->rel);
+	w->members = SrMembersNeeded(w->rel) && !restoring;
 	w->pending = w->members && concurrently;
 	if (w->pending)
 		w->members = false;
@@ -481,7 +534,7 @@ AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
 	CheckColumnPrivileges(w, needed);
 
 	memset(nulls, false, sizeof(nulls));
-	shape_id = nextval_internal(w->seqoid, false);
+	shape_id = w->restored_id ? w->restored_id : nextval_internal(w->seqoid, false);
 	values[Anum_shapes_shape_id - 1] = Int64GetDatum(shape_id);
 	values[Anum_shapes_relid - 1] = ObjectIdGetDatum(RelationGetRelid(w->rel));
 	if (c.qual != NULL)
@@ -503,9 +556,11 @@ AddOneShape(ShapeWriter *w, const char *clause, ArrayType *columns)
 	}
 	else
 		nulls[Anum_shapes_columns - 1] = true;
-	values[Anum_shapes_owner - 1] = ObjectIdGetDatum(GetUserId());
+	values[Anum_shapes_owner - 1] =
+		ObjectIdGetDatum(w->restored_id ? w->restored_owner : GetUserId());
 	values[Anum_shapes_created_at - 1] =
-		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		TimestampTzGetDatum(w->restored_id ? w->restored_at :
+							GetCurrentTransactionStartTimestamp());
 	values[Anum_shapes_pending - 1] = BoolGetDatum(w->pending);
 
 	tup = heap_form_tuple(RelationGetDescr(w->shapes), values, nulls);
@@ -536,6 +591,24 @@ AddShapeOfArgs(FunctionCallInfo fcinfo, bool concurrently, bool *pending)
 	*pending = w.pending;
 	CloseWriter(&w);
 	return shape_id;
+}
+
+/*
+ * A shape as pg_dump wrote it (restore.c): the checks and initial members
+ * of add_shape(), under the shape's own id, owner and creation time.
+ */
+void
+SrRestoreShape(Oid relid, int64 shape_id, const char *where_clause,
+			   ArrayType *columns, Oid owner, TimestampTz created_at)
+{
+	ShapeWriter w;
+
+	OpenWriterRel(&w, relid, false, true);
+	w.restored_id = shape_id;
+	w.restored_owner = owner;
+	w.restored_at = created_at;
+	AddOneShape(&w, where_clause, columns);
+	CloseWriter(&w);
 }
 
 PG_FUNCTION_INFO_V1(add_shape);
@@ -570,8 +643,6 @@ SrActivateShape(int64 shape_id, Oid *relid)
 	HeapTuple	newtup;
 	SrShapeDef	def;
 	Relation	rel;
-	bool		isnull;
-	Datum		d;
 	char	   *clause;
 
 	if (!HeapTupleIsValid(tup))
@@ -582,16 +653,14 @@ SrActivateShape(int64 shape_id, Oid *relid)
 	}
 	SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
 	*relid = def.relid;
-	d = heap_getattr(tup, Anum_shapes_where_clause, RelationGetDescr(shapes),
-					 &isnull);
-	clause = isnull ? NULL : TextDatumGetCString(d);
 	rel = try_relation_open(def.relid, AccessShareLock);
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the table of shape " INT64_FORMAT " was dropped while the shape was being added",
 						shape_id)));
-	CheckTable(rel);
+	CheckTable(rel, true);
+	clause = SrQualClause(def.qual, rel);
 
 	values[Anum_shapes_pending - 1] = BoolGetDatum(false);
 	replace[Anum_shapes_pending - 1] = true;
@@ -621,7 +690,7 @@ SrDeleteShape(int64 shape_id, bool only_pending)
 	SysScanDesc scan;
 	HeapTuple	tup = LookupShape(shapes, shape_id, &scan);
 	bool		found = HeapTupleIsValid(tup) &&
-		(!only_pending || SrShapePending(tup));
+		(!only_pending || SrShapePending(tup, RelationGetDescr(shapes)));
 
 	if (found)
 	{
@@ -646,13 +715,19 @@ SrPendingShapes(int *n)
 	int64	   *ids = palloc(sizeof(int64) * cap);
 
 	*n = 0;
+	/* a 0.1 catalog (before ALTER EXTENSION UPDATE) has none */
+	if (RelationGetDescr(shapes)->natts < Anum_shapes_pending)
+	{
+		table_close(shapes, AccessShareLock);
+		return ids;
+	}
 	ScanKeyInit(&key, Anum_shapes_pending, BTEqualStrategyNumber, F_BOOLEQ,
 				BoolGetDatum(true));
 	scan = systable_beginscan(shapes, CatalogObject(SR_SHAPES_PENDING_IDX, false),
 							  true, NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		if (!SrShapePending(tup))
+		if (!SrShapePending(tup, RelationGetDescr(shapes)))
 			continue;
 		if (*n >= cap)
 		{
@@ -758,7 +833,7 @@ typedef struct ResyncItem
 	Oid			relid;
 	int64		shape_id;
 	Oid			owner;
-	char	   *where_clause;	/* NULL = every row */
+	char	   *qual;			/* nodeToString form; NULL = every row */
 	bool		pending;		/* add_shape_concurrently() sends them */
 } ResyncItem;
 
@@ -833,9 +908,9 @@ ResyncItems(ArrayType *arr, int *nitems)
 		it->shape_id = head->shape_id;
 		d = heap_getattr(tup, Anum_shapes_owner, desc, &isnull);
 		it->owner = isnull ? InvalidOid : DatumGetObjectId(d);
-		d = heap_getattr(tup, Anum_shapes_where_clause, desc, &isnull);
-		it->where_clause = isnull ? NULL : TextDatumGetCString(d);
-		it->pending = SrShapePending(tup);
+		d = heap_getattr(tup, Anum_shapes_qual, desc, &isnull);
+		it->qual = isnull ? NULL : TextDatumGetCString(d);
+		it->pending = SrShapePending(tup, desc);
 	}
 	systable_endscan(scan);
 	table_close(shapes, AccessShareLock);
@@ -911,7 +986,7 @@ resync_shapes(PG_FUNCTION_ARGS)
 		}
 		if (it->pending)
 			continue;
-		SrMembersSend(rel, catalog, it->shape_id, it->where_clause,
+		SrMembersSend(rel, catalog, it->shape_id, SrQualClause(it->qual, rel),
 					  SR_MEMBERS_RESYNC);
 		count++;
 	}

@@ -15,7 +15,9 @@
 #include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "nodes/nodes.h"
+#include "utils/array.h"
 #include "utils/relcache.h"
+#include "utils/timestamp.h"
 #include "utils/snapshot.h"
 
 #define SR_SHAPES_TABLE		"shapes"
@@ -23,12 +25,12 @@
 /* Columns of shape_router.shapes */
 #define Anum_shapes_shape_id		1
 #define Anum_shapes_relid			2
-#define Anum_shapes_pending			3
-#define Anum_shapes_where_clause	4
-#define Anum_shapes_qual			5
-#define Anum_shapes_columns			6
-#define Anum_shapes_owner			7
-#define Anum_shapes_created_at		8
+#define Anum_shapes_where_clause	3
+#define Anum_shapes_qual			4
+#define Anum_shapes_columns			5
+#define Anum_shapes_owner			6
+#define Anum_shapes_created_at		7
+#define Anum_shapes_pending			8	/* since 0.2: absent in a 0.1 catalog */
 #define Natts_shapes				8
 
 /*
@@ -39,7 +41,6 @@ typedef struct FormData_sr_shapes_head
 {
 	int64		shape_id;
 	Oid			relid;
-	bool		pending;
 } FormData_sr_shapes_head;
 
 typedef FormData_sr_shapes_head *Form_sr_shapes_head;
@@ -67,7 +68,8 @@ typedef bool (*SrShapeIdFilter) (int64 shape_id, void *arg);
 extern Oid	SrShapesRelid(bool missing_ok);
 extern Bitmapset *SrKeyColumns(Relation rel);
 extern void SrShapeDefFromTuple(HeapTuple tup, TupleDesc desc, SrShapeDef *def);
-extern bool SrShapePending(HeapTuple tup);
+extern bool SrShapePending(HeapTuple tup, TupleDesc desc);
+extern char *SrQualClause(const char *qual, Relation rel);
 extern void SrCatalogForEachShape(Oid relid, Snapshot snapshot,
 								  SrShapeIdFilter filter,
 								  SrShapeCallback callback, void *arg);
@@ -78,5 +80,9 @@ extern int64 SrAddShapeConcurrently(FunctionCallInfo fcinfo, bool *pending);
 extern bool SrActivateShape(int64 shape_id, Oid *relid);
 extern bool SrDeleteShape(int64 shape_id, bool only_pending);
 extern int64 *SrPendingShapes(int *n);
+
+/* pg_restore of a dumped shape (restore.c) */
+extern void SrRestoreShape(Oid relid, int64 shape_id, const char *where_clause,
+						   ArrayType *columns, Oid owner, TimestampTz created_at);
 
 #endif							/* SR_CATALOG_H */

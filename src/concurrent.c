@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "subxact.h"
 
 #define SR_CLEANUP_EVERY_MS 1000
 
@@ -120,43 +121,39 @@ WaitForWriters(Oid relid)
  * and that committed before the error is raised again: nothing is left
  * half-done for the next session to find.
  */
+typedef struct StepArgs
+{
+	Step		step;
+	int64		shape_id;
+	Oid		   *relid;
+} StepArgs;
+
+static void
+DoStep(void *arg)
+{
+	StepArgs   *a = arg;
+
+	if (a->step == STEP_WAIT)
+		WaitForWriters(*a->relid);
+	else if (!SrActivateShape(a->shape_id, a->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("shape " INT64_FORMAT " was removed while it was being added",
+						a->shape_id)));
+}
+
 static void
 RunStep(Step step, int64 shape_id, Oid *relid)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	StepArgs	args = {step, shape_id, relid};
+	ErrorData  *edata = SrRunInSubxact(DoStep, &args);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (edata)
 	{
-		if (step == STEP_WAIT)
-			WaitForWriters(*relid);
-		else if (!SrActivateShape(shape_id, relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("shape " INT64_FORMAT " was removed while it was being added",
-							shape_id)));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
 		SrDeleteShape(shape_id, false);
 		SPI_commit();
 		ReThrowError(edata);
 	}
-	PG_END_TRY();
 }
 
 static Datum

@@ -436,7 +436,8 @@ LeavingFromChanges(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
 				if (c->action == REORDER_BUFFER_CHANGE_INSERT)
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_UPDATE &&
-					!SrShapePending(&c->data.tp.newtuple->tuple) &&
+					!SrShapePending(&c->data.tp.newtuple->tuple,
+									RelationGetDescr(shapes)) &&
 					IsActivation(st, &c->data.tp.newtuple->tuple, shapes))
 					break;
 				if (c->action == REORDER_BUFFER_CHANGE_UPDATE ||
@@ -487,7 +488,7 @@ LeavingFromCatalog(SrShapeState *st, ReorderBufferTXN *txn, Relation shapes,
 		if (!DeletedBy(tup, txn))
 			continue;
 		/* updated, not deleted: add_shape_concurrently()'s last step */
-		if (SrShapePending(tup) &&
+		if (SrShapePending(tup, RelationGetDescr(shapes)) &&
 			!ItemPointerEquals(&tup->t_self, &tup->t_data->t_ctid) &&
 			IsActivation(st, tup, shapes))
 			continue;
@@ -789,7 +790,7 @@ LoadShapes(SrShapeState *st)
 		entry->relid = head->relid;
 		entry->invalid = bsearch(&shape_id, logged, nlogged, sizeof(int64),
 								 SrCompareInt64) != NULL;
-		entry->pending = SrShapePending(tup);
+		entry->pending = SrShapePending(tup, RelationGetDescr(shapes));
 		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
 		rs->npending += entry->pending;
@@ -1146,7 +1147,7 @@ Activates(SrShapeState *st, ReorderBufferTupleBuf *oldt, HeapTuple newtup,
 	int64	   *id;
 
 	if ((oldt && ShapeIdOf(&oldt->tuple, desc) != shape_id) ||
-		SrShapePending(newtup))
+		SrShapePending(newtup, desc))
 		return false;
 	entry = shapemap_lookup(st->shapes, shape_id);
 	if (entry == NULL)
