@@ -33,9 +33,11 @@ libxxhash-dev libroaring-dev libipc-run-perl python3 python3-psycopg2"
 SR_PLUGINS="pgoutput, test_decoding, wal2json, shape_router"
 SR_GUCS=(-o wal_level=logical -o max_replication_slots=20 -o max_wal_senders=20)
 
-# sr_has_guc NAME: whether the installed PostgreSQL 15 server has the setting
+# sr_has_guc NAME: whether the installed PostgreSQL 15 server has the setting.
+# grep reads to the end (no -q): under pipefail, a grep that quits at its
+# match can kill the writers with SIGPIPE and fail the pipeline.
 sr_has_guc() {
-	/usr/lib/postgresql/15/bin/postgres --describe-config 2>/dev/null | cut -f1 | grep -qx "$1"
+	/usr/lib/postgresql/15/bin/postgres --describe-config 2>/dev/null | cut -f1 | grep -x "$1" >/dev/null
 }
 
 as_root() {
@@ -45,7 +47,7 @@ as_root() {
 sr_install_packages() {
 	local missing=()
 	for p in $SR_PACKAGES; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing Debian packages: ${missing[*]}"

@@ -44,6 +44,8 @@ sr_virtualenv /usr/bin/python3 test/diff/concurrent_diff.py --identity full ${SR
 
 echo "== replication client: stream, acknowledge, resume"
 sr_virtualenv /usr/bin/python3 test/client/test_consumer.py
+echo "== a second replication client: Node.js (pg-logical-replication) streams, acknowledges, resumes across a server restart"
+sr_virtualenv bash test/client/node_client.sh
 
 echo "== add_shape_concurrently() calls side by side remove nothing of each other's"
 sr_virtualenv /usr/bin/python3 test/client/concurrent_calls.py
