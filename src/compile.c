@@ -354,6 +354,70 @@ SrProgramFlatten(const SrProgram *prog, const SrIndexKey *keys, int nkeys,
 	return np;
 }
 
+/*
+ * A flat chunk (SrProgramFlatten) copied from address old to prog, with
+ * keys, already at their place in it: every pointer the chunk holds points
+ * into it, so each moves by the same distance.  The shape cache (shapecache.c) loads chunks saved by another
+ * process this way.
+ */
+#define SR_MOVED(p, delta) ((void *) ((char *) (p) + (delta)))
+
+void
+SrProgramRelocate(SrProgram *prog, SrIndexKey *keys, int nkeys,
+				  const void *old)
+{
+	ptrdiff_t	delta = (char *) prog - (const char *) old;
+
+	if (prog->attnums)
+		prog->attnums = SR_MOVED(prog->attnums, delta);
+	for (int i = 0; i < prog->nsteps; i++)
+	{
+		SrStep	   *step = &prog->steps[i];
+		SrValueSet *set;
+
+		if (step->opcode == SR_OP_TEXT_EQ)
+			step->aux = SR_MOVED(step->aux, delta);
+		if (step->opcode != SR_OP_IN_SET)
+			continue;
+		set = step->aux = SR_MOVED(step->aux, delta);
+		if (set->mask)
+			set->slots = SR_MOVED(set->slots, delta);
+		if (!set->is_text)
+		{
+			set->ints = SR_MOVED(set->ints, delta);
+			continue;
+		}
+		set->strs = SR_MOVED(set->strs, delta);
+		set->lens = SR_MOVED(set->lens, delta);
+		for (int j = 0; j < set->nvalues; j++)
+			set->strs[j] = SR_MOVED(set->strs[j], delta);
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		SrIndexKey *k = &keys[i];
+
+		switch ((SrKeyKind) k->kind)
+		{
+			case SR_KEY_PREFIX:
+			case SR_KEY_EQ:
+			case SR_KEY_ELEM:
+			case SR_KEY_INFIX:
+				k->hashes = SR_MOVED(k->hashes, delta);
+				break;
+			case SR_KEY_RANGE:
+				if (k->boundbyval)
+					break;
+				if (k->has_lower)
+					k->lower = PointerGetDatum(SR_MOVED(DatumGetPointer(k->lower), delta));
+				if (k->has_upper)
+					k->upper = PointerGetDatum(SR_MOVED(DatumGetPointer(k->upper), delta));
+				break;
+			default:
+				break;
+		}
+	}
+}
+
 static SrStep *
 EmitStep(CompileState *cs, SrOpcode opcode)
 {

@@ -122,6 +122,8 @@ extern Size SrProgramFlatSize(const SrProgram *prog,
 extern SrProgram *SrProgramFlatten(const SrProgram *prog,
 								   const SrIndexKey *keys, int nkeys,
 								   void *dest, SrIndexKey **keys_out);
+extern void SrProgramRelocate(SrProgram *prog, SrIndexKey *keys, int nkeys,
+							  const void *old);
 extern bool SrValueSetContains(const SrValueSet *set, int64 ival,
 							   const char *str, int len);
 extern void SrExplainProgram(const SrProgram *prog, TupleDesc desc,

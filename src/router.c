@@ -363,22 +363,22 @@ SrRouterExplainAccess(SrTableRouter *router, SrShape *shape, StringInfo buf)
 }
 
 /*
- * Compile and add one shape.  A shape whose qual no longer fits the table
- * is kept, marked invalid with the reason, so that callers can report it.
+ * A new, zeroed SrShape in the array for shape_id, with its columns (in
+ * router->cxt, which is current)
  */
-SrShape *
-SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
+static SrShape *
+NewShape(SrTableRouter *router, int64 shape_id, const AttrNumber *columns,
+		 int ncolumns)
 {
-	MemoryContext old = MemoryContextSwitchTo(router->cxt);
 	SrShape    *shape;
-	int			i = router->bulk ? 0 : LowerBound(router, def->shape_id);
+	int			i = router->bulk ? 0 : LowerBound(router, shape_id);
 
 	if (router->bulk)
 		i = router->nshapes;
-	else if (i < router->nshapes && router->shapes[i].shape_id == def->shape_id)
+	else if (i < router->nshapes && router->shapes[i].shape_id == shape_id)
 	{
 		if (!router->shapes[i].removed)
-			elog(ERROR, "shape " INT64_FORMAT " is already loaded", def->shape_id);
+			elog(ERROR, "shape " INT64_FORMAT " is already loaded", shape_id);
 		/* the id's tombstone takes it back */
 		router->nremoved--;
 		router->nshapes--;
@@ -397,13 +397,52 @@ SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
 	router->nshapes++;
 	shape = &router->shapes[i];
 	memset(shape, 0, sizeof(SrShape));
-	shape->shape_id = def->shape_id;
-	shape->ncolumns = def->ncolumns;
-	if (def->ncolumns > 0)
+	shape->shape_id = shape_id;
+	shape->ncolumns = ncolumns;
+	if (ncolumns > 0)
 	{
-		shape->columns = palloc(sizeof(AttrNumber) * def->ncolumns);
-		memcpy(shape->columns, def->columns, sizeof(AttrNumber) * def->ncolumns);
+		shape->columns = palloc(sizeof(AttrNumber) * ncolumns);
+		memcpy(shape->columns, columns, sizeof(AttrNumber) * ncolumns);
 	}
+	return shape;
+}
+
+/*
+ * A shape compiled by an earlier stream (shapecache.c): its flat chunk,
+ * saved from address old, with its keys at byte keyoff.
+ */
+SrShape *
+SrRouterAddFlatShape(SrTableRouter *router, int64 shape_id,
+					 const AttrNumber *columns, int ncolumns,
+					 const void *chunk, Size size, Size keyoff, int nkeys,
+					 const void *old)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(router->cxt);
+	SrShape    *shape = NewShape(router, shape_id, columns, ncolumns);
+	char	   *p = ArenaAlloc(router, size);
+
+	memcpy(p, chunk, size);
+	shape->prog = (SrProgram *) p;
+	shape->keys = nkeys > 0 ? (SrIndexKey *) (p + keyoff) : NULL;
+	shape->nkeys = nkeys;
+	SrProgramRelocate(shape->prog, shape->keys, nkeys, old);
+	if (!router->bulk)
+		IndexShape(router, shape);
+	MemoryContextSwitchTo(oldcxt);
+	return shape;
+}
+
+/*
+ * Compile and add one shape.  A shape whose qual no longer fits the table
+ * is kept, marked invalid with the reason, so that callers can report it.
+ */
+SrShape *
+SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def)
+{
+	MemoryContext old = MemoryContextSwitchTo(router->cxt);
+	SrShape    *shape = NewShape(router, def->shape_id, def->columns,
+								 def->ncolumns);
+
 	/*
 	 * Compile in a scratch context and keep one flat chunk; only programs
 	 * that need the qual tree are compiled again where they stay.

@@ -35,6 +35,10 @@ extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 									 int expected, MemoryContext parent);
 extern void SrRouterDestroy(SrTableRouter *router);
 extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
+extern SrShape *SrRouterAddFlatShape(SrTableRouter *router, int64 shape_id,
+									 const AttrNumber *columns, int ncolumns,
+									 const void *chunk, Size size, Size keyoff,
+									 int nkeys, const void *old);
 extern void SrRouterBeginBulk(SrTableRouter *router);
 extern void SrRouterEndBulk(SrTableRouter *router);
 extern bool SrRouterRemoveShape(SrTableRouter *router, int64 shape_id);
