@@ -18,6 +18,8 @@ OBJS = \
 	src/slotdir.o \
 	src/invallog.o \
 	src/slotmemb.o \
+	src/slotstats.o \
+	src/statsfuncs.o \
 	src/shapestate.o \
 	src/streammemb.o \
 	src/membership/crc32c.o \
