@@ -13,6 +13,12 @@
  * are not worth two fsyncs a second, and a torn file fails its CRC and is
  * replaced by the next stream's first write.
  *
+ * A stream's last write is at its end: the plugin's shutdown, or, when the
+ * process exits without one (the client went away, pg_terminate_backend,
+ * a server shutdown), an exit callback.  That one writes the counters,
+ * always consistent, with the tables as gathered at the previous write,
+ * since the shape state may be half-updated by an error.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,6 +28,7 @@
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -52,8 +59,31 @@ struct SrSlotStats
 	char	   *tmppath;
 	TimestampTz last_write;
 	bool		write_failed;	/* reported once per stream */
+	MemoryContextCallback forget;	/* clears live_stats on deletion */
 	SrStatsFigures fig;
+	SrStatsTable *tables;		/* as of the last write, fig.ntables */
 };
+
+/* the stream's statistics, written at process exit if still there */
+static SrSlotStats *live_stats = NULL;
+static bool exit_registered = false;
+
+static void WriteFile(SrSlotStats *ss, SrShapeState *st, bool durable);
+
+static void
+ForgetStats(void *arg)
+{
+	if (live_stats == arg)
+		live_stats = NULL;
+}
+
+static void
+WriteAtExit(int code, Datum arg)
+{
+	if (live_stats)
+		WriteFile(live_stats, NULL, true);
+	live_stats = NULL;
+}
 
 static void
 FileName(const char *slot_name, char **dir, char **path)
@@ -100,6 +130,17 @@ SrSlotStatsCreate(MemoryContext cxt, const char *slot_name,
 	ss->fig.stream_started_at = GetCurrentTimestamp();
 	/* the first write waits a second, as every later one */
 	ss->last_write = ss->fig.stream_started_at;
+	ss->tables = MemoryContextAllocZero(cxt, sizeof(SrStatsTable));
+	if (ss->path)
+	{
+		ss->forget.func = ForgetStats;
+		ss->forget.arg = ss;
+		MemoryContextRegisterResetCallback(cxt, &ss->forget);
+		live_stats = ss;
+		if (!exit_registered)
+			before_shmem_exit(WriteAtExit, (Datum) 0);
+		exit_registered = true;
+	}
 	return ss;
 }
 
@@ -199,22 +240,28 @@ BodyCrc(const char *body, Size len)
 static void
 WriteFile(SrSlotStats *ss, SrShapeState *st, bool durable)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+	/* under ss->cxt: at exit, CurrentMemoryContext may be anything */
+	MemoryContext cxt = AllocSetContextCreate(ss->cxt,
 											  "shape_router statistics",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	SrStatsFigures *fig = &ss->fig;
-	SrStatsTable *tables;
-	int			ntables;
 	SrStatsHeader hdr = {0};
 	char	   *buf;
 	Size		bodylen;
 	int			fd;
 	bool		ok;
 
-	ntables = 0;
-	tables = st ? GatherTables(st, fig, &ntables) : NULL;
-	fig->ntables = Min(ntables, SR_STATS_MAX_TABLES);
+	if (st)
+	{
+		int			ntables;
+		SrStatsTable *tables = GatherTables(st, fig, &ntables);
+
+		fig->ntables = Min(ntables, SR_STATS_MAX_TABLES);
+		ss->tables = repalloc(ss->tables,
+							  sizeof(SrStatsTable) * Max(fig->ntables, 1));
+		memcpy(ss->tables, tables, sizeof(SrStatsTable) * fig->ntables);
+	}
 	fig->memory_bytes = MemoryContextMemAllocated(ss->measured, true);
 	fig->peak_memory_bytes = Max(fig->peak_memory_bytes, fig->memory_bytes);
 	fig->updated_at = GetCurrentTimestamp();
@@ -224,7 +271,7 @@ WriteFile(SrSlotStats *ss, SrShapeState *st, bool durable)
 	buf = palloc(sizeof(hdr) + bodylen);
 	memcpy(buf + sizeof(hdr), fig, sizeof(SrStatsFigures));
 	if (fig->ntables > 0)
-		memcpy(buf + sizeof(hdr) + sizeof(SrStatsFigures), tables,
+		memcpy(buf + sizeof(hdr) + sizeof(SrStatsFigures), ss->tables,
 			   sizeof(SrStatsTable) * fig->ntables);
 	hdr.magic = SR_STATS_MAGIC;
 	hdr.version = SR_STATS_VERSION;
@@ -272,6 +319,7 @@ SrSlotStatsShutdown(SrSlotStats *ss, SrShapeState *st)
 {
 	if (ss->path)
 		WriteFile(ss, st, true);
+	ForgetStats(ss);
 }
 
 /*
