@@ -20,6 +20,8 @@ OBJS = \
 	src/slotdir.o \
 	src/invallog.o \
 	src/slotmemb.o \
+	src/slotstats.o \
+	src/statsfuncs.o \
 	src/shapestate.o \
 	src/streammemb.o \
 	src/membership/crc32c.o \
@@ -34,7 +36,7 @@ OBJS = \
 DATA = sql/shape_router--0.1.sql sql/shape_router--0.1--0.2.sql
 PGFILEDESC = "shape_router - route logical decoding changes to shapes"
 
-REGRESS = registration refusals privileges matching_types null_semantics predindex access_paths decoding_records decoding_options decoding_shapes decoding_ddl decoding_churn decoding_errors decoding_catalog decoding_default concurrent
+REGRESS = registration refusals privileges matching_types null_semantics predindex access_paths decoding_records decoding_options decoding_shapes decoding_ddl decoding_churn decoding_errors decoding_catalog decoding_default concurrent monitoring
 REGRESS_OPTS = --inputdir=. --outputdir=.
 ISOLATION = add_shape_writers add_shapes_writers resync_writers first_rows add_shape_snapshot concurrent_add
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso

@@ -94,3 +94,45 @@ CREATE TRIGGER shapes_dump_restore
 SELECT pg_catalog.pg_extension_config_dump('shape_router.shapes_dump',
 	'WHERE error IS NOT NULL UNION ALL SELECT * FROM shape_router.shapes_for_dump()');
 SELECT pg_catalog.pg_extension_config_dump('shape_router.shapes_shape_id_seq', '');
+
+-- monitoring (slot_stats)
+-- A slot's statistics, from the file its streams write into the slot's
+-- directory (docs/monitoring.md).  Like pg_stat_replication, for pg_monitor.
+CREATE FUNCTION shape_router.slot_stats(slot_name name,
+	OUT changes_decoded bigint, OUT changes_routed bigint,
+	OUT changes_skipped bigint, OUT changes_no_shapes bigint,
+	OUT records_written bigint, OUT transactions bigint,
+	OUT transactions_written bigint, OUT streams bigint,
+	OUT shapes bigint, OUT shapes_routing bigint, OUT shapes_unsynced bigint,
+	OUT shapes_pending bigint, OUT shapes_invalidated bigint,
+	OUT membership_keys bigint, OUT membership_bytes bigint, OUT tables bigint,
+	OUT last_start_ms float8, OUT memory_bytes bigint,
+	OUT peak_memory_bytes bigint, OUT stream_started_at timestamptz,
+	OUT updated_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'slot_stats'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION shape_router.slot_path_stats(slot_name name,
+	OUT access_path text, OUT candidates bigint, OUT evaluations bigint,
+	OUT matches bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'slot_path_stats'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION shape_router.slot_table_stats(slot_name name,
+	OUT relid regclass, OUT shapes bigint, OUT shapes_routing bigint,
+	OUT shapes_unsynced bigint, OUT shapes_pending bigint,
+	OUT shapes_invalidated bigint, OUT membership_keys bigint,
+	OUT membership_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'slot_table_stats'
+LANGUAGE C VOLATILE STRICT;
+
+REVOKE ALL ON FUNCTION shape_router.slot_stats(name),
+	shape_router.slot_path_stats(name),
+	shape_router.slot_table_stats(name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shape_router.slot_stats(name),
+	shape_router.slot_path_stats(name),
+	shape_router.slot_table_stats(name) TO pg_monitor;
+-- end of monitoring (slot_stats)

@@ -26,11 +26,13 @@
 #include "utils/memutils.h"
 #include "miscadmin.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "jsonout.h"
 #include "memkey.h"
 #include "route.h"
 #include "shapestate.h"
+#include "slotstats.h"
 #include "sortutil.h"
 
 /* Changes between progress reports while nothing is written */
@@ -47,8 +49,13 @@ typedef struct SrPluginData
 	bool		include_lsn;
 	bool		include_xid;
 	bool		sent_begin;		/* B written for the current transaction */
+	bool		sent_change;	/* an I/U/D/T written for the current change */
+	bool		started;		/* a transaction was begun */
 	int			unreported;		/* changes since the last progress report */
+	uint32		unchecked;		/* changes since the clock was read */
 	SrRouteContext route;		/* what routing a change needs */
+	SrSlotStats *stats;
+	SrStreamCounters *counters; /* the stats' */
 } SrPluginData;
 
 extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
@@ -204,6 +211,13 @@ SrStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
 	}
 	data->state = SrStateCreate(data->context, &filter,
 								ctx->slot ? NameStr(ctx->slot->data.name) : NULL);
+	/* creating the slot decodes nothing: no statistics file yet */
+	data->stats = SrSlotStatsCreate(data->context,
+									ctx->slot && !is_init ?
+									NameStr(ctx->slot->data.name) : NULL,
+									data->context);
+	data->counters = SrSlotStatsCounters(data->stats);
+	SrStateSetCounters(data->state, &data->counters->paths);
 	data->econtext = CreateStandaloneExprContext();
 	data->route.state = data->state;
 	data->route.econtext = data->econtext;
@@ -218,6 +232,7 @@ SrShutdown(LogicalDecodingContext *ctx)
 	SrPluginData *data = ctx->output_plugin_private;
 
 	SrStateShutdown(data->state);
+	SrSlotStatsShutdown(data->stats, data->state);
 	FreeExprContext(data->econtext, false);
 	MemoryContextDelete(data->context);
 	MemoryContextDelete(data->change_cxt);
@@ -228,13 +243,30 @@ SrBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 {
 	SrPluginData *data = ctx->output_plugin_private;
 	MemoryContext old;
+	TimestampTz began = 0;
 
 	data->sent_begin = false;
+	/* the first transaction loads the shapes: the stream's start */
+	if (!data->started)
+		began = GetCurrentTimestamp();
 	/* what must outlive the call lives in the state's own contexts */
 	old = MemoryContextSwitchTo(data->change_cxt);
 	SrStateBeginTxn(data->state, txn, ctx->snapshot_builder);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->change_cxt);
+	if (!data->started)
+		SrSlotStatsStarted(data->stats, began);
+	data->started = true;
+}
+
+/* OutputPluginWrite, counted */
+static void
+WriteRecord(LogicalDecodingContext *ctx, bool last_write)
+{
+	SrPluginData *data = ctx->output_plugin_private;
+
+	OutputPluginWrite(ctx, last_write);
+	data->counters->records_written++;
 }
 
 static void
@@ -251,7 +283,7 @@ MaybeWriteBegin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	appendStringInfo(ctx->out, "{\"action\":\"B\",\"xid\":%u,\"lsn\":", txn->xid);
 	SrJsonAppendLsn(ctx->out, txn->final_lsn);
 	appendStringInfoChar(ctx->out, '}');
-	OutputPluginWrite(ctx, false);
+	WriteRecord(ctx, false);
 }
 
 static void
@@ -286,7 +318,7 @@ WriteEvents(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, List *events)
 			escape_json(out, ev->reason);
 		}
 		appendStringInfoChar(out, '}');
-		OutputPluginWrite(ctx, true);
+		WriteRecord(ctx, true);
 	}
 }
 
@@ -303,20 +335,25 @@ SrCommit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->change_cxt);
 
+	data->counters->transactions++;
 	if (!data->sent_begin)
 	{
 		/* Nothing written: still let the receiver confirm this far. */
 		OutputPluginUpdateProgress(ctx, true);
+		SrSlotStatsMaybeWrite(data->stats, data->state);
 		return;
 	}
+	data->counters->transactions_written++;
 	data->unreported = 0;
-	if (!data->include_transaction)
-		return;
-	OutputPluginPrepareWrite(ctx, true);
-	appendStringInfo(ctx->out, "{\"action\":\"C\",\"xid\":%u,\"lsn\":", txn->xid);
-	SrJsonAppendLsn(ctx->out, commit_lsn);
-	appendStringInfoChar(ctx->out, '}');
-	OutputPluginWrite(ctx, true);
+	if (data->include_transaction)
+	{
+		OutputPluginPrepareWrite(ctx, true);
+		appendStringInfo(ctx->out, "{\"action\":\"C\",\"xid\":%u,\"lsn\":", txn->xid);
+		SrJsonAppendLsn(ctx->out, commit_lsn);
+		appendStringInfoChar(ctx->out, '}');
+		WriteRecord(ctx, true);
+	}
+	SrSlotStatsMaybeWrite(data->stats, data->state);
 }
 
 static void
@@ -339,7 +376,7 @@ SrMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 /*
  * Long filtered transactions write nothing for a long time; report progress
- * so that the walsender keeps the connection alive.
+ * so that the walsender keeps the connection alive, and statistics.
  */
 static void
 CountChange(LogicalDecodingContext *ctx, SrPluginData *data)
@@ -348,6 +385,11 @@ CountChange(LogicalDecodingContext *ctx, SrPluginData *data)
 	{
 		OutputPluginUpdateProgress(ctx, false);
 		data->unreported = 0;
+	}
+	if (++data->unchecked >= SR_STATS_CHECK_EVERY)
+	{
+		SrSlotStatsMaybeWrite(data->stats, data->state);
+		data->unchecked = 0;
 	}
 }
 
@@ -367,7 +409,8 @@ EndChangeRecord(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	if (data->include_xid)
 		appendStringInfo(out, ",\"xid\":%u", txn->xid);
 	appendStringInfoChar(out, '}');
-	OutputPluginWrite(ctx, true);
+	WriteRecord(ctx, true);
+	data->sent_change = true;
 }
 
 /* Columns a record of this shape shows: its projection plus the key */
@@ -614,15 +657,23 @@ SrChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	List	   *events = NIL;
 	SrRelState *rs;
 
+	data->counters->changes_decoded++;
+	data->sent_change = false;
 	if (SrStateIsCatalog(data->state, relation))
+	{
+		data->counters->changes_no_shapes++;
 		SrStateCatalogChange(data->state, relation, change, &events);
+	}
 	else if ((rs = SrStateGetRel(data->state, relation, &events)) != NULL)
 	{
 		WriteEvents(ctx, txn, events);
 		events = NIL;
 		RouteChange(ctx, txn, relation, change, rs, &events);
 	}
+	else
+		data->counters->changes_no_shapes++;
 	WriteEvents(ctx, txn, events);
+	data->counters->changes_routed += data->sent_change;
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->change_cxt);
@@ -644,10 +695,14 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		int64	   *ids;
 		int			n;
 
+		data->counters->changes_decoded++;
 		rs = SrStateGetRel(data->state, relations[r], &events);
 		WriteEvents(ctx, txn, events);
 		if (rs == NULL)
+		{
+			data->counters->changes_no_shapes++;
 			continue;
+		}
 		ids = palloc(sizeof(int64) * Max(SrRouterShapeCount(SrRelRouter(rs)), 1));
 		n = 0;
 		for (int i = 0; i < SrRouterShapeCount(SrRelRouter(rs)); i++)
@@ -672,6 +727,7 @@ SrTruncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		appendStringInfo(out, "],\"schema\":%s,\"table\":%s",
 						 SrRelJson(rs)->schema, SrRelJson(rs)->table);
 		EndChangeRecord(ctx, txn, change);
+		data->counters->changes_routed++;
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->change_cxt);

@@ -19,6 +19,7 @@
 #include "eval.h"
 #include "predindex.h"
 #include "router.h"
+#include "slotstats.h"
 #include "sortutil.h"
 
 #define SR_ARENA_CLASSES	64		/* chunk sizes up to 64 * MAXIMUM_ALIGNOF */
@@ -46,7 +47,11 @@ struct SrTableRouter
 	int		   *work;			/* positions in shapes of the candidates */
 	int64	   *idbuf[5];		/* id lists: old, new, and three for callers */
 	int			workcap;
+	SrPathCounters *counters;	/* the stream's, or uncounted */
 };
+
+/* where routers outside a stream count (matching_shapes): never read */
+static SrPathCounters uncounted;
 
 static void ReserveWork(SrTableRouter *router, int n);
 static void MatchWork(SrTableRouter *router, int nwork,
@@ -77,6 +82,7 @@ SrRouterCreate(Oid relid, TupleDesc desc, int expected, MemoryContext parent)
 	router->shapes = palloc(sizeof(SrShape) * router->maxshapes);
 	router->index = SrPredIndexCreate();
 	router->cand.cxt = cxt;
+	router->counters = &uncounted;
 	ReserveWork(router, 16);
 	/* Reused for every change; they hold no tuple between changes. */
 	router->slots[0] = MakeSingleTupleTableSlot(router->desc, &TTSOpsHeapTuple);
@@ -85,6 +91,12 @@ SrRouterCreate(Oid relid, TupleDesc desc, int expected, MemoryContext parent)
 	router->slots[3] = MakeSingleTupleTableSlot(router->desc, &TTSOpsVirtual);
 	MemoryContextSwitchTo(old);
 	return router;
+}
+
+void
+SrRouterSetCounters(SrTableRouter *router, SrPathCounters *counters)
+{
+	router->counters = counters ? counters : &uncounted;
 }
 
 void
@@ -628,27 +640,36 @@ MatchFrom(SrTableRouter *router, TupleTableSlot *oldslot,
 		  int64 *newids, volatile int *nnew, int nwork, volatile int *pos)
 {
 	MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
+	SrPathCounters *pc = router->counters;
 
 	for (; *pos < nwork; (*pos)++)
 	{
 		SrShape    *shape = &router->shapes[router->work[*pos]];
+		SrPathKind	kind = SrPathKindOf(shape->keys, shape->nkeys, shape->path);
 		bool		was = false,
 					is;
 
 		if ((*pos & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
+		pc->candidates[kind]++;
 		if (shape->prog == NULL)
 			continue;
 		if (oldslot)
 		{
+			pc->evaluations[kind]++;
 			was = SrEvalProgram(shape->prog, oldslot, econtext) == SR_TRUE;
+			pc->matches[kind] += was;
 			if (was)
 				oldids[(*nold)++] = shape->shape_id;
 		}
 		if (oldslot && !bms_overlap(shape->prog->attnums, changed))
 			is = was;
 		else
+		{
+			pc->evaluations[kind]++;
 			is = SrEvalProgram(shape->prog, newslot, econtext) == SR_TRUE;
+			pc->matches[kind] += is;
+		}
 		if (is)
 			newids[(*nnew)++] = shape->shape_id;
 		MemoryContextReset(router->evalcxt);
@@ -915,8 +936,11 @@ SrRouterEvalUnknown(SrTableRouter *router, SrShape *shape,
 	PG_TRY();
 	{
 		MemoryContext old = MemoryContextSwitchTo(router->evalcxt);
+		SrPathKind	kind = SrPathKindOf(shape->keys, shape->nkeys, shape->path);
 
+		router->counters->evaluations[kind]++;
 		res = SrEvalProgramUnknown(shape->prog, slot, econtext, unknown);
+		router->counters->matches[kind] += (res == SR_TRUE);
 		MemoryContextSwitchTo(old);
 	}
 	PG_CATCH();

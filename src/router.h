@@ -33,6 +33,10 @@ typedef struct SrTableRouter SrTableRouter;
 
 extern SrTableRouter *SrRouterCreate(Oid relid, TupleDesc desc,
 									 int expected, MemoryContext parent);
+/* count candidates and evaluations there (NULL: nowhere), see slotstats.h */
+struct SrPathCounters;
+extern void SrRouterSetCounters(SrTableRouter *router,
+								struct SrPathCounters *counters);
 extern void SrRouterDestroy(SrTableRouter *router);
 extern SrShape *SrRouterAddShape(SrTableRouter *router, const SrShapeDef *def);
 extern SrShape *SrRouterAddFlatShape(SrTableRouter *router, int64 shape_id,

@@ -261,14 +261,16 @@ static void
 InvalidateShape(SrShapeState *st, SrRelState *rs, SrShape *shape,
 				ShapeEntry *entry, const char *reason, List **events)
 {
+	SrRelState *r = rs ? rs : hash_search(st->rels, &entry->relid,
+										  HASH_FIND, NULL);
+
 	if (entry->invalid)
 		return;
 	entry->invalid = true;
+	if (r)
+		r->ninvalid++;
 	if (events != NULL)
 	{
-		SrRelState *r = rs ? rs : hash_search(st->rels, &entry->relid,
-											  HASH_FIND, NULL);
-
 		SrInvalLogAdd(st->invallog, st->txn_lsn, st->shapes_relid,
 					  entry->shape_id);
 		if (r && r->memb)
@@ -687,6 +689,7 @@ TakeOutLeavingShapes(SrShapeState *st, ReorderBufferTXN *txn)
 		{
 			rs->nshapes--;
 			rs->npending -= entry->pending;
+			rs->ninvalid -= entry->invalid;
 			if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 				ComputeMaxAttno(rs);
 		}
@@ -794,6 +797,7 @@ LoadShapes(SrShapeState *st)
 		rs = SrStateRelEntry(st, entry->relid);
 		rs->nshapes++;
 		rs->npending += entry->pending;
+		rs->ninvalid += entry->invalid;
 		if (entry->invalid || rs->gone)
 			continue;
 		if (rs->router == NULL)
@@ -807,6 +811,7 @@ LoadShapes(SrShapeState *st)
 			}
 			rs->router = SrRouterCreate(rs->relid, RelationGetDescr(rs->loading),
 										0, st->cxt);
+			SrRouterSetCounters(rs->router, st->counters);
 			SrRouterBeginBulk(rs->router);
 		}
 
@@ -988,6 +993,7 @@ SrStateEnsureRouter(SrShapeState *st, SrRelState *rs, Relation rel, List **event
 		if (rs->router)
 			SrRouterDestroy(rs->router);
 		rs->router = SrRouterCreate(rs->relid, desc, rs->nshapes, st->cxt);
+		SrRouterSetCounters(rs->router, st->counters);
 		SrCatalogForEachShape(rs->relid, st->snapshot, BuildShapeFilter,
 							  BuildShapeCallback, &bc);
 		/* the catalog's order is its rows' places on disk: by id instead */
@@ -1094,6 +1100,7 @@ RemoveShape(SrShapeState *st, int64 shape_id, List **events)
 			SrTableMembDropShape(tm, SrMembTombstone(shape_id));
 		rs->nshapes--;
 		rs->npending -= pending;
+		rs->ninvalid -= entry->invalid;
 		rs->unsynced_known = false;
 		if (rs->router && SrRouterRemoveShape(rs->router, shape_id))
 			ComputeMaxAttno(rs);
@@ -1290,6 +1297,12 @@ SrStateCommitTxn(SrShapeState *st, List **events)
 	/* what the transaction invalidated, in one write */
 	SrInvalLogFlush(st->invallog);
 	SrSlotMembCommit(st->memb, st->txn_lsn);
+}
+
+void
+SrStateSetCounters(SrShapeState *st, struct SrPathCounters *counters)
+{
+	st->counters = counters;
 }
 
 void

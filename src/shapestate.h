@@ -107,6 +107,10 @@ extern void SrStateInvalidateRel(SrShapeState *st, SrRelState *rs,
 extern void SrStateShapeFailed(SrShapeState *st, int64 shape_id,
 							   const char *reason, List **events);
 extern void SrStateCommitTxn(SrShapeState *st, List **events);
+/* the tables' routers count candidates and evaluations in counters */
+struct SrPathCounters;
+extern void SrStateSetCounters(SrShapeState *st,
+							   struct SrPathCounters *counters);
 /* the stream ends: what it saved goes to disk */
 extern void SrStateShutdown(SrShapeState *st);
 extern void SrStateMessage(SrShapeState *st, const char *prefix, Size size,

@@ -2,7 +2,8 @@
  *
  * shapestate_int.h
  *	  The structs of a stream's shape state, shared by shapestate.c (the
- *	  shapes) and streammemb.c (their membership); nothing else includes it.
+ *	  shapes), streammemb.c (their membership) and slotstats.c (their
+ *	  statistics); nothing else includes it.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +41,7 @@ struct SrRelState
 {
 	Oid			relid;			/* hash key */
 	int			nshapes;		/* shapes on the table, valid or not */
+	int			ninvalid;		/* ... of them invalid */
 	bool		valid;			/* router and json match the relcache */
 	bool		recheck;		/* relcache changed: look again at commit */
 	SrTableRouter *router;
@@ -107,6 +109,7 @@ struct SrShapeState
 	List	   *members;		/* PendingMembers *, in txncxt */
 	List	   *activating;		/* int64 *: shapes the transaction took out
 								 * of pending, in txncxt */
+	struct SrPathCounters *counters;	/* the routers count here; NULL: no */
 };
 
 extern SrRelState *SrStateRelEntry(SrShapeState *st, Oid relid);
