@@ -22,6 +22,7 @@ OBJS = \
 	src/slotmemb.o \
 	src/slotstats.o \
 	src/statsfuncs.o \
+	src/shapecache.o \
 	src/shapestate.o \
 	src/streammemb.o \
 	src/membership/crc32c.o \

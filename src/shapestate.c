@@ -36,6 +36,7 @@
 #include "catalog.h"
 #include "invallog.h"
 #include "shapestate.h"
+#include "shapecache.h"
 #include "shapestate_int.h"
 #include "sortutil.h"
 
@@ -156,6 +157,7 @@ SrStateCreate(MemoryContext parent, const SrShapeFilter *filter,
 									   ALLOCSET_SMALL_SIZES);
 	st->filter = *filter;
 	st->invallog = SrInvalLogCreate(slot_name, cxt);
+	st->slot_name = slot_name ? MemoryContextStrdup(cxt, slot_name) : NULL;
 	st->memb = SrSlotMembCreate(cxt, slot_name, FilterSignature(filter));
 
 	st->shapes = shapemap_create(cxt, 1024, NULL);
@@ -746,6 +748,28 @@ CommittedBefore(struct SnapBuild *builder, ReorderBufferTXN *txn,
 	return snap;
 }
 
+static SrTableRouter *
+RouterOf(Oid relid, void *arg)
+{
+	SrRelState *rs = hash_search(((SrShapeState *) arg)->rels, &relid,
+								 HASH_FIND, NULL);
+
+	return rs ? rs->router : NULL;
+}
+
+/* The compiled shapes for the next stream, and what this one took */
+static void
+SaveCache(SrShapeState *st, SrShapeCache *cache)
+{
+	int64		taken,
+				compiled;
+
+	SrShapeCacheSave(cache, RouterOf, st);
+	SrShapeCacheCounts(cache, &taken, &compiled);
+	elog(DEBUG1, "shape_router: stream start: " INT64_FORMAT " shapes from the compiled-shape cache, " INT64_FORMAT " compiled",
+		 taken, compiled);
+}
+
 /*
  * The stream's first look at the catalog: one pass over it, under the
  * snapshot of the first transaction's start, that registers the shapes this
@@ -770,6 +794,11 @@ LoadShapes(SrShapeState *st)
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "shape_router catalog row",
 												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext cachecxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "shape_router compiled-shape cache",
+												   ALLOCSET_DEFAULT_SIZES);
+	SrShapeCache *cache = SrShapeCacheLoad(st->slot_name, st->shapes_relid,
+										   cachecxt);
 
 	CheckCatalogReadable(st);
 	shapes = table_open(st->shapes_relid, AccessShareLock);
@@ -785,6 +814,7 @@ LoadShapes(SrShapeState *st)
 		SrShapeDef	def;
 		SrShape    *shape;
 		MemoryContext old;
+		TransactionId xmin;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!SrStateSelected(&st->filter, shape_id))
@@ -815,11 +845,16 @@ LoadShapes(SrShapeState *st)
 			SrRouterBeginBulk(rs->router);
 		}
 
+		xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+		if (SrShapeCacheTake(cache, rs->router, rs->loading, shape_id, xmin))
+			continue;
 		old = MemoryContextSwitchTo(rowcxt);
 		SrShapeDefFromTuple(tup, RelationGetDescr(shapes), &def);
 		shape = SrRouterAddShape(rs->router, &def);
 		if (shape->prog == NULL)
 			InvalidateShape(st, rs, NULL, entry, shape->invalid_reason, NULL);
+		else
+			SrShapeCacheNote(cache, rs->loading, shape, xmin);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
@@ -848,6 +883,8 @@ LoadShapes(SrShapeState *st)
 		SrStateEnsureRouter(st, rs, rel, NULL);
 		RelationClose(rel);
 	}
+	SaveCache(st, cache);
+	MemoryContextDelete(cachecxt);
 }
 
 void

@@ -101,6 +101,7 @@ struct SrShapeState
 	List	   *leaving;		/* ShapeEntry copies removed by this
 								 * transaction, S record not yet written */
 	SrInvalLog *invallog;		/* the slot's invalidation log */
+	char	   *slot_name;		/* NULL: no slot (matching_shapes) */
 	bool		dropping;		/* this transaction drops the catalog */
 	bool		taken_up;		/* ... or created it (SrStateIsCatalog) */
 	Snapshot	builder_snapshot;	/* the builder's at this commit */
