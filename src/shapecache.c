@@ -8,8 +8,8 @@
  * flattens the result into one chunk.  The file keeps those chunks, so a
  * start only reads the catalog rows' heads and copies.  An entry is used
  * only if
- *	- the file is whole (CRC-32C), of this format, server version and
- *	  database, and names the same catalog (a re-created extension reuses
+ *	- the file is whole (CRC-32C), of this format, server version, build of
+ *	  the library and database, and names the same catalog (a re-created extension reuses
  *	  ids);
  *	- the catalog row of the shape is the one it was compiled from: the
  *	  same shape id and xmin (rows are never updated in place: resync,
@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -138,13 +140,37 @@ struct SrShapeCache
 	int64		nnewflat;		/* of those, flat: they would be in the file */
 };
 
+/*
+ * The flat structs' sizes and this build of the library (its file's size
+ * and modification time): a chunk is only read by the code that wrote it,
+ * since opcodes and key kinds may change without a size changing.
+ */
 static uint32
 LayoutStamp(void)
 {
-	uint32		sizes[] = {sizeof(SrProgram), sizeof(SrStep), sizeof(SrIndexKey),
-	sizeof(SrValueSet), sizeof(Bitmapset), MAXIMUM_ALIGNOF};
+	struct
+	{
+		uint32		sizes[6];
+		int64		libsize;
+		int64		libmtime;
+	}			stamp;
+	Dl_info		info;
+	struct stat st;
 
-	return (uint32) XXH3_64bits(sizes, sizeof(sizes));
+	memset(&stamp, 0, sizeof(stamp));
+	stamp.sizes[0] = sizeof(SrProgram);
+	stamp.sizes[1] = sizeof(SrStep);
+	stamp.sizes[2] = sizeof(SrIndexKey);
+	stamp.sizes[3] = sizeof(SrValueSet);
+	stamp.sizes[4] = sizeof(Bitmapset);
+	stamp.sizes[5] = MAXIMUM_ALIGNOF;
+	if (dladdr((void *) LayoutStamp, &info) != 0 && info.dli_fname &&
+		stat(info.dli_fname, &st) == 0)
+	{
+		stamp.libsize = st.st_size;
+		stamp.libmtime = st.st_mtime;
+	}
+	return (uint32) XXH3_64bits(&stamp, sizeof(stamp));
 }
 
 #define PAD8(n) (((n) + 7) & ~((Size) 7))
