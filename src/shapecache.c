@@ -482,8 +482,16 @@ SrShapeCacheTake(SrShapeCache *cache, SrTableRouter *router, Relation rel,
 	const CacheShapeRec *s;
 	const char *p;
 	SrShape    *shape;
+	MemoryContext old;
+	bool		ok;
 
-	if (cache->buf == NULL || !SeeTable(cache, rel)->ok)
+	if (cache->buf == NULL)
+		return NULL;
+	/* the signature's lookups allocate: in the cache's context */
+	old = MemoryContextSwitchTo(cache->cxt);
+	ok = SeeTable(cache, rel)->ok;
+	MemoryContextSwitchTo(old);
+	if (!ok)
 		return NULL;
 	hit = bsearch(&key, cache->index, cache->nindex, sizeof(ShapeIndex),
 				  CompareIndex);
@@ -506,8 +514,11 @@ void
 SrShapeCacheNote(SrShapeCache *cache, Relation rel, const SrShape *shape,
 				 TransactionId xmin)
 {
+	MemoryContext old = MemoryContextSwitchTo(cache->cxt);
+
 	SeeTable(cache, rel);
 	AddSeen(cache, RelationGetRelid(rel), shape->shape_id, xmin);
+	MemoryContextSwitchTo(old);
 	cache->ncompiled++;
 	cache->nnewflat += shape->prog && shape->prog->flatsize > 0;
 }
@@ -716,10 +727,13 @@ SrShapeCacheSave(SrShapeCache *cache, SrRouterOf router_of, void *arg)
 {
 	int64		total = cache->ntaken + cache->nnewflat;
 	int64		stale = cache->nnewflat + (cache->nindex - cache->ntaken);
+	MemoryContext old;
 
 	if (cache->path == NULL || total == 0)
 		return;
 	if (cache->buf != NULL && stale * 16 < total)
 		return;
+	old = MemoryContextSwitchTo(cache->cxt);
 	WriteFile(cache, router_of, arg);
+	MemoryContextSwitchTo(old);
 }

@@ -307,6 +307,11 @@ is($node->safe_psql('restored',
 101|column "nosuch" does not exist
 102|column "nosuch" of relation "Items" does not exist},
 	'the rows that do not fit stay in shapes_dump, with the reason');
+($ret, $out, $stderr) = $node->psql('restored', q{
+INSERT INTO shape_router.shapes_dump (shape_id, table_name) VALUES (NULL, 'app."Items"');
+});
+like($stderr, qr/ERROR:  a dumped shape must have an id and a table/,
+	'a dumped row without an id is an error');
 my $again = "${PostgreSQL::Test::Utils::tmp_check}/009_again.sql";
 $node->command_ok([ 'pg_dump', '-f', $again, '-d', $node->connstr('restored') ],
 	'pg_dump of the restored database');
